@@ -1,0 +1,375 @@
+"""Async chat client for OpenAI-compatible servers and Ollama's native `/api/chat`.
+
+Retries what the infrastructure gets wrong (5xx, "Loading model" 503s, resets, truncated or non-JSON
+replies) with backoff and records each as an InfraEvent; raises EndpointError at once for what retrying
+cannot fix (wrong model name, bad URL, rejected parameters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import EndpointError, InfraError
+from .parse import make_call, split_think
+from .types import ChatResult, InfraEvent, Timing, Usage
+
+
+class _Retry(Exception):
+    """Internal: this try failed for an infrastructure reason; try again."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+
+
+@dataclass
+class Endpoint:
+    """Where to send requests. The API key lives only in memory (never in the store)."""
+
+    base_url: str
+    model: str
+    api: str = "openai"  # or "ollama"
+    api_key: str | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, str]:
+        """What may be stored: no key."""
+        return {"base_url": self.base_url, "model": self.model, "api": self.api}
+
+
+_VLLM_TOOLS_HINT = (
+    " (vLLM needs `--enable-auto-tool-choice --tool-call-parser <parser>` to accept `tools`)"
+)
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        err = body.get("error", body) if isinstance(body, dict) else body
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        return " ".join(str(msg).split())[:300]
+    except (json.JSONDecodeError, ValueError):
+        return " ".join(resp.text.split())[:300]
+
+
+class ChatClient:
+    """One endpoint, one model. Use `async with ChatClient(...) as c: await c.chat(messages)`."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        timeout: float = 300.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        http: httpx.AsyncClient | None = None,
+    ):
+        self.endpoint = endpoint
+        self.retries = retries
+        self.backoff = backoff
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=10.0), headers=headers, limits=httpx.Limits(max_connections=512)
+        )
+
+    async def __aenter__(self) -> "ChatClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._http.aclose()
+
+    # -- public -------------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict | None = None,
+        stream: bool = True,
+        **params: Any,
+    ) -> ChatResult:
+        """Send one chat turn, retrying infrastructure failures; returns the parsed, timed result."""
+        body = self._body(messages, tools, tool_choice, stream, params)
+        events: list[InfraEvent] = []
+        for attempt in range(self.retries + 1):
+            try:
+                result = await self._once(body, stream)
+                result.events = events
+                return result
+            except _Retry as r:
+                last = attempt == self.retries
+                events.append(InfraEvent(kind=r.kind, detail=r.detail, at=time.time(), retried=not last))
+                if last:
+                    break
+                await asyncio.sleep(self._delay(attempt, r.kind))
+        raise InfraError(
+            f"{self.endpoint.base_url}: {events[-1].detail} (gave up after {len(events)} tries)", events
+        )
+
+    # -- wire formats -------------------------------------------------------------------------------
+
+    def _url(self) -> str:
+        base = self.endpoint.base_url.rstrip("/")
+        if self.endpoint.api == "ollama":
+            return base.removesuffix("/v1") + "/api/chat"
+        return base + "/chat/completions"
+
+    def _body(self, messages, tools, tool_choice, stream, params) -> dict[str, Any]:
+        if self.endpoint.api == "ollama":
+            return _ollama_body(self.endpoint.model, messages, tools, stream, params)
+        body: dict[str, Any] = {"model": self.endpoint.model, "messages": messages, "stream": stream, **params}
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _delay(self, attempt: int, kind: str) -> float:
+        base = self.backoff * (2**attempt)
+        return min(base * (3 if kind == "loading_model" else 1), 60.0)
+
+    # -- one try ------------------------------------------------------------------------------------
+
+    async def _once(self, body: dict[str, Any], stream: bool) -> ChatResult:
+        timing = Timing(sent=time.perf_counter())
+        try:
+            async with self._http.stream("POST", self._url(), json=body) as resp:
+                timing.first_byte = time.perf_counter()
+                await self._check_status(resp)
+                if stream:
+                    acc = _StreamAcc(self.endpoint.api)
+                    await acc.consume(resp, timing)
+                    result = acc.result(timing)
+                else:
+                    raw = await resp.aread()
+                    timing.end = time.perf_counter()
+                    result = self._parse_full(raw, timing)
+        except httpx.TimeoutException as e:
+            raise _Retry("timeout", f"timed out ({type(e).__name__})") from e
+        except httpx.ConnectError as e:
+            raise _Retry("connect_error", f"cannot connect: {e}") from e
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+            raise _Retry("stream_reset", f"connection reset mid-response: {e}") from e
+        result.request = body
+        return result
+
+    async def _check_status(self, resp: httpx.Response) -> None:
+        if resp.status_code < 400:
+            return
+        await resp.aread()
+        text = _error_text(resp)
+        code = resp.status_code
+        if code == 503 and "loading" in text.lower():
+            raise _Retry("loading_model", f"503 Loading model: {text}")
+        if code >= 500 or code == 429:
+            raise _Retry("http_5xx" if code >= 500 else "http_429", f"HTTP {code}: {text}")
+        event = InfraEvent(kind="http_4xx", detail=f"HTTP {code}: {text}", at=time.time(), retried=False)
+        hint = _VLLM_TOOLS_HINT if "tool" in text.lower() and ("auto" in text.lower() or "parser" in text.lower()) else ""
+        if code in (401, 403):
+            hint = " (check the API key: --api-key-env VAR)"
+        if code == 404 and "model" in text.lower():
+            hint = f" (is the model name right? asked for {self.endpoint.model!r})"
+        raise EndpointError(f"{self.endpoint.base_url} refused the request: HTTP {code}: {text}{hint}", [event])
+
+    def _parse_full(self, raw: bytes, timing: Timing) -> ChatResult:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise _Retry("bad_json", f"reply is not JSON: {raw[:80]!r}") from e
+        if self.endpoint.api == "ollama":
+            return _ollama_result(data, timing)
+        try:
+            choice = data["choices"][0]
+            msg = choice["message"]
+        except (KeyError, IndexError, TypeError) as e:
+            raise _Retry("bad_json", f"reply has no choices[0].message: {str(data)[:120]}") from e
+        content, think = split_think(msg.get("content") or "")
+        calls = [
+            make_call(c["function"]["name"], c["function"].get("arguments"), c.get("id", ""))
+            for c in msg.get("tool_calls") or []
+        ]
+        timing.first_token = timing.end
+        return ChatResult(
+            content=content,
+            reasoning=(msg.get("reasoning_content") or msg.get("reasoning") or "") + think,
+            tool_calls=calls,
+            finish_reason=choice.get("finish_reason"),
+            usage=_usage(data.get("usage")),
+            timing=timing,
+            server_timings=data.get("timings"),
+            response=data,
+        )
+
+
+def _usage(u: dict | None) -> Usage:
+    if not u:
+        return Usage()
+    details = u.get("prompt_tokens_details") or {}
+    cdetails = u.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=u.get("prompt_tokens"),
+        completion_tokens=u.get("completion_tokens"),
+        cached_tokens=details.get("cached_tokens"),
+        reasoning_tokens=cdetails.get("reasoning_tokens"),
+    )
+
+
+class _StreamAcc:
+    """Accumulates an SSE (OpenAI) or NDJSON (Ollama) stream into one ChatResult."""
+
+    def __init__(self, api: str):
+        self.api = api
+        self.chunks: list[dict[str, Any]] = []
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.finish: str | None = None
+        self.usage: dict | None = None
+        self.timings: dict | None = None
+        self.done = False
+
+    async def consume(self, resp: httpx.Response, timing: Timing) -> None:
+        async for line in resp.aiter_lines():
+            data = self._payload(line)
+            if data is None:
+                continue
+            if self.api == "ollama":
+                self._ollama_chunk(data, timing)
+            else:
+                self._openai_chunk(data, timing)
+        timing.end = time.perf_counter()
+        if not self.done and self.finish is None:
+            raise _Retry("stream_truncated", "stream ended before the reply was complete (no finish_reason)")
+
+    def _payload(self, line: str) -> dict | None:
+        line = line.strip()
+        if self.api != "ollama":
+            if not line.startswith("data:"):
+                return None
+            line = line[5:].strip()
+            if line == "[DONE]":
+                self.done = True
+                return None
+        if not line:
+            return None
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise _Retry("bad_json", f"stream chunk is not JSON: {line[:80]!r}") from e
+        if isinstance(data, dict) and "error" in data:
+            raise _Retry("stream_error", f"server error mid-stream: {str(data['error'])[:200]}")
+        self.chunks.append(data)
+        return data
+
+    def _mark(self, timing: Timing) -> None:
+        now = time.perf_counter()
+        timing.chunks.append(now)
+        if timing.first_token is None:
+            timing.first_token = now
+
+    def _openai_chunk(self, data: dict, timing: Timing) -> None:
+        if data.get("usage"):
+            self.usage = data["usage"]
+        if data.get("timings"):
+            self.timings = data["timings"]
+        for choice in data.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or ""
+            think = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            tcs = delta.get("tool_calls") or []
+            if text or think or tcs:
+                self._mark(timing)
+            self.content.append(text)
+            self.reasoning.append(think)
+            for tc in tcs:
+                slot = self.calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "args": ""})
+                fn = tc.get("function") or {}
+                slot["id"] = tc.get("id") or slot["id"]
+                slot["name"] += fn.get("name") or ""
+                slot["args"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+
+    def _ollama_chunk(self, data: dict, timing: Timing) -> None:
+        msg = data.get("message") or {}
+        text, think, tcs = msg.get("content") or "", msg.get("thinking") or "", msg.get("tool_calls") or []
+        if text or think or tcs:
+            self._mark(timing)
+        self.content.append(text)
+        self.reasoning.append(think)
+        for tc in tcs:
+            fn = tc.get("function") or {}
+            self.calls[len(self.calls)] = {"id": "", "name": fn.get("name", ""), "args": json.dumps(fn.get("arguments", {}))}
+        if data.get("done"):
+            self.done = True
+            self.finish = data.get("done_reason") or "stop"
+            self.usage = {"prompt_tokens": data.get("prompt_eval_count"), "completion_tokens": data.get("eval_count")}
+            self.timings = _ollama_timings(data)
+
+    def result(self, timing: Timing) -> ChatResult:
+        content, think = split_think("".join(self.content))
+        calls = [make_call(c["name"], c["args"], c["id"]) for _, c in sorted(self.calls.items())]
+        return ChatResult(
+            content=content,
+            reasoning="".join(self.reasoning) + think,
+            tool_calls=calls,
+            finish_reason=self.finish,
+            usage=_usage(self.usage),
+            timing=timing,
+            server_timings=self.timings,
+            response=self.chunks,
+        )
+
+
+# -- Ollama native ----------------------------------------------------------------------------------
+
+
+def _ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-format messages to Ollama's: tool-call arguments are objects, not strings."""
+    out = []
+    for m in messages:
+        m = dict(m)
+        if m.get("tool_calls"):
+            m["tool_calls"] = [
+                {"function": {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}}
+                for c in m["tool_calls"]
+            ]
+        m.pop("tool_call_id", None)
+        out.append(m)
+    return out
+
+
+def _ollama_body(model, messages, tools, stream, params) -> dict[str, Any]:
+    options = {k: v for k, v in params.items() if k in ("temperature", "top_p", "seed", "top_k")}
+    if "max_tokens" in params:
+        options["num_predict"] = params["max_tokens"]
+    body: dict[str, Any] = {"model": model, "messages": _ollama_messages(messages), "stream": stream}
+    if tools:
+        body["tools"] = tools
+    if options:
+        body["options"] = options
+    return body
+
+
+def _ollama_timings(data: dict) -> dict[str, Any]:
+    keys = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
+    return {k: data.get(k) for k in keys if k in data}
+
+
+def _ollama_result(data: dict, timing: Timing) -> ChatResult:
+    acc = _StreamAcc("ollama")
+    acc.chunks.append(data)
+    acc._ollama_chunk(data, timing)
+    timing.first_token = timing.end
+    timing.chunks = [timing.end] if timing.end else []
+    result = acc.result(timing)
+    result.response = data
+    return result

@@ -1,0 +1,25 @@
+"""Errors the client raises. Each carries one line a person can act on."""
+
+from __future__ import annotations
+
+from .types import InfraEvent
+
+
+class BrainbenchError(Exception):
+    """Base for errors shown to the user as one line (the CLI prints `str(e)`, never a traceback)."""
+
+
+class InfraError(BrainbenchError):
+    """The server could not give a usable answer after all retries. Never a model failure."""
+
+    def __init__(self, message: str, events: list[InfraEvent]):
+        super().__init__(message)
+        self.events = events
+
+
+class EndpointError(BrainbenchError):
+    """The endpoint refused the request for a reason retrying will not fix (bad model name, bad URL, 4xx)."""
+
+    def __init__(self, message: str, events: list[InfraEvent] | None = None):
+        super().__init__(message)
+        self.events = events or []

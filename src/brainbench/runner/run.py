@@ -1,0 +1,98 @@
+"""A run: every (scenario, trial) of the chosen packs against one brain, stored as each attempt ends.
+
+Resume reads only the keys already stored and runs the rest; keys are content hashes, so a pack that
+was edited or reordered between the two runs can never be mixed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..client import ChatClient, EndpointError
+from ..packs import Pack, Scenario
+from ..scoring import SCORER, score_attempt
+from ..store.db import RunStore
+from .attempt import AttemptRunner
+from .records import AttemptRecord, attempt_key, config_hash
+
+
+@dataclass
+class RunPlan:
+    """What to run; `config` holds everything that changes results (never an API key or a port)."""
+
+    packs: list[Pack]
+    model: str
+    config: dict[str, Any]
+    trials: int = 1
+    concurrency: int = 1
+    retries: int = 1
+    todo: list[tuple[Scenario, int]] = field(default_factory=list)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash({**self.config, "retries": self.retries})
+
+    def items(self) -> list[tuple[Scenario, int]]:
+        return [(s, t) for p in self.packs for s in p.scenarios for t in range(self.trials)]
+
+
+def _record(plan: RunPlan, sc: Scenario, trial: int) -> AttemptRecord:
+    h = sc.content_hash()
+    return AttemptRecord(
+        key=attempt_key(h, plan.model, plan.config_hash, trial), scenario_id=sc.id, pack=sc.pack,
+        scenario_hash=h, model=plan.model, config_hash=plan.config_hash, trial=trial, status="completed",
+    )
+
+
+def prepare(plan: RunPlan, store: RunStore) -> list[tuple[Scenario, int]]:
+    """Record the plan in the store and return the (scenario, trial) pairs not yet completed."""
+    scenarios = dict(store.get_meta("scenarios") or {})
+    for p in plan.packs:
+        for s in p.scenarios:
+            scenarios[s.content_hash()] = s.model_dump(mode="json")
+    store.set_meta("scenarios", scenarios)
+    done = store.completed_keys()
+    return [(s, t) for s, t in plan.items() if _record(plan, s, t).key not in done]
+
+
+async def execute(
+    plan: RunPlan,
+    client: ChatClient,
+    store: RunStore,
+    todo: list[tuple[Scenario, int]],
+    on_done: Callable[[AttemptRecord], None] = lambda r: None,
+) -> None:
+    """Run `todo` with at most `plan.concurrency` attempts in flight; store and score each as it ends.
+
+    An EndpointError (a refusal retrying cannot fix) stops the whole run: nothing after it could pass.
+    """
+    runner = AttemptRunner(client, retries=plan.retries)
+    sem = asyncio.Semaphore(plan.concurrency)
+
+    async def one(sc: Scenario, trial: int) -> None:
+        async with sem:
+            rec = await runner.run(sc, _record(plan, sc, trial))
+            store.put_attempt(rec)
+            if rec.status == "completed":
+                v = score_attempt(sc, rec)
+                store.put_verdict(rec.key, SCORER, v.passed, v.clean, v.failures, v.details)
+            on_done(rec)
+
+    tasks = [asyncio.create_task(one(s, t)) for s, t in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except EndpointError:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def run_dir_default(root: Path, model: str) -> Path:
+    import time
+
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model)[:40]
+    return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"

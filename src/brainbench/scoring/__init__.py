@@ -1,0 +1,67 @@
+"""Scoring: deterministic verdicts over stored attempts, and the metrics built from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..packs import Scenario
+from ..store.db import RunStore
+from .metrics import summarise
+from .score import SCORER, Verdict, score_attempt
+
+
+def stored_scenarios(store: RunStore) -> dict[str, Scenario]:
+    """Scenarios exactly as they were when the run started, by content hash."""
+    return {h: Scenario.model_validate(d) for h, d in (store.get_meta("scenarios") or {}).items()}
+
+
+def rescore(store: RunStore) -> int:
+    """Re-score every completed attempt from its stored transcript; returns how many were scored."""
+    scenarios = stored_scenarios(store)
+    n = 0
+    for rec in store.attempts(status="completed"):
+        sc = scenarios.get(rec.scenario_hash)
+        if sc is None:
+            continue
+        v = score_attempt(sc, rec)
+        store.put_verdict(rec.key, SCORER, v.passed, v.clean, v.failures, v.details)
+        n += 1
+    return n
+
+
+def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
+    """One flat row per stored attempt, joined with its verdict (the export contract)."""
+    verdicts = store.verdicts(SCORER)
+    rows = []
+    for rec in store.attempts():
+        v = verdicts.get(rec.key)
+        rows.append({
+            "key": rec.key, "scenario": rec.scenario_id, "pack": rec.pack, "trial": rec.trial, "model": rec.model,
+            "status": rec.status, "scored": v is not None,
+            "passed": bool(v and v["passed"]), "clean": bool(v and v["clean"]),
+            "failures": v["failures"] if v else [],
+            "tool_calls": v["details"].get("tool_calls", 0) if v else 0,
+            "tool_errors": v["details"].get("tool_errors", 0) if v else 0,
+            "infra_events": len(rec.infra_events),
+            "turns": len(rec.turns), "dispatches": len(rec.dispatches), "wall_s": round(rec.wall_s, 3),
+            "completion_tokens": sum(t.result.usage.completion_tokens or 0 for t in rec.turns),
+            "error": rec.error,
+        })
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics per model, per pack and overall; unscored (infra_error) attempts are left out."""
+    scored = [r for r in rows if r["scored"]]
+    out: dict[str, Any] = {}
+    for model in sorted({r["model"] for r in scored}):
+        mine = [r for r in scored if r["model"] == model]
+        out[model] = {
+            "overall": summarise(mine),
+            "packs": {p: summarise(r for r in mine if r["pack"] == p) for p in sorted({r["pack"] for r in mine})},
+            "infra_errors": sum(1 for r in rows if r["model"] == model and r["status"] == "infra_error"),
+        }
+    return out
+
+
+__all__ = ["SCORER", "Verdict", "attempt_rows", "rescore", "score_attempt", "stored_scenarios", "summary"]
