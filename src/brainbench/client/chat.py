@@ -235,6 +235,8 @@ class _StreamAcc:
         self.usage: dict | None = None
         self.timings: dict | None = None
         self.done = False
+        self.junk = ""
+        """The first line that was not SSE data (shown when a reply is not a stream at all)."""
 
     async def consume(self, resp: httpx.Response, timing: Timing) -> None:
         async for line in resp.aiter_lines():
@@ -246,6 +248,9 @@ class _StreamAcc:
             else:
                 self._openai_chunk(data, timing)
         timing.end = time.perf_counter()
+        if not self.chunks and not self.done:
+            raise _Retry("bad_json", f"reply is not a {'NDJSON' if self.api == 'ollama' else 'SSE'} stream: "
+                                     f"{self.junk[:80]!r}")
         if not self.done and self.finish is None:
             raise _Retry("stream_truncated", "stream ended before the reply was complete (no finish_reason)")
 
@@ -253,6 +258,7 @@ class _StreamAcc:
         line = line.strip()
         if self.api != "ollama":
             if not line.startswith("data:"):
+                self.junk = self.junk or line
                 return None
             line = line[5:].strip()
             if line == "[DONE]":

@@ -97,12 +97,16 @@ class ChatResult(BaseModel):
     """Infrastructure events met on the way (retries that eventually succeeded)."""
 
     def assistant_message(self) -> dict[str, Any]:
-        """The OpenAI-format assistant message to append to the conversation."""
-        msg: dict[str, Any] = {"role": "assistant", "content": self.content}
-        structured = [c for c in self.tool_calls if not c.in_text]
-        if structured:
+        """The OpenAI-format assistant message to append to the conversation.
+
+        Calls recovered from text are replayed in the structured channel, so the chat template renders
+        the history the way the model was trained to read it; the raw text stays in the store.
+        """
+        texted = any(c.in_text for c in self.tool_calls)
+        msg: dict[str, Any] = {"role": "assistant", "content": "" if texted else self.content}
+        if self.tool_calls:
             msg["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_raw}}
-                for c in structured
+                for c in self.tool_calls
             ]
         return msg

@@ -41,15 +41,9 @@ async def _run_calls(env: Environment, result: ChatResult, offered: list[str] | 
 
 
 def _append_results(messages: list[dict[str, Any]], result: ChatResult, results: list[ToolResult]) -> None:
-    """Feed results back: `tool` messages for structured calls, one user message for calls written as text."""
+    """Feed results back as `tool` messages, one per call (recovered text calls included)."""
     messages.append(result.assistant_message())
-    texted = [r for r in results if r.in_text]
-    for r in results:
-        if not r.in_text:
-            messages.append({"role": "tool", "tool_call_id": r.call_id, "content": r.output})
-    if texted:
-        body = "\n".join(f"<tool_response name=\"{r.name}\">\n{r.output}\n</tool_response>" for r in texted)
-        messages.append({"role": "user", "content": body})
+    messages += [{"role": "tool", "tool_call_id": r.call_id, "content": r.output} for r in results]
 
 
 class AttemptRunner:

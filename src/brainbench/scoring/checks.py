@@ -33,7 +33,7 @@ class AttemptView:
                 r = results.get(c.id)
                 view.calls.append({"name": c.name, "arguments": c.arguments, "ok": bool(r and r.ok),
                                    "error_kind": r.error_kind if r else None, "in_text": c.in_text})
-            if turn.result.content.strip():
+            if turn.result.content.strip() and not any(c.in_text for c in turn.result.tool_calls):
                 view.final_content = turn.result.content
         return view
 

@@ -1,0 +1,99 @@
+"""Where the brain runs: the embedded llama-server (built and fetched here) or any user endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+
+from ..client import Endpoint, EndpointError
+from .build import binary, build
+from .fetch import MODELS, SetupError, assemble_model, get_model_spec
+from .server import LlamaServer
+
+
+@dataclass
+class BackendSpec:
+    """Either an embedded brain (`brain`) or a user endpoint (`endpoint` + `model`). Stored without the key."""
+
+    brain: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    api: str = "openai"
+    api_key_env: str | None = None
+    server_args: list[str] = field(default_factory=list)
+    """Extra llama-server flags for an embedded brain (e.g. ["-ub", "256"])."""
+    threads: int | None = None
+
+    def label(self) -> str:
+        return self.brain or self.model or "?"
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
+
+
+def ensure_brain(name: str, progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Build llama-server and fetch the model if needed; returns the model path."""
+    spec = get_model_spec(name)
+    build(on_percent=(lambda p: progress("build llama-server", p, 100)) if progress else None)
+    done = [0]
+
+    def on_bytes(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(f"assemble {name}", done[0], spec.size)
+
+    return assemble_model(spec, on_bytes)
+
+
+def api_key(spec: BackendSpec) -> str | None:
+    if not spec.api_key_env:
+        return None
+    key = os.environ.get(spec.api_key_env)
+    if not key:
+        raise SetupError(f"--api-key-env {spec.api_key_env}: that environment variable is empty or unset")
+    return key
+
+
+@contextlib.contextmanager
+def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1) -> Iterator[tuple[Endpoint, dict[str, Any]]]:
+    """Yield (endpoint, server profile); an embedded server lives exactly as long as the block."""
+    if spec.brain:
+        model_path = ensure_brain(spec.brain)
+        with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel),
+                         threads=spec.threads, extra_args=spec.server_args) as srv:
+            profile = {"brain": spec.brain, "model_sha256": MODELS[spec.brain].sha256, **srv.profile()}
+            yield Endpoint(srv.base_url, spec.brain, "openai"), profile
+        return
+    if not spec.endpoint or not spec.model:
+        raise SetupError("give either --brain NAME or both --endpoint URL and --model NAME")
+    yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), {"endpoint": spec.endpoint, "api": spec.api}
+
+
+def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:
+    """Fail early, in one line, on a dead endpoint or a model name the server does not serve."""
+    base = ep.base_url.rstrip("/")
+    url = base.removesuffix("/v1") + "/api/tags" if ep.api == "ollama" else base + "/models"
+    headers = {"Authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
+    try:
+        resp = httpx.get(url, timeout=timeout, headers=headers)
+    except httpx.HTTPError as e:
+        raise EndpointError(f"{ep.base_url}: endpoint not reachable ({type(e).__name__}: {e})") from None
+    if resp.status_code != 200:
+        return  # not every server lists models; the first request will tell
+    try:
+        data = resp.json()
+    except ValueError:
+        return
+    items = data.get("models" if ep.api == "ollama" else "data") or []
+    names = {str(m.get("name") or m.get("id") or m.get("model")) for m in items if isinstance(m, dict)}
+    if names and ep.model not in names and not any(n.split(":")[0] == ep.model for n in names):
+        raise EndpointError(f"{ep.base_url} does not serve model {ep.model!r}; it serves: {', '.join(sorted(names))}")
+
+
+__all__ = ["BackendSpec", "LlamaServer", "MODELS", "SetupError", "binary", "build", "check_model_served",
+           "ensure_brain", "open_backend"]

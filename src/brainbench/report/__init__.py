@@ -1,0 +1,1 @@
+"""Reports: terminal tables now; HTML and Markdown reports build on the same summaries."""

@@ -1,0 +1,41 @@
+"""Rich tables for the terminal: the short summary a person reads after a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def pct(r: dict[str, Any] | None) -> str:
+    """`62% [41–79]`: a rate with its 95% interval, so noise is never hidden."""
+    if not r or r.get("rate") is None:
+        return "–"
+    lo, hi = r["ci95"]
+    return f"{100 * r['rate']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}]"
+
+
+def _top_failures(s: dict[str, Any], n: int = 3) -> str:
+    per100 = s.get("errors_per_100_calls", {})
+    items = list(s.get("failures_by_class", {}).items())[:n]
+    return ", ".join(f"{k}×{v}" + (f" ({per100[k]:.0f}/100)" if k in per100 else "") for k, v in items) or "–"
+
+
+def summary_table(summary: dict[str, Any], title: str = "brainbench results") -> Table:
+    t = Table(title=title, show_lines=False)
+    for col in ("brain", "pack", "n", "pass", "clean", "pass^k", "calls", "err/call", "top failures"):
+        t.add_column(col, justify="right" if col in ("n", "calls", "err/call") else "left")
+    for model, m in summary.items():
+        rows = [*m["packs"].items(), ("ALL", m["overall"])]
+        for pack, s in rows:
+            k = max((int(x) for x in s["pass_hat_k"]), default=0)
+            phk = s["pass_hat_k"].get(str(k))
+            t.add_row(
+                model, pack, str(s["attempts"]), pct(s["pass"]), pct(s["clean"]),
+                f"k={k}: {phk:.2f}" if phk is not None else "–", str(s["tool_calls"]),
+                f"{s['error_rate_per_call']:.2f}" if s["error_rate_per_call"] is not None else "–",
+                _top_failures(s),
+            )
+        if m.get("infra_errors"):
+            t.add_row(model, "infra", str(m["infra_errors"]), "not scored", "", "", "", "", "infrastructure errors")
+    return t

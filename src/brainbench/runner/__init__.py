@@ -1,0 +1,1 @@
+"""Running attempts: the multi-turn loop, the run orchestration, and the records they store."""
