@@ -283,6 +283,12 @@ def serve(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
         raise BrainbenchError(f"llama-server exited; log: {log}")
 
 
+# -- commands that live with their modules (each module keeps heavy imports inside its functions) ----
+# Add one line per command group here, e.g.:
+#   from .logs.cli import logs_app; app.add_typer(logs_app, name="logs")
+#   from .perf.cli import speed_cmd; app.command("speed")(speed_cmd)
+
+
 def main() -> None:
     """Entry point: one clear line for every expected failure, never a traceback."""
     try:
