@@ -21,8 +21,8 @@ class ToyEnv(Environment):
     def setup(self, state: dict[str, Any]) -> None:
         self.state = {"weather": {}, "users": {}, "orders": {}, "calls": [], **state}
 
-    def _log(self, name: str, **args: Any) -> None:
-        self.state["calls"].append({"tool": name, "args": args})
+    def _log(self, tool_name: str, /, **args: Any) -> None:
+        self.state["calls"].append({"tool": tool_name, "args": args})
 
     @tool
     def get_weather(self, city: str) -> dict:

@@ -1,0 +1,707 @@
+"""Mine vLLM server logs: periodic engine stats lines bucketed by `Running: N reqs`.
+
+Line formats handled (format strings from vLLM's source):
+
+* V0 `vllm/engine/metrics.py`:
+  `Avg prompt throughput: %.1f tokens/s, Avg generation throughput: %.1f tokens/s, Running: %d reqs,
+  Swapped: %d reqs, Pending: %d reqs, GPU KV cache usage: %.1f%%, CPU KV cache usage: %.1f%%.`
+* early V1 `vllm/v1/metrics/loggers.py`: `... Running: %d reqs, Waiting: %d reqs ` (trailing space, no KV)
+* V1: `Engine %03d: ... Running: %d reqs, Waiting: %d reqs, GPU KV cache usage: %.1f%%,
+  Prefix cache hit rate: %.1f%%` and the newer optional parts `Deferred: %d reqs`, `Preemptions: %d`,
+  `Corrupted: %d reqs`, `External prefix cache hit rate: %.1f%%`, `MM cache hit rate: %.1f%%`;
+  data-parallel servers print `Engine 001: ...` per engine or `N Engines Aggregated: ...`.
+* uvicorn access lines `"POST /v1/chat/completions HTTP/1.1" 200`.
+* speculative decoding: V0 `Speculative metrics: Draft acceptance rate: %.3f, ...`, V1
+  `SpecDecoding metrics: [Draft acceptance rate: %.1f%%, ]Mean acceptance length: %.2f, ...,
+  Per-position acceptance rate: %s, ...`.
+* capacity at start-up: `GPU KV cache size: %s tokens`, `# GPU blocks: %d, # CPU blocks: %d`,
+  `Maximum concurrency for %s tokens per request: %.2fx`.
+
+Speed: candidate lines are found with `bytes.find` on a literal over big regions of an mmap (or of
+decompressed gzip), and only candidates are parsed; big inputs are split across processes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import multiprocessing as mp
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    YEAR_S,
+    Task,
+    TruncatedInput,
+    counter_stats,
+    iter_regions,
+    md_seconds,
+    plan_tasks,
+    rnd,
+    strip_ansi,
+)
+from .windows import WindowSet
+
+# -- patterns ------------------------------------------------------------------------------------------
+
+STATS_LIT = b"Avg prompt throughput: "
+_NUM = rb"(\d+(?:\.\d+)?)"
+STATS_RE = re.compile(
+    rb"Avg prompt throughput: " + _NUM + rb" tokens/s, Avg generation throughput: " + _NUM + rb" tokens/s, "
+    rb"Running: (\d+) reqs,(?: Swapped: \d+ reqs,)? (?:Waiting|Pending): (\d+) reqs"
+    rb"(?:, Deferred: \d+ reqs)?(?:, Preemptions: (\d+))?"
+    rb"(?:,? GPU KV cache usage: " + _NUM + rb"%)?(?:, Prefix cache hit rate: " + _NUM + rb"%)?"
+)
+ACCESS_LIT = b'"POST /v1/'
+ACCESS_RE = re.compile(
+    rb'"POST /v1/(?:chat/completions|completions|responses|messages)(?:\?[^" ]*)? HTTP/\d(?:\.\d)?" (\d{3})'
+)
+TS_RE = re.compile(rb"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)")
+SPEC_LIT = b" metrics: "
+CAP_LIT = b"concurrency for "
+CAP_RE = re.compile(rb"Maximum concurrency for ([\d,]+) tokens per request: (\d+(?:\.\d+)?)x")
+KVSIZE_RE = re.compile(rb"(\w+) KV cache size: ([\d,]+) tokens")
+BLOCKS_RE = re.compile(rb"# (\w+) blocks: (\d+), # CPU blocks: (\d+)")
+_SPEC_FIELDS = {
+    "mal": re.compile(rb"Mean acceptance length: (\d+(?:\.\d+)?)"),
+    "rate": re.compile(rb"Draft acceptance rate: (\d+(?:\.\d+)?|nan)(%?)"),
+    "accepted": re.compile(rb"(?:Accepted|Number of accepted tokens): (\d+)"),
+    "drafted": re.compile(rb"(?:Drafted|Number of draft tokens): (\d+)"),
+    "pos": re.compile(rb"Per-position acceptance rate: (\d+(?:\.\d+)?(?:, \d+(?:\.\d+)?)*)"),
+}
+
+AGG = -1
+"""Series id of `N Engines Aggregated:` lines. Per-engine lines use the engine index; None: no prefix."""
+
+PREFILL_NOTE = ("vLLM's 'Avg prompt throughput' is prompt tokens per second as the engine logs them: in most "
+                "versions it counts every prompt token scheduled, prefix-cache hits included, so it can exceed "
+                "real prefill compute; recent versions count computed tokens only.")
+
+
+# -- accumulators -----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Acc:
+    """One bucket (label, series, running): value -> count tables of the logged strings."""
+
+    n: int = 0
+    gen: Counter = field(default_factory=Counter)
+    prompt: Counter = field(default_factory=Counter)
+    completions: int = 0
+    waiting: int = 0
+    preemptions: int = 0
+    kv_sum: float = 0.0
+    kv_n: int = 0
+    hit_sum: float = 0.0
+    hit_n: int = 0
+
+    def merge(self, o: "Acc") -> None:
+        self.n += o.n
+        self.gen.update(o.gen)
+        self.prompt.update(o.prompt)
+        self.completions += o.completions
+        self.waiting += o.waiting
+        self.preemptions += o.preemptions
+        self.kv_sum += o.kv_sum
+        self.kv_n += o.kv_n
+        self.hit_sum += o.hit_sum
+        self.hit_n += o.hit_n
+
+
+@dataclass
+class SpecAcc:
+    n: int = 0
+    mal_sum: float = 0.0
+    mal_n: int = 0
+    accepted: int = 0
+    drafted: int = 0
+    rate_sum: float = 0.0
+    rate_n: int = 0
+    pos_sum: list[float] = field(default_factory=list)
+    pos_n: list[int] = field(default_factory=list)
+
+    def merge(self, o: "SpecAcc") -> None:
+        self.n += o.n
+        self.mal_sum += o.mal_sum
+        self.mal_n += o.mal_n
+        self.accepted += o.accepted
+        self.drafted += o.drafted
+        self.rate_sum += o.rate_sum
+        self.rate_n += o.rate_n
+        for i, (s, c) in enumerate(zip(o.pos_sum, o.pos_n)):
+            if i < len(self.pos_sum):
+                self.pos_sum[i] += s
+                self.pos_n[i] += c
+            else:
+                self.pos_sum.append(s)
+                self.pos_n.append(c)
+
+
+@dataclass
+class SeriesTime:
+    first: float | None = None
+    last: float | None = None
+    deltas: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Partial:
+    """What one task (a byte range of one file) contributes; merged in task order."""
+
+    index: int = 0
+    path: str = ""
+    bytes: int = 0
+    buckets: dict = field(default_factory=dict)
+    first_key: tuple | None = None
+    """Bucket of the task's first counted window: completions carried from the previous task land there."""
+    tail_pending: int = 0
+    """2xx access lines after the task's last counted window (they belong to the next task's first)."""
+    head_reset: bool = False
+    """The task's first window was dropped (unlabelled): carried completions are dropped with it."""
+    series: dict = field(default_factory=dict)
+    stats_lines: int = 0
+    corrupt_lines: int = 0
+    skipped_engine: int = 0
+    unlabelled: int = 0
+    no_timestamp: int = 0
+    completions: int = 0
+    http_status: Counter = field(default_factory=Counter)
+    spec: SpecAcc = field(default_factory=SpecAcc)
+    capacity: list = field(default_factory=list)
+    truncated: str | None = None
+
+
+@dataclass
+class Options:
+    windows: WindowSet | None = None
+    engine: str = "all"
+    """'all', 'agg', or an engine index as text."""
+
+
+# -- the scanner -----------------------------------------------------------------------------------------
+
+
+def _series_of(buf, ls: int, pos: int) -> int | None:
+    """Engine prefix right before the message: `Engine 001: ` or `2 Engines Aggregated: `."""
+    if buf[pos - 2:pos] != b": ":
+        return None
+    pre = buf[max(ls, pos - 48):pos]
+    if b"\x1b" in pre:
+        pre = strip_ansi(pre)
+    if pre.endswith(b"Engines Aggregated: "):
+        return AGG
+    i = pre.rfind(b"Engine ")
+    if i < 0:
+        return None
+    try:
+        return int(pre[i + 7:-2])
+    except ValueError:
+        return None
+
+
+def scan_task(task: Task, opts: Options) -> Partial:
+    p = Partial(index=task.index, path=task.path)
+    st = _ScanState(opts)
+    try:
+        for region in iter_regions(task):
+            p.bytes += region.end - region.start
+            _scan_region(region.buf, region.start, region.end, p, st)
+    except TruncatedInput as e:
+        p.truncated = str(e)
+    p.tail_pending = st.pending
+    return p
+
+
+class _ScanState:
+    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window")
+
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.pending = 0
+        self.minute_cache: dict[bytes, float | None] = {}
+        self.year_off = 0.0
+        self.prev_t: float | None = None
+        self.win = opts.windows
+        self.seen_window = False
+        e = opts.engine
+        self.want = None if e == "all" else (AGG if e == "agg" else int(e))
+
+
+def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
+    find = buf.find
+    rfind = buf.rfind
+
+    # 1. access lines: positions of 2xx completions, in order
+    apos: list[int] = []
+    status = p.http_status
+    amatch = ACCESS_RE.match
+    pos = find(ACCESS_LIT, start, end)
+    while pos >= 0:
+        m = amatch(buf, pos, end)
+        if m is not None:
+            code = m.group(1)
+            if code[0] == 50:  # b"2"
+                apos.append(pos)
+            else:
+                status[code.decode()] += 1
+        pos = find(ACCESS_LIT, pos + 10, end)
+    p.completions += len(apos)
+
+    # 2. stats lines
+    smatch = STATS_RE.match
+    tsearch = TS_RE.search
+    buckets = p.buckets
+    series_times = p.series
+    mcache = st.minute_cache
+    win = st.win
+    want = st.want
+    ai = 0
+    na = len(apos)
+    pos = find(STATS_LIT, start, end)
+    while pos >= 0:
+        m = smatch(buf, pos, end)
+        if m is None:
+            p.corrupt_lines += 1
+            pos = find(STATS_LIT, pos + 23, end)
+            continue
+        prompt, gen, running, waiting, preempt, kv, hit = m.groups()
+        ls = rfind(b"\n", start, pos) + 1
+        if ls == 0:
+            ls = start
+        series = _series_of(buf, ls, pos)
+        # completions since the previous stats line (any series) belong to this window
+        k = bisect.bisect_left(apos, pos, ai, na)
+        comp = k - ai
+        ai = k
+        if want is not None and series != want:
+            p.skipped_engine += 1
+            st.pending += comp
+            pos = find(STATS_LIT, m.end(), end)
+            continue
+        comp += st.pending
+        st.pending = 0
+        # timestamp (year-less seconds), with a per-minute cache of the date arithmetic
+        t = None
+        tm = tsearch(buf, ls, pos)
+        if tm is not None:
+            g = tm.group(0)
+            key = g[:11]
+            base = mcache.get(key, -1.0)
+            if base == -1.0:
+                mo, d, hh, mi, _ = tm.groups()
+                base = md_seconds(int(mo), int(d), int(hh), int(mi), 0)
+                mcache[key] = base
+            if base is not None:
+                t = base + int(g[12:14])
+        else:
+            p.no_timestamp += 1
+        label = None
+        if win is not None:
+            label = win.label_at(t)
+            if label is None:
+                p.unlabelled += 1
+                if not st.seen_window:
+                    p.head_reset = True
+                st.seen_window = True
+                pos = find(STATS_LIT, m.end(), end)
+                continue
+        p.stats_lines += 1
+        if t is not None:
+            if st.prev_t is not None and t + st.year_off < st.prev_t - 180 * 86400:
+                st.year_off += YEAR_S  # the log crossed New Year
+            ta = t + st.year_off
+            st.prev_t = ta
+            s = series_times.get(series)
+            if s is None:
+                s = series_times[series] = SeriesTime(first=ta)
+            elif s.last is not None:
+                s.deltas[int(round(ta - s.last))] += 1
+            s.last = ta
+        bkey = (label, series, running)
+        acc = buckets.get(bkey)
+        if acc is None:
+            acc = buckets[bkey] = Acc()
+        if not st.seen_window:
+            st.seen_window = True
+            p.first_key = bkey
+        acc.n += 1
+        acc.gen[gen] += 1
+        acc.prompt[prompt] += 1
+        acc.completions += comp
+        acc.waiting += int(waiting)
+        if preempt is not None:
+            acc.preemptions += int(preempt)
+        if kv is not None:
+            acc.kv_sum += float(kv)
+            acc.kv_n += 1
+        if hit is not None:
+            acc.hit_sum += float(hit)
+            acc.hit_n += 1
+        pos = find(STATS_LIT, m.end(), end)
+    st.pending += na - ai
+
+    # 3. speculative decoding lines (rare: at most one per stats window)
+    pos = find(SPEC_LIT, start, end)
+    while pos >= 0:
+        head = buf[max(start, pos - 12):pos]
+        if head.endswith(b"SpecDecoding") or head.endswith(b"Speculative"):
+            le = find(b"\n", pos, end)
+            line = buf[pos:le if le >= 0 else end]
+            _spec_line(line, p.spec)
+        pos = find(SPEC_LIT, pos + 10, end)
+
+    # 4. capacity lines (start-up only)
+    pos = find(CAP_LIT, start, end)
+    while pos >= 0:
+        ls = rfind(b"\n", start, pos) + 1 or start
+        le = find(b"\n", pos, end)
+        le = end if le < 0 else le
+        m = CAP_RE.search(buf, ls, le)
+        if m is not None:
+            rec: dict[str, Any] = {
+                "max_model_len": int(m.group(1).replace(b",", b"")),
+                "max_concurrency": float(m.group(2)),
+            }
+            back = max(start, ls - 4096)
+            ctx = buf[back:le]
+            kvs = list(KVSIZE_RE.finditer(ctx))
+            if kvs:
+                rec["kv_cache_tokens"] = int(kvs[-1].group(2).replace(b",", b""))
+                rec["device"] = kvs[-1].group(1).decode(errors="replace")
+            blk = list(BLOCKS_RE.finditer(ctx))
+            if blk:
+                rec["gpu_blocks"] = int(blk[-1].group(2))
+            tm = TS_RE.search(buf, ls, pos)
+            if tm is not None:
+                rec["time"] = tm.group(0).decode()
+            p.capacity.append(rec)
+        pos = find(CAP_LIT, pos + 16, end)
+
+
+def _spec_line(line: bytes, acc: SpecAcc) -> None:
+    f = _SPEC_FIELDS
+    acc.n += 1
+    m = f["mal"].search(line)
+    if m:
+        acc.mal_sum += float(m.group(1))
+        acc.mal_n += 1
+    m = f["rate"].search(line)
+    if m and m.group(1) != b"nan":
+        v = float(m.group(1))
+        acc.rate_sum += v if m.group(2) else v * 100.0  # V0 logs a fraction, V1 a percentage
+        acc.rate_n += 1
+    m = f["accepted"].search(line)
+    if m:
+        acc.accepted += int(m.group(1))
+    m = f["drafted"].search(line)
+    if m:
+        acc.drafted += int(m.group(1))
+    m = f["pos"].search(line)
+    if m:
+        for i, v in enumerate(m.group(1).split(b", ")):
+            if i < len(acc.pos_sum):
+                acc.pos_sum[i] += float(v)
+                acc.pos_n[i] += 1
+            else:
+                acc.pos_sum.append(float(v))
+                acc.pos_n.append(1)
+
+
+# -- running the tasks -------------------------------------------------------------------------------------
+
+
+def _worker(args: tuple[Task, Options]) -> Partial:
+    return scan_task(*args)
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def scan_files(paths: list[Path], opts: Options, workers: int | None = None) -> tuple[list[Partial], float]:
+    """Scan the inputs (in the given order) and return the per-task partials in order, plus seconds."""
+    workers = default_workers() if workers is None else max(1, workers)
+    t0 = time.perf_counter()
+    total = sum(p.stat().st_size for p in paths)
+    parallel = workers > 1 and total >= (64 << 20)
+    tasks = plan_tasks(paths, workers if parallel else 1)
+    if parallel and len(tasks) > 1:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
+            partials = list(pool.imap(_worker, [(t, opts) for t in tasks]))
+    else:
+        partials = [scan_task(t, opts) for t in tasks]
+    return partials, time.perf_counter() - t0
+
+
+# -- merging and reporting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Merged:
+    buckets: dict = field(default_factory=dict)
+    series: dict = field(default_factory=dict)
+    deltas: Counter = field(default_factory=Counter)
+    stats_lines: int = 0
+    corrupt_lines: int = 0
+    skipped_engine: int = 0
+    unlabelled: int = 0
+    no_timestamp: int = 0
+    completions: int = 0
+    unattributed: int = 0
+    http_status: Counter = field(default_factory=Counter)
+    spec: SpecAcc = field(default_factory=SpecAcc)
+    capacity: list = field(default_factory=list)
+    bytes: int = 0
+    truncated: list = field(default_factory=list)
+    span: float = 0.0
+
+
+def merge(partials: list[Partial]) -> Merged:
+    out = Merged()
+    carry = 0
+    last_t: dict = {}
+    first_t: dict = {}
+    year_off = 0.0
+    prev_end: float | None = None
+    for p in sorted(partials, key=lambda x: x.index):
+        out.bytes += p.bytes
+        for k, a in p.buckets.items():
+            cur = out.buckets.get(k)
+            if cur is None:
+                out.buckets[k] = a
+            else:
+                cur.merge(a)
+        if p.first_key is not None and not p.head_reset:
+            out.buckets[p.first_key].completions += carry
+            carry = 0
+        elif p.head_reset:
+            carry = 0
+        carry += p.tail_pending
+        # series time: join the task's first window to the previous task's last (same series)
+        if p.series:
+            firsts = [s.first for s in p.series.values() if s.first is not None]
+            if prev_end is not None and firsts and min(firsts) + year_off < prev_end - 180 * 86400:
+                year_off += YEAR_S
+        for sid, s in p.series.items():
+            if s.first is None:
+                continue
+            f, l = s.first + year_off, s.last + year_off
+            if sid in last_t:
+                out.deltas[int(round(f - last_t[sid]))] += 1
+            else:
+                first_t[sid] = f
+            last_t[sid] = l
+            out.deltas.update(s.deltas)
+            prev_end = l if prev_end is None else max(prev_end, l)
+        out.stats_lines += p.stats_lines
+        out.corrupt_lines += p.corrupt_lines
+        out.skipped_engine += p.skipped_engine
+        out.unlabelled += p.unlabelled
+        out.no_timestamp += p.no_timestamp
+        out.completions += p.completions
+        out.http_status.update(p.http_status)
+        out.spec.merge(p.spec)
+        out.capacity.extend(p.capacity)
+        if p.truncated:
+            out.truncated.append(p.truncated)
+    out.unattributed = carry
+    out.series = {sid: (first_t[sid], last_t[sid]) for sid in last_t}
+    if out.series:
+        out.span = max(l for _, l in out.series.values()) - min(f for f, _ in out.series.values())
+    return out
+
+
+def detect_interval(deltas: Counter) -> float:
+    """vLLM's stats interval (VLLM_LOG_STATS_INTERVAL, 10 s by default): the most common gap between
+    consecutive stats lines of one series, counting a whole-second jitter of +-1 s with its neighbour."""
+    positive = {d: c for d, c in deltas.items() if d > 0}
+    if not positive:
+        return 10.0
+    best = max(positive, key=lambda d: (positive[d] + positive.get(d - 1, 0) + positive.get(d + 1, 0), positive[d]))
+    # weighted centre of the mode and its +-1 neighbours (whole-second timestamps round 10 s to 9..11)
+    num = sum(d * positive.get(d, 0) for d in (best - 1, best, best + 1))
+    den = sum(positive.get(d, 0) for d in (best - 1, best, best + 1))
+    return num / den
+
+
+def _fmean(c: Counter, skip_zero: bool = False) -> tuple[float | None, int]:
+    n = 0
+    s = 0.0
+    for k, v in c.items():
+        x = float(k)
+        if skip_zero and x == 0.0:
+            continue
+        n += v
+        s += x * v
+    return (s / n if n else None), n
+
+
+def _floatc(c: Counter) -> Counter:
+    out: Counter = Counter()
+    for k, v in c.items():
+        out[float(k)] += v
+    return out
+
+
+def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[str, Any]:
+    """The JSON-able result: `buckets` (by label and Running), `summary` (by label), extras, parse info."""
+    series_ids = {k[1] for k in m.buckets}
+    chosen = series_ids
+    notes: list[str] = [PREFILL_NOTE]
+    if opts.engine == "all" and AGG in series_ids and len(series_ids) > 1:
+        chosen = {AGG}
+        notes.append("the log has both 'N Engines Aggregated' and per-engine lines; the aggregated lines are "
+                     "used (pick one engine with --engine N)")
+    interval = detect_interval(m.deltas)
+    idle_s = 0.0
+    idle_windows = 0
+    for d, c in m.deltas.items():
+        if d > 1.5 * interval:
+            idle_s += (d - interval) * c
+            idle_windows += int(round(d / interval) - 1) * c
+    scale = 60.0 / interval
+
+    merged: dict[tuple, Acc] = {}
+    for (label, sid, running), a in m.buckets.items():
+        if sid not in chosen:
+            continue
+        key = (label, int(running))
+        if key in merged:
+            merged[key].merge(a)
+        else:
+            b = Acc()
+            b.merge(a)
+            merged[key] = b
+
+    watts = opts.windows.watts if opts.windows else {}
+    label_order = {lab: i for i, lab in enumerate(opts.windows.labels)} if opts.windows else {}
+    rows = []
+    for (label, running), a in sorted(merged.items(), key=lambda kv: (label_order.get(kv[0][0], 0), kv[0][1])):
+        g = counter_stats(_floatc(a.gen))
+        sus, _ = _fmean(a.prompt)
+        act, act_n = _fmean(a.prompt, skip_zero=True)
+        row: dict[str, Any] = {}
+        if opts.windows:
+            row["label"] = label
+        row.update({
+            "running": running,
+            "samples": a.n,
+            "gen_tps_mean": rnd(g["mean"]),
+            "gen_tps_median": rnd(g["median"]),
+            "gen_tps_p95": rnd(g["p95"]),
+            "gen_tps_peak": rnd(g["max"]),
+            "per_request_tps": rnd(g["mean"] / running) if running and g["mean"] is not None else None,
+            "prefill_tps_sustained": rnd(sus),
+            "prefill_tps_active": rnd(act),
+            "prefill_active_samples": act_n,
+            "completions_per_min": rnd(a.completions / a.n * scale) if a.n else None,
+            "completions": a.completions,
+            "waiting_mean": rnd(a.waiting / a.n) if a.n else None,
+            "kv_cache_usage_mean": rnd(a.kv_sum / a.kv_n) if a.kv_n else None,
+            "prefix_cache_hit_rate_mean": rnd(a.hit_sum / a.hit_n) if a.hit_n else None,
+            "preemptions": a.preemptions,
+        })
+        w = watts.get(label)
+        if w:
+            row["watts"] = w
+            row["gen_tps_per_kw"] = rnd(g["mean"] / (w / 1000.0)) if g["mean"] is not None else None
+            row["prefill_tps_per_kw"] = rnd(act / (w / 1000.0)) if act is not None else None
+        rows.append(row)
+
+    summary = []
+    labels = sorted({lab for lab, _ in merged}, key=lambda lab: (label_order.get(lab, 0), str(lab)))
+    for label in labels:
+        gen: Counter = Counter()
+        prompt: Counter = Counter()
+        n = comp = 0
+        for (lab, running), a in merged.items():
+            if lab != label or running < 1:
+                continue
+            gen.update(_floatc(a.gen))
+            prompt.update(_floatc(a.prompt))
+            n += a.n
+            comp += a.completions
+        if n == 0:
+            continue
+        g = counter_stats(gen)
+        pa = counter_stats(prompt, skip_zero=True)
+        sus, _ = _fmean(prompt)
+        row = {"label": label} if opts.windows else {}
+        row.update({
+            "samples": n,
+            "gen_tps_mean": rnd(g["mean"]), "gen_tps_median": rnd(g["median"]), "gen_tps_p95": rnd(g["p95"]),
+            "prefill_tps_mean": rnd(pa["mean"]), "prefill_tps_median": rnd(pa["median"]),
+            "prefill_tps_sustained": rnd(sus),
+            "completions_per_min": rnd(comp / n * scale),
+        })
+        w = watts.get(label)
+        if w:
+            row["watts"] = w
+            row["gen_tps_per_kw"] = rnd(g["mean"] / (w / 1000.0))
+            row["prefill_tps_per_kw"] = rnd(pa["mean"] / (w / 1000.0)) if pa["mean"] is not None else None
+        summary.append(row)
+
+    spec = None
+    s = m.spec
+    if s.n:
+        spec = {
+            "lines": s.n,
+            "mean_acceptance_length": rnd(s.mal_sum / s.mal_n, 3) if s.mal_n else None,
+            "draft_acceptance_rate_pct": rnd(100.0 * s.accepted / s.drafted, 2) if s.drafted
+            else (rnd(s.rate_sum / s.rate_n, 2) if s.rate_n else None),
+            "accepted_tokens": s.accepted,
+            "drafted_tokens": s.drafted,
+            "per_position_acceptance": [rnd(a / c, 3) for a, c in zip(s.pos_sum, s.pos_n)] or None,
+        }
+
+    capacity = []
+    seen = set()
+    for rec in m.capacity:
+        key = (rec.get("kv_cache_tokens"), rec["max_model_len"], rec["max_concurrency"], rec.get("gpu_blocks"))
+        if key in seen:
+            continue
+        seen.add(key)
+        rec = dict(rec)
+        if "kv_cache_tokens" not in rec:
+            rec["kv_cache_tokens_est"] = int(round(rec["max_concurrency"] * rec["max_model_len"]))
+        capacity.append(rec)
+
+    def sname(sid):
+        return "aggregated" if sid == AGG else ("engine %03d" % sid if sid is not None else "single")
+
+    parse = {
+        "files": [str(f) for f in files],
+        "bytes": m.bytes,
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(m.bytes / seconds / 1e6, 1) if seconds > 0 else None,
+        "stats_lines": m.stats_lines,
+        "corrupt_lines": m.corrupt_lines,
+        "skipped_other_engines": m.skipped_engine,
+        "unlabelled_windows": m.unlabelled if opts.windows else None,
+        "windows_without_timestamp": m.no_timestamp,
+        "series": [sname(s) for s in sorted(series_ids, key=lambda x: (x is None, x if x is not None else 0))],
+        "series_used": [sname(s) for s in sorted(chosen, key=lambda x: (x is None, x if x is not None else 0))],
+        "interval_s": round(interval, 2),
+        "span_s": round(m.span, 1),
+        "idle_s": round(idle_s, 1),
+        "idle_windows": idle_windows,
+        "completions": m.completions,
+        "completions_unattributed": m.unattributed,
+        "http_errors": dict(sorted(m.http_status.items())),
+        "truncated_inputs": m.truncated,
+    }
+    if m.corrupt_lines:
+        notes.append(f"{m.corrupt_lines} stats line(s) were cut or interleaved with other output and were skipped")
+    return {"source": "vllm", "buckets": rows, "summary": summary, "spec_decode": spec, "capacity": capacity,
+            "parse": parse, "notes": notes}
+
+
+def analyze(paths: list[Path], opts: Options, workers: int | None = None) -> dict[str, Any]:
+    partials, seconds = scan_files(paths, opts, workers)
+    return report(merge(partials), opts, seconds, paths)
