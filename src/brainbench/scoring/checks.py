@@ -1,7 +1,9 @@
 """Deterministic checks: each is a pure function of a stored attempt, so scoring never calls a model.
 
-Add a check by writing `def _check_<type>(view, spec) -> str | None` (None = holds, else why not) and
-listing it in CHECKS. Argument values are compared by value and type (strings case- and
+Add a check type with the `register` decorator (from any module, e.g. `scoring/quality.py` or an
+environment module) on a function `(view, spec) -> str | None` (None = holds, else why not). A check may
+also return `(reason, failure_id)` to say which failure-taxonomy id its failure counts as; otherwise it
+counts as the spec's `failure` field, or `wrong_result`. Argument values are compared by value and type (strings case- and
 space-insensitively), never as raw strings.
 """
 
@@ -125,7 +127,9 @@ def _check_max_calls(view: AttemptView, spec: dict) -> str | None:
     return f"{n} tool calls, more than {spec['max']}" if n > spec["max"] else None
 
 
-CHECKS: dict[str, Callable[[AttemptView, dict], str | None]] = {
+CheckFn = Callable[[AttemptView, dict], "str | tuple[str, str] | None"]
+
+CHECKS: dict[str, CheckFn] = {
     "content_regex": _check_content_regex,
     "content_not_regex": _check_content_not_regex,
     "tool_called": _check_tool_called,
@@ -135,3 +139,18 @@ CHECKS: dict[str, Callable[[AttemptView, dict], str | None]] = {
     "state": _check_state,
     "max_calls": _check_max_calls,
 }
+
+
+def register(name: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a check type: `@register("file_regex") def check(view, spec): ...`.
+
+    Registering a name twice with a different function is an error (two modules fighting over a name).
+    """
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if name in CHECKS and CHECKS[name] is not fn:
+            raise ValueError(f"check type {name!r} is already registered by {CHECKS[name].__module__}")
+        CHECKS[name] = fn
+        return fn
+
+    return deco

@@ -12,6 +12,21 @@ from .checks import CHECKS, AttemptView
 
 SCORER = "deterministic"
 
+_PLUGINS = ("brainbench.scoring.quality",)
+"""Modules that register extra check types when imported (a missing one is skipped)."""
+
+
+def load_check_plugins() -> None:
+    for mod in _PLUGINS:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+load_check_plugins()
+
 
 @dataclass
 class Verdict:
@@ -54,8 +69,11 @@ def score_attempt(scenario: Scenario, rec: AttemptRecord) -> Verdict:
         fn = CHECKS.get(check.type)
         why = f"unknown check type {check.type!r}" if fn is None else fn(view, spec)
         if why:
+            fid = spec.get("failure", "unneeded_call" if check.type == "no_tool_calls" else "wrong_result")
+            if isinstance(why, tuple):
+                why, fid = why
             reasons.append(why)
-            failures.append(spec.get("failure", "unneeded_call" if check.type == "no_tool_calls" else "wrong_result"))
+            failures.append(fid)
     if scenario.hook:
         extra_reasons, extra_failures = _run_hook(scenario, view)
         reasons += extra_reasons
