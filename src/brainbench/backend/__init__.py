@@ -64,7 +64,7 @@ def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1) -> Iterato
     """Yield (endpoint, server profile); an embedded server lives exactly as long as the block."""
     if spec.brain:
         model_path = ensure_brain(spec.brain)
-        with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel),
+        with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel), alias=spec.brain,
                          threads=spec.threads, extra_args=spec.server_args) as srv:
             profile = {"brain": spec.brain, "model_sha256": MODELS[spec.brain].sha256, **srv.profile()}
             yield Endpoint(srv.base_url, spec.brain, "openai"), profile
@@ -90,7 +90,10 @@ def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:
     except ValueError:
         return
     items = data.get("models" if ep.api == "ollama" else "data") or []
-    names = {str(m.get("name") or m.get("id") or m.get("model")) for m in items if isinstance(m, dict)}
+    items = [m for m in items if isinstance(m, dict)]
+    if any(m.get("owned_by") == "llamacpp" for m in items):
+        return  # llama-server serves its one model under any name
+    names = {str(m.get("name") or m.get("id") or m.get("model")) for m in items}
     if names and ep.model not in names and not any(n.split(":")[0] == ep.model for n in names):
         raise EndpointError(f"{ep.base_url} does not serve model {ep.model!r}; it serves: {', '.join(sorted(names))}")
 

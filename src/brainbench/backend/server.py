@@ -43,7 +43,7 @@ class LlamaServer:
     """A managed llama-server process. Use as a context manager; `.base_url` ends in /v1."""
 
     def __init__(self, model_path: Path, *, log_path: Path, ctx_per_slot: int = 8192, parallel: int = 1,
-                 threads: int | None = None, extra_args: list[str] | None = None, ready_timeout: float = 300.0):
+                 threads: int | None = None, alias: str | None = None, extra_args: list[str] | None = None, ready_timeout: float = 300.0):
         exe = binary("llama-server")
         if exe is None:
             raise SetupError("llama-server is not built yet: run `brainbench setup`")
@@ -53,7 +53,7 @@ class LlamaServer:
         self.args = [
             "-m", str(model_path), "--host", "127.0.0.1", "--port", str(self.port), "--jinja",
             "-c", str(ctx_per_slot * parallel), "--parallel", str(parallel), "--no-webui",
-            *(["-t", str(threads)] if threads else []), *(extra_args or []),
+            *(["-t", str(threads)] if threads else []), *(["--alias", alias] if alias else []), *(extra_args or []),
         ]
         self.cmd = [str(exe), *self.args]
         self.proc: subprocess.Popen | None = None

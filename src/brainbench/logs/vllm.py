@@ -75,7 +75,7 @@ _SPEC_FIELDS = {
 }
 
 AGG = -1
-"""Series id of `N Engines Aggregated:` lines. Per-engine lines use the engine index; None: no prefix."""
+"""Series id of `N Engines Aggregated:` lines. Per-engine lines use the engine index (0 without a prefix)."""
 
 PREFILL_NOTE = ("vLLM's 'Avg prompt throughput' is prompt tokens per second as the engine logs them: in most "
                 "versions it counts every prompt token scheduled, prefix-cache hits included, so it can exceed "
@@ -186,22 +186,26 @@ class Options:
 # -- the scanner -----------------------------------------------------------------------------------------
 
 
-def _series_of(buf, ls: int, pos: int) -> int | None:
-    """Engine prefix right before the message: `Engine 001: ` or `2 Engines Aggregated: `."""
+def _series_of(buf, lo: int, pos: int) -> int:
+    """Engine prefix right before the message: `Engine 001: ` or `2 Engines Aggregated: `. Lines without
+    one (V0, early V1) come from a single engine and count as engine 0."""
     if buf[pos - 2:pos] != b": ":
-        return None
-    pre = buf[max(ls, pos - 48):pos]
+        return 0
+    pre = buf[lo:pos]
+    nl = pre.rfind(b"\n")
+    if nl >= 0:
+        pre = pre[nl + 1:]
     if b"\x1b" in pre:
         pre = strip_ansi(pre)
     if pre.endswith(b"Engines Aggregated: "):
         return AGG
     i = pre.rfind(b"Engine ")
     if i < 0:
-        return None
+        return 0
     try:
         return int(pre[i + 7:-2])
     except ValueError:
-        return None
+        return 0
 
 
 def scan_task(task: Task, opts: Options) -> Partial:
@@ -218,7 +222,7 @@ def scan_task(task: Task, opts: Options) -> Partial:
 
 
 class _ScanState:
-    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window")
+    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window", "ts_back")
 
     def __init__(self, opts: Options):
         self.opts = opts
@@ -228,6 +232,7 @@ class _ScanState:
         self.prev_t: float | None = None
         self.win = opts.windows
         self.seen_window = False
+        self.ts_back = 0
         e = opts.engine
         self.want = None if e == "all" else (AGG if e == "agg" else int(e))
 
@@ -260,6 +265,8 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
     mcache = st.minute_cache
     win = st.win
     want = st.want
+    bisect_left = bisect.bisect_left
+    ts_back = st.ts_back  # distance from the timestamp to the message in the previous line (same layout)
     ai = 0
     na = len(apos)
     pos = find(STATS_LIT, start, end)
@@ -270,12 +277,18 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
             pos = find(STATS_LIT, pos + 23, end)
             continue
         prompt, gen, running, waiting, preempt, kv, hit = m.groups()
-        ls = rfind(b"\n", start, pos) + 1
-        if ls == 0:
-            ls = start
-        series = _series_of(buf, ls, pos)
+        # engine prefix: fast path for `Engine 000: `, general parse otherwise
+        if buf[pos - 12:pos - 5] == b"Engine ":
+            try:
+                series = int(buf[pos - 5:pos - 2])
+            except ValueError:
+                series = _series_of(buf, max(start, pos - 64), pos)
+        elif buf[pos - 2:pos] == b": ":
+            series = _series_of(buf, max(start, pos - 64), pos)
+        else:
+            series = 0
         # completions since the previous stats line (any series) belong to this window
-        k = bisect.bisect_left(apos, pos, ai, na)
+        k = bisect_left(apos, pos, ai, na)
         comp = k - ai
         ai = k
         if want is not None and series != want:
@@ -285,20 +298,33 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
             continue
         comp += st.pending
         st.pending = 0
-        # timestamp (year-less seconds), with a per-minute cache of the date arithmetic
+        # timestamp: lines of one log share a layout, so try last line's offset before searching
         t = None
-        tm = tsearch(buf, ls, pos)
-        if tm is not None:
-            g = tm.group(0)
+        g = buf[pos - ts_back:pos - ts_back + 14] if ts_back else b""
+        if not (len(g) == 14 and g[2] == 45 and g[5] == 32 and g[8] == 58 and g[11] == 58
+                and find(b"\n", pos - ts_back, pos) < 0):
+            ls = rfind(b"\n", start, pos) + 1 or start
+            tm = tsearch(buf, ls, pos)
+            if tm is not None:
+                g = tm.group(0)
+                ts_back = pos - tm.start()
+            else:
+                g = None
+        if g is not None:
             key = g[:11]
             base = mcache.get(key, -1.0)
             if base == -1.0:
-                mo, d, hh, mi, _ = tm.groups()
-                base = md_seconds(int(mo), int(d), int(hh), int(mi), 0)
+                try:
+                    base = md_seconds(int(g[0:2]), int(g[3:5]), int(g[6:8]), int(g[9:11]), 0)
+                except ValueError:
+                    base = None
                 mcache[key] = base
             if base is not None:
-                t = base + int(g[12:14])
-        else:
+                try:
+                    t = base + int(g[12:14])
+                except ValueError:
+                    t = None
+        if t is None:
             p.no_timestamp += 1
         label = None
         if win is not None:
@@ -312,7 +338,7 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
                 continue
         p.stats_lines += 1
         if t is not None:
-            if st.prev_t is not None and t + st.year_off < st.prev_t - 180 * 86400:
+            if st.prev_t is not None and t + st.year_off < st.prev_t - 15552000:  # 180 days back
                 st.year_off += YEAR_S  # the log crossed New Year
             ta = t + st.year_off
             st.prev_t = ta
@@ -320,7 +346,7 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
             if s is None:
                 s = series_times[series] = SeriesTime(first=ta)
             elif s.last is not None:
-                s.deltas[int(round(ta - s.last))] += 1
+                s.deltas[int(ta - s.last + 0.5)] += 1
             s.last = ta
         bkey = (label, series, running)
         acc = buckets.get(bkey)
@@ -332,8 +358,10 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
         acc.n += 1
         acc.gen[gen] += 1
         acc.prompt[prompt] += 1
-        acc.completions += comp
-        acc.waiting += int(waiting)
+        if comp:
+            acc.completions += comp
+        if waiting != b"0":
+            acc.waiting += int(waiting)
         if preempt is not None:
             acc.preemptions += int(preempt)
         if kv is not None:
@@ -344,6 +372,7 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
             acc.hit_n += 1
         pos = find(STATS_LIT, m.end(), end)
     st.pending += na - ai
+    st.ts_back = ts_back
 
     # 3. speculative decoding lines (rare: at most one per stats window)
     pos = find(SPEC_LIT, start, end)
@@ -446,7 +475,8 @@ def scan_files(paths: list[Path], opts: Options, workers: int | None = None) -> 
 class Merged:
     buckets: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
-    deltas: Counter = field(default_factory=Counter)
+    deltas: dict = field(default_factory=dict)
+    """series id -> Counter of whole-second gaps between its consecutive stats lines."""
     stats_lines: int = 0
     corrupt_lines: int = 0
     skipped_engine: int = 0
@@ -492,12 +522,13 @@ def merge(partials: list[Partial]) -> Merged:
             if s.first is None:
                 continue
             f, l = s.first + year_off, s.last + year_off
+            d = out.deltas.setdefault(sid, Counter())
             if sid in last_t:
-                out.deltas[int(round(f - last_t[sid]))] += 1
+                d[int(round(f - last_t[sid]))] += 1
             else:
                 first_t[sid] = f
             last_t[sid] = l
-            out.deltas.update(s.deltas)
+            d.update(s.deltas)
             prev_end = l if prev_end is None else max(prev_end, l)
         out.stats_lines += p.stats_lines
         out.corrupt_lines += p.corrupt_lines
@@ -558,13 +589,23 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         chosen = {AGG}
         notes.append("the log has both 'N Engines Aggregated' and per-engine lines; the aggregated lines are "
                      "used (pick one engine with --engine N)")
-    interval = detect_interval(m.deltas)
+    all_deltas: Counter = Counter()
+    for sid in chosen:
+        all_deltas.update(m.deltas.get(sid, {}))
+    interval = detect_interval(all_deltas)
+    # idle: stretches with no INFO stats line (vLLM logs idle windows at DEBUG). Wall time, so the
+    # series with the most idle time speaks for the server (data-parallel engines idle together).
     idle_s = 0.0
     idle_windows = 0
-    for d, c in m.deltas.items():
-        if d > 1.5 * interval:
-            idle_s += (d - interval) * c
-            idle_windows += int(round(d / interval) - 1) * c
+    for sid in chosen:
+        s_idle = 0.0
+        s_win = 0
+        for d, c in m.deltas.get(sid, {}).items():
+            if d > 1.5 * interval:
+                s_idle += (d - interval) * c
+                s_win += int(round(d / interval) - 1) * c
+        if s_idle > idle_s:
+            idle_s, idle_windows = s_idle, s_win
     scale = 60.0 / interval
 
     merged: dict[tuple, Acc] = {}
@@ -673,7 +714,7 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         capacity.append(rec)
 
     def sname(sid):
-        return "aggregated" if sid == AGG else ("engine %03d" % sid if sid is not None else "single")
+        return "aggregated" if sid == AGG else "engine %03d" % sid
 
     parse = {
         "files": [str(f) for f in files],
@@ -685,8 +726,8 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         "skipped_other_engines": m.skipped_engine,
         "unlabelled_windows": m.unlabelled if opts.windows else None,
         "windows_without_timestamp": m.no_timestamp,
-        "series": [sname(s) for s in sorted(series_ids, key=lambda x: (x is None, x if x is not None else 0))],
-        "series_used": [sname(s) for s in sorted(chosen, key=lambda x: (x is None, x if x is not None else 0))],
+        "series": [sname(s) for s in sorted(series_ids)],
+        "series_used": [sname(s) for s in sorted(chosen)],
         "interval_s": round(interval, 2),
         "span_s": round(m.span, 1),
         "idle_s": round(idle_s, 1),
