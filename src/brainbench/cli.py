@@ -127,6 +127,7 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
     from .backend import BackendSpec, check_model_served, open_backend
     from .client import ChatClient
     from .packs import select
+    from .report.host import host_info
     from .runner.run import RunPlan, execute, prepare
     from .scoring import attempt_rows, summary
     from .store import RunStore
@@ -143,6 +144,7 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
             plan = RunPlan(packs=chosen, model=spec.label(), config=_plan_config(spec, profile),
                            trials=opts["trials"], concurrency=opts["concurrency"], retries=opts["retries"])
             store.set_meta("server", profile)
+            store.set_meta("host", host_info())
             todo = prepare(plan, store)
             total = len(plan.items())
             console.print(f"[bold]{spec.label()}[/] on {endpoint.base_url}: {total} attempts "
