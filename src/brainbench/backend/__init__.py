@@ -39,7 +39,9 @@ class BackendSpec:
 def ensure_brain(name: str, progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Build llama-server and fetch the model if needed; returns the model path."""
     spec = get_model_spec(name)
-    build(on_percent=(lambda p: progress("build llama-server", p, 100)) if progress else None)
+    if progress and binary("llama-server") is None:
+        progress("fetch + build llama-server (once, minutes)", 0, 100)
+    build(on_percent=(lambda p: progress("fetch + build llama-server (once, minutes)", p, 100)) if progress else None)
     done = [0]
 
     def on_bytes(n: int) -> None:
