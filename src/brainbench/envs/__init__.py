@@ -9,6 +9,11 @@ from .base import Environment, ToolError, ToolOutcome, tool
 REGISTRY: dict[str, str] = {
     "chat": "brainbench.envs.toy:ChatEnv",
     "toy": "brainbench.envs.toy:ToyEnv",
+    "kanban": "brainbench.envs.kanban:KanbanEnv",
+    "shell": "brainbench.envs.shell:ShellEnv",
+    "home": "brainbench.envs.home:HomeEnv",
+    "refusal": "brainbench.envs.refusal:RefusalEnv",
+    "schema_tools": "brainbench.envs.schema_tools:SchemaToolsEnv",
 }
 
 
