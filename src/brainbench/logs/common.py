@@ -94,7 +94,7 @@ class Task:
     index: int = 0
 
 
-def plan_tasks(paths: list[Path], parts: int) -> list[Task]:
+def plan_tasks(paths: list[Path], parts: int, min_part_bytes: int = 8 << 20) -> list[Task]:
     """Split the inputs into ordered tasks. Plain files are cut at newlines into `parts` ranges
     (so both cores can work on one big file); gzip files cannot be split and stay whole."""
     tasks: list[Task] = []
@@ -105,7 +105,7 @@ def plan_tasks(paths: list[Path], parts: int) -> list[Task]:
         if is_gzip(p):
             tasks.append(Task(str(p), 0, size, True))
             continue
-        n = max(1, min(parts, size // (8 << 20) or 1))
+        n = max(1, min(parts, size // max(1, min_part_bytes) or 1))
         cuts = [0]
         with open(p, "rb") as f:
             for k in range(1, n):
@@ -307,3 +307,21 @@ def parse_go_duration(text: str) -> float | None:
         total += float(m.group(1)) * _GO_UNIT[m.group(2)]
         pos = m.end()
     return total if pos == len(text) and pos > 0 else None
+
+
+def iter_lines(paths: Iterable[Path], truncated: list[str] | None = None) -> Iterator[bytes]:
+    """Every line of every input, in order, streamed (for the small-volume miners: llama, ollama, agent)."""
+    for p in paths:
+        size = p.stat().st_size
+        if size == 0:
+            continue
+        task = Task(str(p), 0, size, is_gzip(p))
+        try:
+            for region in iter_regions(task):
+                data = region.buf[region.start:region.end]
+                if data.endswith(b"\n"):
+                    data = data[:-1]
+                yield from data.split(b"\n")
+        except TruncatedInput as e:
+            if truncated is not None:
+                truncated.append(str(e))

@@ -452,13 +452,15 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def scan_files(paths: list[Path], opts: Options, workers: int | None = None) -> tuple[list[Partial], float]:
-    """Scan the inputs (in the given order) and return the per-task partials in order, plus seconds."""
+def scan_files(paths: list[Path], opts: Options, workers: int | None = None, *,
+               parallel_min_bytes: int = 64 << 20, min_part_bytes: int = 8 << 20) -> tuple[list[Partial], float]:
+    """Scan the inputs (in the given order) and return the per-task partials in order, plus seconds.
+    Inputs of `parallel_min_bytes` or more are cut into one range per worker (plain files only)."""
     workers = default_workers() if workers is None else max(1, workers)
     t0 = time.perf_counter()
     total = sum(p.stat().st_size for p in paths)
-    parallel = workers > 1 and total >= (64 << 20)
-    tasks = plan_tasks(paths, workers if parallel else 1)
+    parallel = workers > 1 and total >= parallel_min_bytes
+    tasks = plan_tasks(paths, workers if parallel else 1, min_part_bytes)
     if parallel and len(tasks) > 1:
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
@@ -743,6 +745,6 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
             "parse": parse, "notes": notes}
 
 
-def analyze(paths: list[Path], opts: Options, workers: int | None = None) -> dict[str, Any]:
-    partials, seconds = scan_files(paths, opts, workers)
+def analyze(paths: list[Path], opts: Options, workers: int | None = None, **kw: Any) -> dict[str, Any]:
+    partials, seconds = scan_files(paths, opts, workers, **kw)
     return report(merge(partials), opts, seconds, paths)
