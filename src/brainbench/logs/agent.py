@@ -208,14 +208,16 @@ def report(s: AgentScan, truth: Truth | None, files: list[Path]) -> dict[str, An
             "failed": truth.failed,
             "final_states": dict(truth.states.most_common()),
             "visible": tool_visible,
-            "invisible": max(0, truth.failed - tool_visible),
-            "visible_share": round(min(1.0, tool_visible / truth.failed), 3) if truth.failed else None,
+            # a failure line cannot be tied to a card, and one card can log several: so these are bounds
+            "invisible_min": max(0, truth.failed - tool_visible),
+            "visible_share_max": round(min(1.0, tool_visible / truth.failed), 3) if truth.failed else None,
             "by_model": [],
         }
         for model, (items, failed) in sorted(truth.by_model.items()):
             vis = sum(c for k, c in s.by_model.get(model, {}).items() if LAYER[k] == "tool")
             ice["by_model"].append({"model": model, "items": items, "failed": failed, "visible": vis,
-                                    "visible_share": round(min(1.0, vis / failed), 3) if failed else None})
+                                    "invisible_min": max(0, failed - vis),
+                                    "visible_share_max": round(min(1.0, vis / failed), 3) if failed else None})
         out["iceberg"] = ice
     return out
 

@@ -183,14 +183,60 @@ def _stream_regions(f, limit: int | None, region_bytes: int) -> Iterator[Region]
         yield Region(block, 0, cut)
 
 
+def _gunzip_chunks(path: str, step: int = 1 << 20) -> Iterator[bytes]:
+    """Decompressed data of a gzip file (several members allowed), as it comes. A truncated or damaged
+    stream yields everything before the damage, then raises TruncatedInput."""
+    with open(path, "rb") as f:
+        d = zlib.decompressobj(wbits=31)
+        while True:
+            raw = f.read(step)
+            if not raw:
+                tail = d.flush()
+                if tail:
+                    yield tail
+                if not d.eof:
+                    raise TruncatedInput(f"{path}: compressed data ends early; the lines before it were read")
+                return
+            while raw:
+                try:
+                    out = d.decompress(raw)
+                except zlib.error as e:
+                    raise TruncatedInput(f"{path}: damaged compressed data ({e}); the lines before it were read") \
+                        from None
+                if out:
+                    yield out
+                if d.eof:  # next gzip member, if any
+                    raw = d.unused_data
+                    d = zlib.decompressobj(wbits=31)
+                    if not raw:
+                        break
+                else:
+                    raw = b""
+
+
 def _gzip_regions(path: str, region_bytes: int) -> Iterator[Region]:
-    """Decompressed regions of a gzip file. A truncated or corrupt tail ends the file (it is counted by
-    the caller as an unreadable tail), it does not abort the run."""
-    with gzip.open(path, "rb") as f:
-        try:
-            yield from _stream_regions(f, None, region_bytes)
-        except (EOFError, OSError, zlib.error) as e:  # truncated .gz (a log rotated while copying)
-            raise TruncatedInput(f"{path}: compressed data ends early ({e.__class__.__name__})") from None
+    """Decompressed regions of whole lines. Damage at the end is never fatal: the lines before it are
+    parsed and the caller is told (TruncatedInput) so it can report it."""
+    parts: list[bytes] = []
+    size = 0
+    rest = b""
+    try:
+        for chunk in _gunzip_chunks(path):
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= region_bytes:
+                block = rest + b"".join(parts)
+                parts, size = [], 0
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = block
+                    continue
+                rest = block[cut:]
+                yield Region(block, 0, cut)
+    finally:
+        block = rest + b"".join(parts)
+        if block:
+            yield Region(block, 0, len(block))
 
 
 class TruncatedInput(Exception):

@@ -162,16 +162,16 @@ def print_agent(r: dict[str, Any], console: Console) -> None:
         console.print("[dim]by tool: " + ", ".join(f"{k}: {v}" for k, v in r["by_tool"].items()) + "[/]")
     ice = r.get("iceberg")
     if ice:
-        share = f"{ice['visible_share'] * 100:.0f}%" if ice["visible_share"] is not None else "—"
+        share = f"{ice['visible_share_max'] * 100:.0f}%" if ice["visible_share_max"] is not None else "—"
         console.print(
-            f"[bold]iceberg[/]: {ice['visible']} visible tool-layer failure line(s) vs {ice['failed']} failed of "
-            f"{ice['items']} ({ice['truth_source']}); grep sees {share} of the failures, "
-            f"{ice['invisible']} left no line at all")
+            f"[bold]iceberg[/]: {ice['failed']} of {ice['items']} failed ({ice['truth_source']}), the log shows "
+            f"{ice['visible']} tool-layer failure line(s): grep sees at most {share} of the failures; at least "
+            f"{ice['invisible_min']} failed without writing any line")
         if ice["by_model"]:
             cols = [("model", "left"), ("items", "right"), ("failed", "right"), ("visible lines", "right"),
-                    ("visible share", "right")]
-            rows = [[b["model"], _f(b["items"]), _f(b["failed"]), _f(b["visible"]),
-                     f"{b['visible_share'] * 100:.0f}%" if b["visible_share"] is not None else "—"]
+                    ("silent failures (at least)", "right"), ("visible share (at most)", "right")]
+            rows = [[b["model"], _f(b["items"]), _f(b["failed"]), _f(b["visible"]), _f(b["invisible_min"]),
+                     f"{b['visible_share_max'] * 100:.0f}%" if b["visible_share_max"] is not None else "—"]
                     for b in ice["by_model"]]
             console.print(_table("iceberg by model", cols, rows))
         console.print("[dim]final states: " + ", ".join(f"{k}: {v}" for k, v in ice["final_states"].items()) + "[/]")
