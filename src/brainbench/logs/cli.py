@@ -36,7 +36,7 @@ def _run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except BrainbenchError as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -123,8 +123,6 @@ class LlamaParser:
                     self.released[st] = self.peak.pop(st)
                     if len(self.released) > 256:
                         self.released.pop(next(iter(self.released)))
-        elif b"print_timing" in line:
-            self.current = self._slot_task(line)
         elif b"draft acceptance" in line:
             m = DRAFT_RE.search(line)
             if m:
@@ -132,6 +130,8 @@ class LlamaParser:
                 self.out.draft_generated += int(m.group(3))
                 if m.group(4):
                     self.out.draft_mean_len.append(float(m.group(4)))
+        elif b"print_timing" in line:
+            self.current = self._slot_task(line)
         elif b"all slots are idle" in line:
             self.active.clear()
 
