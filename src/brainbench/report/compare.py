@@ -1,0 +1,85 @@
+"""`brainbench compare A B` in the terminal: B against A (the baseline), noise judged from the CIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from .render import num, pct, phk, pp, speed
+
+STYLE = {"better": "green", "worse": "red", "within noise": "dim", "n/a": "dim", "no CI": "yellow"}
+
+
+def _v(verdict: str | None) -> str:
+    v = verdict or "n/a"
+    return f"[{STYLE.get(v, 'white')}]{v}[/]"
+
+
+def _k(s: dict[str, Any]) -> str:
+    return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) != "–" else "–"
+
+
+def compare_tables(rep: dict[str, Any]) -> list[Table]:
+    """Tables for each current brain against its baseline match (see `data.build_report`)."""
+    tables: list[Table] = []
+    base_by_label = {b["label"]: b for b in rep["baseline"]}
+    for e in rep["entries"]:
+        d = e["delta"]
+        if d is None:
+            t = Table(title=f"{e['label']}: no comparable brain in the baseline")
+            tables.append(t)
+            continue
+        b = base_by_label.get(d["baseline_label"]) or rep["baseline"][0]
+        t = Table(title=f"{e['label']} ({e['run_name']})  vs  {b['label']} ({b['run_name']})")
+        for col in ("pack", "n", "pass", "clean (baseline)", "clean (this)", "Δ clean", "judged", "pass^k"):
+            t.add_column(col, justify="right" if col == "n" else "left")
+        for p, pd in d["packs"].items():
+            cs = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
+            bs = b["summary"]["overall"] if p == "ALL" else b["summary"]["packs"].get(p)
+            if not cs or not bs:
+                t.add_row(p, "", "only in " + ("this run" if cs else "the baseline"), "", "", "", "", "")
+                continue
+            judged = _v(pd["clean"]["verdict"] if pd["clean"] else None)
+            if pd.get("scenarios_changed"):
+                judged += " [yellow](pack changed)[/]"
+            t.add_row(
+                f"[bold]{p}[/]" if p == "ALL" else p, f"{pd['attempts'][1]} → {pd['attempts'][0]}",
+                f"{pct(bs['pass'], False)} → {pct(cs['pass'], False)}", pct(bs["clean"]), pct(cs["clean"]),
+                pp(pd["clean"]["delta"]) if pd["clean"] else "–", judged, f"{_k(bs)} → {_k(cs)}",
+            )
+        tables.append(t)
+
+        s = Table(title="speed, size, useful throughput")
+        for col in ("figure", "baseline", "this", "Δ", "judged"):
+            s.add_column(col)
+        sd = d["decode"]
+        s.add_row("decode tok/s", speed(b["decode"]), speed(e["decode"]),
+                  f"{100 * sd['rel']:+.0f}%" if sd and sd.get("rel") is not None else "–", _v(sd["verdict"] if sd else None))
+
+        def useful(x: dict[str, Any]) -> str:
+            u = x["useful"]["chosen"] or x["useful"]["own"]
+            return num(u["clean_tasks_per_hour"], 0) if u else "not measured"
+
+        s.add_row("clean tasks / h", useful(b), useful(e), "", "")
+        s.add_row("model file GB", num(b["efficiency"]["gb"], 2), num(e["efficiency"]["gb"], 2), "", "")
+        s.add_row("clean % per GB", num(b["efficiency"]["clean_pct_per_gb"], 1), num(e["efficiency"]["clean_pct_per_gb"], 1), "", "")
+        s.add_row("tok/s per GB", num(b["efficiency"]["tps_per_gb"], 1), num(e["efficiency"]["tps_per_gb"], 1), "", "")
+        tables.append(s)
+
+        classes = sorted(set(b["summary"]["overall"]["failures_by_class"]) | set(e["summary"]["overall"]["failures_by_class"]))
+        if classes:
+            f = Table(title="failures per 100 tool calls (count)")
+            for col in ("class", "baseline", "this"):
+                f.add_column(col)
+
+            def cell(x: dict[str, Any], c: str) -> str:
+                o = x["summary"]["overall"]
+                n = o["failures_by_class"].get(c, 0)
+                per = o["errors_per_100_calls"].get(c)
+                return f"{per:.1f} ({n})" if per is not None and n else str(n)
+
+            for c in classes:
+                f.add_row(c, cell(b, c), cell(e, c))
+            tables.append(f)
+    return tables

@@ -1,0 +1,579 @@
+"""The report's view model: run directories -> one plain dict that the HTML, Markdown and terminal views read.
+
+Built on `store.export.export_data` (the export contract) plus the stored transcripts. Every part is
+optional: a run without a speed leg, without energy, without a known model size or host record gets
+`None` there and the views say "not measured" / "unknown" instead of failing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..client.errors import BrainbenchError
+from ..runner.records import AttemptRecord
+from ..store.db import RunStore
+from ..store.export import export_data
+
+GB = 1e9
+MAX_TRANSCRIPTS = 150
+"""Per brain: failed attempts beyond this are listed but their transcripts left out (keeps the HTML small)."""
+MAX_TEXT = 4000
+"""Characters kept of one message in a transcript (the rest is elided, the store keeps everything)."""
+
+# Failure classes that leave a trace a person would see in a log (an error line, a refusal, a retry).
+# Everything else (a wrong answer, a missing close-out, an unneeded call) fails silently.
+INVISIBLE_HINTS = ("omitted", "omission", "wrong_result", "unneeded", "empty_response", "silent", "missing",
+                   "turn_budget", "incomplete", "hallucinated_success", "no_closeout")
+
+
+class ReportError(BrainbenchError):
+    """A report cannot be built from what was given."""
+
+
+# -- small numeric helpers ---------------------------------------------------------------------------
+
+
+def mean_ci(values: list[float]) -> dict[str, Any] | None:
+    """Mean with a 95% normal interval over samples (for speed figures); None without samples."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None
+    m = statistics.fmean(vals)
+    half = 1.96 * statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else 0.0
+    return {"value": m, "median": statistics.median(vals), "ci95": [max(0.0, m - half), m + half], "n": len(vals),
+            "cv": (statistics.stdev(vals) / m) if len(vals) > 1 and m else None}
+
+
+def judge(cur: float | None, cur_ci: list[float] | None, base: float | None, base_ci: list[float] | None,
+          higher_is_better: bool = True) -> str:
+    """'better' / 'worse' only when the two 95% intervals do not overlap; else 'within noise'."""
+    if cur is None or base is None:
+        return "n/a"
+    if cur_ci is None or base_ci is None:
+        return "no CI"
+    if cur_ci[0] <= base_ci[1] and base_ci[0] <= cur_ci[1]:
+        return "within noise"
+    up = cur > base
+    return "better" if up == higher_is_better else "worse"
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float)) and math.isfinite(x):
+        return float(x)
+    if isinstance(x, dict):
+        for k in ("median", "value", "mean"):
+            if k in x:
+                return _num(x[k])
+    return None
+
+
+# -- speed from the attempts themselves --------------------------------------------------------------
+
+
+def decode_samples(records: Iterable[AttemptRecord]) -> tuple[list[float], str]:
+    """Per-request decode tok/s: the server's own clock where it reports one, else the client's clock."""
+    server: list[float] = []
+    client: list[float] = []
+    for rec in records:
+        if rec.status != "completed":
+            continue
+        for t in rec.turns:
+            r = t.result
+            st = r.server_timings or {}
+            pps = _num(st.get("predicted_per_second"))
+            if pps and (st.get("predicted_n") or 0) >= 2:
+                server.append(pps)
+            n = r.usage.completion_tokens
+            tm = r.timing
+            if n and n >= 2 and tm.first_token is not None and tm.end is not None and len(tm.chunks) >= 2:
+                window = tm.end - tm.first_token
+                if window > 1e-3:
+                    client.append(n / window)
+    if server:
+        return server, "server clock (llama-server timings) of the run's own requests"
+    return client, "client clock of the run's own requests"
+
+
+# -- speed legs and mined logs -----------------------------------------------------------------------
+
+
+def _curve_from_sweep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pts = []
+    for r in rows:
+        c = _num(r.get("concurrency"))
+        if c is None:
+            continue
+        p = {"concurrency": int(c)}
+        for k in ("requests", "errors", "ttft_ms_median", "ttft_ms_p99", "itl_ms_median", "itl_ms_p99",
+                  "gen_tps_aggregate", "gen_tps_per_request", "completions_per_min", "watts",
+                  "joules_per_token", "gen_tps_per_kw"):
+            p[k] = _num(r.get(k))
+        energy = r.get("energy")
+        if isinstance(energy, dict):
+            p["watts"] = p["watts"] or _num(energy.get("watts") or energy.get("avg_watts") or energy.get("power_w"))
+            p["joules_per_token"] = p["joules_per_token"] or _num(energy.get("joules_per_token")
+                                                                    or energy.get("j_per_token"))
+        pts.append(p)
+    return sorted(pts, key=lambda p: p["concurrency"])
+
+
+def _curve_from_buckets(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """vLLM log buckets (by `Running`, optionally by window label) -> curves in the sweep's shape."""
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        running = _num(r.get("running"))
+        if not running or running < 1:
+            continue
+        by_label[str(r.get("label") or "")].append({
+            "concurrency": int(running), "requests": _num(r.get("completions")), "errors": None,
+            "ttft_ms_median": None, "ttft_ms_p99": None, "itl_ms_median": None, "itl_ms_p99": None,
+            "gen_tps_aggregate": _num(r.get("gen_tps_mean")), "gen_tps_per_request": _num(r.get("per_request_tps")),
+            "completions_per_min": _num(r.get("completions_per_min")), "watts": _num(r.get("watts")),
+            "joules_per_token": None, "gen_tps_per_kw": _num(r.get("gen_tps_per_kw")),
+        })
+    return {k: sorted(v, key=lambda p: p["concurrency"]) for k, v in by_label.items()}
+
+
+def _energy_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for p in points:
+        jpt = p.get("joules_per_token")
+        w, tps = p.get("watts"), p.get("gen_tps_aggregate")
+        if jpt is None and w and tps:
+            jpt = w / tps
+        if jpt is None and p.get("gen_tps_per_kw"):
+            jpt = 1000.0 / p["gen_tps_per_kw"]
+        if jpt is None:
+            continue
+        out.append({"concurrency": p["concurrency"], "watts": w, "gen_tps_aggregate": tps, "joules_per_token": jpt,
+                    "tokens_per_kwh": 3.6e6 / jpt if jpt else None})
+    return out
+
+
+def speed_parts(results: list[dict[str, Any]], model: str, single_model: bool) -> dict[str, Any]:
+    """Curves, energy and a decode figure from stored speed legs / mined logs for one model."""
+    mine = [r for r in results if r.get("model") == model or single_model or not r.get("model")]
+    curves: list[dict[str, Any]] = []
+    decode: dict[str, Any] | None = None
+    extra_energy: list[dict[str, Any]] = []
+    for r in mine:
+        d = r.get("data") or {}
+        if not isinstance(d, dict):
+            continue
+        src = f"{r['kind']} '{r['name']}'"
+        if isinstance(d.get("sweep"), list):
+            pts = _curve_from_sweep([x for x in d["sweep"] if isinstance(x, dict)])
+            if pts:
+                curves.append({"name": r["name"], "source": src, "points": pts})
+        if isinstance(d.get("buckets"), list):
+            for label, pts in _curve_from_buckets([x for x in d["buckets"] if isinstance(x, dict)]).items():
+                if pts:
+                    curves.append({"name": f"{r['name']} {label}".strip(), "source": f"{src} (server log)",
+                                   "points": pts})
+        if r["kind"] == "speed":
+            dv = d.get("decode_tps")
+            val = _num(dv)
+            if val is not None:
+                ci = dv.get("ci95") if isinstance(dv, dict) else None
+                decode = {"value": val, "ci95": ci, "n": dv.get("n") if isinstance(dv, dict) else None,
+                          "cv": dv.get("cv") if isinstance(dv, dict) else None, "source": f"{src}: decode_tps"}
+        en = d.get("energy")
+        if isinstance(en, dict):
+            jpt = _num(en.get("joules_per_token") or en.get("j_per_token"))
+            w = _num(en.get("watts") or en.get("avg_watts") or en.get("power_w"))
+            tps = _num(en.get("gen_tps") or en.get("tokens_per_s"))
+            if jpt is None and w and tps:
+                jpt = w / tps
+            if jpt:
+                extra_energy.append({"concurrency": _num(en.get("concurrency")), "watts": w, "gen_tps_aggregate": tps,
+                                     "joules_per_token": jpt, "tokens_per_kwh": 3.6e6 / jpt, "source": src})
+    if decode is None:
+        for c in curves:
+            one = next((p for p in c["points"] if p["concurrency"] == 1 and p.get("gen_tps_per_request")), None)
+            if one:
+                decode = {"value": one["gen_tps_per_request"], "ci95": None, "n": None, "cv": None,
+                          "source": f"{c['source']}: per-request tok/s at concurrency 1"}
+                break
+    energy = [dict(e, source=c["source"]) for c in curves for e in _energy_rows(c["points"])] + extra_energy
+    return {"curves": curves, "decode": decode, "energy": energy}
+
+
+# -- model size ---------------------------------------------------------------------------------------
+
+
+def model_size(run_meta: dict[str, Any], server: dict[str, Any], results: list[dict[str, Any]],
+               overrides: dict[str, float], label: str, model: str) -> tuple[int | None, str]:
+    for key in (label, model):
+        if key in overrides:
+            return int(overrides[key] * GB), "given with --model-size"
+    backend = run_meta.get("backend") or {}
+    brain = backend.get("brain") or server.get("brain")
+    if brain:
+        try:
+            from ..backend.fetch import MODELS
+
+            if brain in MODELS:
+                return MODELS[brain].size, f"GGUF file of embedded {brain}"
+        except Exception:  # noqa: BLE001 - an unknown brain just has no known size
+            pass
+    for src in (server, run_meta, backend):
+        for k in ("model_bytes", "model_size_bytes", "model_file_bytes"):
+            if isinstance(src.get(k), (int, float)) and src[k] > 0:
+                return int(src[k]), f"run meta {k}"
+    for r in results:
+        d = r.get("data") or {}
+        if isinstance(d, dict) and isinstance(d.get("model_bytes"), (int, float)) and (r.get("model") in (model, None)):
+            return int(d["model_bytes"]), f"{r['kind']} '{r['name']}'"
+    return None, "unknown"
+
+
+# -- transcripts --------------------------------------------------------------------------------------
+
+
+def _clip(text: Any) -> str:
+    s = text if isinstance(text, str) else ("" if text is None else str(text))
+    return s if len(s) <= MAX_TEXT else s[:MAX_TEXT] + f"\n… [{len(s) - MAX_TEXT} more characters in the store]"
+
+
+def _msg_text(content: Any) -> str:
+    if isinstance(content, list):  # OpenAI content parts
+        return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
+    return _clip(content)
+
+
+def is_invisible(cls: str) -> bool:
+    return any(h in cls for h in INVISIBLE_HINTS)
+
+
+def failing_turns(rec: AttemptRecord, failures: list[str], details: dict[str, Any]) -> dict[int, list[str]]:
+    """Turn index -> failure classes to highlight there (the scorer's own pointer first, else inferred)."""
+    marks: dict[int, list[str]] = defaultdict(list)
+    given = details.get("failing_turn", details.get("failure_turns"))
+    if isinstance(given, int):
+        for f in failures or ["failure"]:
+            marks[given].append(f)
+        return dict(marks)
+    if isinstance(given, dict):
+        for k, v in given.items():
+            if str(k).lstrip("-").isdigit():
+                marks[int(k)] += v if isinstance(v, list) else [str(v)]
+        if marks:
+            return dict(marks)
+    placed: set[str] = set()
+    for t in rec.turns:
+        for tr in t.tool_results:
+            if tr.error_kind:
+                marks[t.index].append(tr.error_kind)
+                placed.add(tr.error_kind)
+            if tr.in_text:
+                marks[t.index].append("tool_call_in_text")
+                placed.add("tool_call_in_text")
+        r = t.result
+        if not r.content.strip() and not r.tool_calls and not r.reasoning.strip():
+            marks[t.index].append("empty_response")
+            placed.add("empty_response")
+    rest = [f for f in dict.fromkeys(failures) if f not in placed]
+    if rest and rec.turns:
+        last = rec.turns[-1].index
+        marks[last] += rest
+    return dict(marks)
+
+
+def transcript(rec: AttemptRecord, verdict: dict[str, Any] | None) -> dict[str, Any]:
+    """A transcript for people: initial messages, then each turn with its tool results and marks."""
+    failures = verdict["failures"] if verdict else []
+    details = verdict["details"] if verdict else {}
+    marks = failing_turns(rec, failures, details) if verdict and not (verdict["passed"] and verdict["clean"]) else {}
+    first_req = rec.turns[0].result.request.get("messages", []) if rec.turns else []
+    if not first_req and rec.dispatches and rec.dispatches[0].messages:
+        first_req = rec.dispatches[0].messages
+    n_before = rec.turns[0].messages_before if rec.turns else len(first_req)
+    intro = [{"role": m.get("role", "?"), "text": _msg_text(m.get("content"))}
+             for m in first_req[: n_before or len(first_req)] if isinstance(m, dict)]
+    dispatches = {d.index: d for d in rec.dispatches}
+    turns = []
+    for t in rec.turns:
+        r = t.result
+        results = {tr.call_id: tr for tr in t.tool_results}
+        calls = []
+        for c in r.tool_calls:
+            tr = results.pop(c.id, None)
+            calls.append({"name": c.name, "args": _clip(c.arguments_raw), "parse_error": c.parse_error,
+                          "in_text": c.in_text, "ok": tr.ok if tr else None, "error_kind": tr.error_kind if tr else None,
+                          "output": _clip(tr.output) if tr else None})
+        for tr in results.values():  # results without a matching call id (should not happen; shown anyway)
+            calls.append({"name": tr.name, "args": "", "parse_error": None, "in_text": tr.in_text, "ok": tr.ok,
+                          "error_kind": tr.error_kind, "output": _clip(tr.output)})
+        turns.append({
+            "index": t.index, "dispatch": t.dispatch, "content": _clip(r.content), "reasoning": _clip(r.reasoning),
+            "finish_reason": r.finish_reason, "calls": calls, "nudge": t.nudge,
+            "tokens": r.usage.completion_tokens, "wall_s": r.timing.wall,
+            "marks": list(dict.fromkeys(marks.get(t.index, []))),
+            "events": [f"{e.kind}: {e.detail}" for e in r.events],
+        })
+    return {
+        "intro": intro, "turns": turns,
+        "dispatches": [{"index": d.index, "end_reason": d.end_reason, "open_obligation": d.open_obligation}
+                       for d in dispatches.values()],
+        "reasons": details.get("reasons", []), "failures": failures,
+        "infra_events": [f"{e.kind}: {e.detail}" for e in rec.infra_events], "error": rec.error,
+        "final_state": rec.final_state,
+    }
+
+
+# -- one run directory --------------------------------------------------------------------------------
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """Everything the report needs from one run directory."""
+    from ..scoring import SCORER
+
+    run_dir = Path(run_dir)
+    with RunStore(run_dir) as store:
+        data = export_data(store)
+        records = list(store.attempts())
+        verdicts = store.verdicts(SCORER)
+        data["server"] = store.get_meta("server") or {}
+        data["host"] = store.get_meta("host") or {}
+        data["created"] = store.get_meta("created")
+        scen = store.get_meta("scenarios") or {}
+    data["records"] = records
+    data["verdicts"] = verdicts
+    data["run_dir"] = str(run_dir)
+    data["scenario_hashes"] = {}
+    for h, s in scen.items():
+        data["scenario_hashes"].setdefault(s.get("pack", "?"), set()).add(h)
+    return data
+
+
+def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
+    """Visible vs invisible failures; the scorer's own split when it provides one."""
+    scored = [r for r in rows if r["scored"]]
+    n = len(scored)
+    out: dict[str, Any] = {"attempts": n, "given": None}
+    if isinstance(given, dict):
+        out["given"] = given
+    clean = sum(1 for r in scored if r["clean"])
+    retry = sum(1 for r in scored if r["passed"] and not r["clean"])
+    failed = [r for r in scored if not r["passed"]]
+    visible = [r for r in failed if r["tool_errors"] > 0 or r["infra_events"] > 0
+               or any(not is_invisible(f) for f in r["failures"])]
+    invisible = [r for r in failed if r not in visible]
+    classes_visible: dict[str, int] = defaultdict(int)
+    classes_invisible: dict[str, int] = defaultdict(int)
+    for r in scored:
+        for f in r["failures"]:
+            (classes_invisible if is_invisible(f) else classes_visible)[f] += 1
+    out.update({"clean": clean, "passed_after_retry": retry, "failed_visible": len(visible),
+                "failed_invisible": len(invisible),
+                "classes_visible": dict(sorted(classes_visible.items(), key=lambda kv: -kv[1])),
+                "classes_invisible": dict(sorted(classes_invisible.items(), key=lambda kv: -kv[1]))})
+    return out
+
+
+def _tasks_per_hour(records: list[AttemptRecord], model: str) -> dict[str, Any] | None:
+    done = [r for r in records if r.model == model and r.status == "completed" and r.ended > r.started > 0]
+    if len(done) < 2:
+        return None
+    span = max(r.ended for r in done) - min(r.started for r in done)
+    if span <= 0:
+        return None
+    return {"tasks": len(done), "span_s": span, "tasks_per_hour": len(done) / span * 3600}
+
+
+def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, float]) -> dict[str, Any]:
+    s = run["summary"][model]
+    rows = [r for r in run["attempts"] if r["model"] == model]
+    records = [r for r in run["records"] if r.model == model]
+    meta = run["run"] or {}
+    speed = speed_parts(run["results"], model, single)
+    samples, src = decode_samples(records)
+    own = mean_ci(samples)
+    decode = speed["decode"] or ({**own, "source": src} if own else None)
+    clean_rate = s["overall"]["clean"]["rate"]
+    size, size_src = model_size(meta, run["server"], run["results"], overrides, model, model)
+    e: dict[str, Any] = {
+        "model": model, "label": model, "run_dir": run["run_dir"], "run_name": Path(run["run_dir"]).name,
+        "summary": s, "rows": rows, "decode": decode, "decode_own": ({**own, "source": src} if own else None),
+        "curves": speed["curves"], "energy": speed["energy"],
+        "size_bytes": size, "size_source": size_src,
+        "iceberg": _iceberg(rows, s.get("iceberg")),
+        "tasks_per_hour": _tasks_per_hour(records, model),
+        "provenance": {
+            "run_dir": run["run_dir"], "backend": meta.get("backend") or {}, "server": run["server"],
+            "host": run["host"], "trials": meta.get("trials"), "concurrency": meta.get("concurrency"),
+            "retries": meta.get("retries"), "packs": meta.get("packs") or sorted(s["packs"]),
+            "suites": meta.get("suites") or [], "created": run.get("created"),
+            "config_hashes": sorted({r.config_hash for r in records}),
+            "infra_events": len(run["infra_events"]),
+        },
+        "scenario_hashes": run["scenario_hashes"],
+    }
+    gb = size / GB if size else None
+    e["efficiency"] = {
+        "gb": gb,
+        "clean_pct_per_gb": (100 * clean_rate / gb) if gb and clean_rate is not None else None,
+        "pass_pct_per_gb": (100 * s["overall"]["pass"]["rate"] / gb) if gb and s["overall"]["pass"]["rate"] is not None else None,
+        "tps_per_gb": (decode["value"] / gb) if gb and decode else None,
+    }
+    # failed attempts, each with a transcript
+    verdicts = run["verdicts"]
+    failed = []
+    by_key = {r.key: r for r in records}
+    for r in rows:
+        bad = r["status"] != "completed" or not r["passed"] or not r["clean"]
+        if not bad:
+            continue
+        kind = "infra_error" if r["status"] != "completed" else ("failed" if not r["passed"] else "passed after retry")
+        if r["status"] == "completed" and not r["scored"]:
+            kind = "not scored"
+        failed.append({"key": r["key"], "pack": r["pack"], "scenario": r["scenario"], "trial": r["trial"],
+                       "kind": kind, "failures": r["failures"], "error": r["error"],
+                       "reasons": (verdicts.get(r["key"]) or {}).get("details", {}).get("reasons", []),
+                       "transcript": None})
+    order = {"failed": 0, "passed after retry": 1, "not scored": 2, "infra_error": 3}
+    failed.sort(key=lambda f: (order.get(f["kind"], 9), f["pack"], f["scenario"], f["trial"]))
+    for f in failed[:MAX_TRANSCRIPTS]:
+        rec = by_key.get(f["key"])
+        if rec is not None:
+            f["transcript"] = transcript(rec, verdicts.get(f["key"]))
+    e["failed"] = failed
+    return e
+
+
+def _useful(e: dict[str, Any], at: int | None) -> dict[str, Any]:
+    """Clean tasks per hour = completions per hour × clean pass rate (inputs kept for display)."""
+    clean = e["summary"]["overall"]["clean"]
+    rows = []
+    for c in e["curves"]:
+        for p in c["points"]:
+            cpm = p.get("completions_per_min")
+            if cpm is None or clean["rate"] is None:
+                continue
+            rows.append({"source": c["source"], "concurrency": p["concurrency"], "completions_per_hour": cpm * 60,
+                         "clean_rate": clean["rate"], "clean_ci95": clean["ci95"],
+                         "clean_tasks_per_hour": cpm * 60 * clean["rate"],
+                         "range": [cpm * 60 * clean["ci95"][0], cpm * 60 * clean["ci95"][1]]})
+    chosen = None
+    if rows:
+        want = at if at is not None else e["provenance"].get("concurrency")
+        chosen = next((r for r in rows if r["concurrency"] == want), None) or max(rows, key=lambda r: r["clean_tasks_per_hour"])
+    own = None
+    tph = e["tasks_per_hour"]
+    if tph and clean["rate"] is not None:
+        own = {**tph, "concurrency": e["provenance"].get("concurrency"), "clean_rate": clean["rate"],
+               "clean_ci95": clean["ci95"], "clean_tasks_per_hour": tph["tasks_per_hour"] * clean["rate"],
+               "range": [tph["tasks_per_hour"] * clean["ci95"][0], tph["tasks_per_hour"] * clean["ci95"][1]]}
+    return {"rows": rows, "chosen": chosen, "own": own}
+
+
+def _phk(s: dict[str, Any]) -> tuple[int | None, float | None]:
+    ks = [int(k) for k, v in (s.get("pass_hat_k") or {}).items() if v is not None]
+    if not ks:
+        return None, None
+    k = max(ks)
+    return k, s["pass_hat_k"][str(k)]
+
+
+def _deltas(e: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    def rate_delta(cur: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not cur or not base or cur.get("rate") is None or base.get("rate") is None:
+            return None
+        return {"cur": cur["rate"], "base": base["rate"], "delta": cur["rate"] - base["rate"],
+                "verdict": judge(cur["rate"], cur["ci95"], base["rate"], base["ci95"]),
+                "cur_ci95": cur["ci95"], "base_ci95": base["ci95"]}
+
+    packs = {}
+    names = sorted(set(e["summary"]["packs"]) | set(b["summary"]["packs"]))
+    for p in names + ["ALL"]:
+        cs = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
+        bs = b["summary"]["overall"] if p == "ALL" else b["summary"]["packs"].get(p)
+        ck, cphk = _phk(cs) if cs else (None, None)
+        bk, bphk = _phk(bs) if bs else (None, None)
+        changed = None
+        if p != "ALL":
+            ch, bh = e["scenario_hashes"].get(p), b["scenario_hashes"].get(p)
+            changed = bool(ch and bh and ch != bh)
+        packs[p] = {
+            "present": (cs is not None, bs is not None),
+            "pass": rate_delta(cs and cs["pass"], bs and bs["pass"]),
+            "clean": rate_delta(cs and cs["clean"], bs and bs["clean"]),
+            "pass_hat_k": ({"k": ck, "cur": cphk, "base": bphk, "delta": cphk - bphk}
+                           if ck is not None and ck == bk and cphk is not None and bphk is not None else None),
+            "attempts": (cs["attempts"] if cs else 0, bs["attempts"] if bs else 0),
+            "scenarios_changed": changed,
+        }
+    cd, bd = e["decode"], b["decode"]
+    speed = None
+    if cd and bd:
+        speed = {"cur": cd["value"], "base": bd["value"], "delta": cd["value"] - bd["value"],
+                 "rel": (cd["value"] - bd["value"]) / bd["value"] if bd["value"] else None,
+                 "verdict": judge(cd["value"], cd.get("ci95"), bd["value"], bd.get("ci95"))}
+    return {"baseline_label": b["label"], "baseline_run": b["run_dir"], "packs": packs, "decode": speed}
+
+
+def _match_baseline(e: dict[str, Any], base: list[dict[str, Any]]) -> dict[str, Any] | None:
+    same = [b for b in base if b["model"] == e["model"]]
+    if same:
+        return same[0]
+    return base[0] if len(base) == 1 else None
+
+
+def _entries(run_dirs: list[Path], overrides: dict[str, float]) -> list[dict[str, Any]]:
+    entries = []
+    for d in run_dirs:
+        run = load_run(d)
+        models = list(run["summary"])
+        if not models:
+            raise ReportError(f"{d}: no scored attempts to report (run `brainbench score {d}` first?)")
+        for m in models:
+            entries.append(_entry(run, m, len(models) == 1, overrides))
+    # labels must tell brains apart: add the run directory name where a model repeats
+    counts = defaultdict(int)
+    for e in entries:
+        counts[e["model"]] += 1
+    for e in entries:
+        if counts[e["model"]] > 1:
+            e["label"] = f"{e['model']} ({e['run_name']})"
+    return entries
+
+
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#000000"]
+
+
+def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concurrency: int | None = None,
+                 model_sizes: dict[str, float] | None = None, title: str | None = None) -> dict[str, Any]:
+    """The whole report as plain data (see the module docstring)."""
+    if not run_dirs:
+        raise ReportError("give at least one run directory")
+    overrides = model_sizes or {}
+    entries = _entries([Path(d) for d in run_dirs], overrides)
+    base_entries = _entries([Path(baseline)], overrides) if baseline else []
+    for i, e in enumerate(entries):
+        e["id"] = f"b{i}"
+        e["color"] = PALETTE[i % len(PALETTE)]
+        e["useful"] = _useful(e, at_concurrency)
+        b = _match_baseline(e, base_entries) if base_entries else None
+        e["delta"] = _deltas(e, b) if b else None
+    for b in base_entries:
+        b["useful"] = _useful(b, at_concurrency)
+    packs = sorted({p for e in entries for p in e["summary"]["packs"]})
+    classes: dict[str, int] = defaultdict(int)
+    for e in entries:
+        for c, n in e["summary"]["overall"].get("failures_by_class", {}).items():
+            classes[c] += n
+    return {
+        "title": title or ("brainbench: " + " vs ".join(e["label"] for e in entries)),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "entries": entries, "baseline": base_entries, "baseline_dir": str(baseline) if baseline else None,
+        "packs": packs, "failure_classes": [c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
+        "at_concurrency": at_concurrency,
+        "has_curves": any(e["curves"] for e in entries), "has_energy": any(e["energy"] for e in entries),
+    }
