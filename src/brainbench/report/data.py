@@ -353,29 +353,36 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def layer_of(failure_id: str) -> str:
+    """Iceberg layer of a failure id: the scorer's taxonomy where there is one, else a name-based guess."""
+    try:
+        from ..scoring.taxonomy import layer
+
+        return layer(failure_id)
+    except ImportError:
+        return "silent" if is_invisible(failure_id) else "error_line"
+
+
 def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
-    """Visible vs invisible failures; the scorer's own split when it provides one."""
+    """Visible (an error line shows) vs silent failures, by occurrence and by attempt."""
     scored = [r for r in rows if r["scored"]]
-    n = len(scored)
-    out: dict[str, Any] = {"attempts": n, "given": None}
-    if isinstance(given, dict):
-        out["given"] = given
-    clean = sum(1 for r in scored if r["clean"])
-    retry = sum(1 for r in scored if r["passed"] and not r["clean"])
-    failed = [r for r in scored if not r["passed"]]
-    visible = [r for r in failed if r["tool_errors"] > 0 or r["infra_events"] > 0
-               or any(not is_invisible(f) for f in r["failures"])]
-    invisible = [r for r in failed if r not in visible]
-    classes_visible: dict[str, int] = defaultdict(int)
-    classes_invisible: dict[str, int] = defaultdict(int)
+    layers: dict[str, dict[str, int]] = {"error_line": {}, "silent": {}, "discipline": {}}
     for r in scored:
         for f in r["failures"]:
-            (classes_invisible if is_invisible(f) else classes_visible)[f] += 1
-    out.update({"clean": clean, "passed_after_retry": retry, "failed_visible": len(visible),
-                "failed_invisible": len(invisible),
-                "classes_visible": dict(sorted(classes_visible.items(), key=lambda kv: -kv[1])),
-                "classes_invisible": dict(sorted(classes_invisible.items(), key=lambda kv: -kv[1]))})
-    return out
+            bucket = layers.setdefault(layer_of(f), {})
+            bucket[f] = bucket.get(f, 0) + 1
+    failed = [r for r in scored if not r["passed"]]
+    hidden = [r for r in failed if not any(layer_of(f) == "error_line" for f in r["failures"])
+              and not r["tool_errors"] and not r["infra_events"]]
+    return {
+        "attempts": len(scored), "given": given if isinstance(given, dict) else None,
+        "clean": sum(1 for r in scored if r["clean"]),
+        "passed_after_retry": sum(1 for r in scored if r["passed"] and not r["clean"]),
+        "failed": len(failed), "failed_without_error_line": len(hidden),
+        "error_line": sum(layers["error_line"].values()), "silent": sum(layers["silent"].values()),
+        "discipline": sum(layers["discipline"].values()),
+        "classes": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in layers.items()},
+    }
 
 
 def _tasks_per_hour(records: list[AttemptRecord], model: str) -> dict[str, Any] | None:

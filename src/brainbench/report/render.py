@@ -136,8 +136,8 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
                                  "tip": f"{e['label']} {p} {metric}: {pct(r)} ({r['k']}/{r['n']})"})
         out[f"bars_{metric}"] = svg.hbars(rows)
     out["iceberg"] = svg.iceberg([{"label": e["label"], "attempts": e["iceberg"]["attempts"],
-                                   "clean": e["iceberg"]["clean"], "visible": e["iceberg"]["failed_visible"],
-                                   "invisible": e["iceberg"]["failed_invisible"],
+                                   "clean": e["iceberg"]["clean"], "visible": e["iceberg"]["error_line"],
+                                   "invisible": e["iceberg"]["silent"],
                                    "retry": e["iceberg"]["passed_after_retry"]} for e in entries])
     curves = []
     for key, title in CURVE_METRICS:

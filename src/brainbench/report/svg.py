@@ -222,18 +222,18 @@ def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 300) -> Marku
         cx = left + colw * i + colw / 2
         x0 = cx - bw / 2
         up = c["visible"] * scale
-        body.append(f'<g><title>{esc(c["label"])}: {c["visible"]} failed attempts with an error line</title>'
+        body.append(f'<g><title>{esc(c["label"])}: {c["visible"]} failures with an error line</title>'
                     f'<rect x="{x0:.1f}" y="{water - up:.1f}" width="{bw:.1f}" height="{up:.1f}" fill="#d9534f"/></g>')
         if c["visible"]:
             body.append(f'<text x="{cx:.1f}" y="{water - up - 4:.1f}" text-anchor="middle" fill="#a33">'
-                        f'{c["visible"]} visible</text>')
+                        f'{c["visible"]} error lines</text>')
         inv = c["invisible"] * scale
         ret = c["retry"] * scale
-        body.append(f'<g><title>{esc(c["label"])}: {c["invisible"]} failed attempts with no error line</title>'
+        body.append(f'<g><title>{esc(c["label"])}: {c["invisible"]} silent failures (no error line)</title>'
                     f'<rect x="{x0:.1f}" y="{water:.1f}" width="{bw:.1f}" height="{inv:.1f}" fill="#7a4fa3"/></g>')
         body.append(f'<g><title>{esc(c["label"])}: {c["retry"]} passes only after a protocol violation</title>'
                     f'<rect x="{x0:.1f}" y="{water + inv:.1f}" width="{bw:.1f}" height="{ret:.1f}" fill="#e0a030"/></g>')
-        body.append(f'<text x="{cx + bw / 2 + 4:.1f}" y="{water + 14:.1f}" fill="#4b2d6b">{c["invisible"]} silent</text>')
+        body.append(f'<text x="{cx + bw / 2 + 4:.1f}" y="{water + 14:.1f}" fill="#4b2d6b">{c["invisible"]} silent failures</text>')
         if c["retry"]:
             body.append(f'<text x="{cx + bw / 2 + 4:.1f}" y="{water + 28:.1f}" fill="#8a5a00">{c["retry"]} won after retry</text>')
         body.append(f'<text x="{cx:.1f}" y="{h - 10}" text-anchor="middle" fill="#111" font-weight="600">{esc(c["label"])}</text>')
