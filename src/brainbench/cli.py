@@ -289,6 +289,9 @@ def serve(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 # Add one line per command group here, e.g.:
 #   from .logs.cli import logs_app; app.add_typer(logs_app, name="logs")
 #   from .perf.cli import speed_cmd; app.command("speed")(speed_cmd)
+from .matrix.cli import matrix_cmd; app.command("matrix")(matrix_cmd)  # noqa: E402,E702
+from .matrix.cli import soak_cmd; app.command("soak")(soak_cmd)  # noqa: E402,E702
+from .matrix.cli import sweep_cmd; app.command("sweep")(sweep_cmd)  # noqa: E402,E702
 from .report.cli import compare_cmd, report_cmd; app.command("report")(report_cmd); app.command("compare")(compare_cmd)  # noqa: E402,E702
 
 

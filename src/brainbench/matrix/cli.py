@@ -1,0 +1,260 @@
+"""Commands: `brainbench matrix`, `brainbench soak`, `brainbench sweep` (mounted in brainbench.cli)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..client.errors import BrainbenchError
+
+console = Console(stderr=True)
+out = Console()
+
+
+@contextlib.contextmanager
+def _ui() -> Iterator[tuple[Callable[[str], None], Callable[[str, int, int], None]]]:
+    """(log, progress) callbacks over one rich Progress display."""
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def log(msg: str) -> None:
+        prog.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}", highlight=False)
+
+    def progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = prog.add_task(name, total=total)
+        prog.update(tasks[name], completed=done, total=total)
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with prog:
+        yield log, progress
+
+
+def _default_dir(prefix: str, name: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)[:40]
+    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+
+
+def _report(matrix_dir: Path) -> Path | None:
+    """One HTML report (and its Markdown twin) for the whole matrix, through brainbench.report."""
+    try:
+        from ..report.render import write_report
+    except ImportError:
+        return None
+    dirs = [Path(matrix_dir) / e["dir"] for e in _manifest(matrix_dir)["profiles"]
+            if e.get("dir") and (Path(matrix_dir) / e["dir"] / "brainbench.sqlite").exists()]
+    if not dirs:
+        return None
+    html = Path(matrix_dir) / "report.html"
+    try:
+        write_report(dirs, html=html, md=Path(matrix_dir) / "report.md", title=f"brainbench matrix: {Path(matrix_dir).name}")
+    except Exception as e:  # noqa: BLE001 - the report is a convenience: never lose a finished matrix over it
+        console.print(f"[yellow]report not written[/]: {e}")
+        return None
+    return html
+
+
+def _manifest(matrix_dir: Path) -> dict[str, Any]:
+    from .run import read_manifest
+
+    return read_manifest(matrix_dir)
+
+
+def _print_matrix(man: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    from .run import summary_rows
+
+    header, rows = summary_rows(man)
+    t = Table(title=title)
+    for h in header:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+
+
+def matrix_cmd(
+    profiles: Annotated[Optional[list[Path]], typer.Argument(help="Profile YAML files, run in this order.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Matrix directory (default runs/matrix-<time>); an existing one is resumed.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish a matrix directory with its stored profiles.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Validate the profiles and print each server command line; run nothing.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the profile JSON Schema.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Start each profile's server, wait until healthy, run its legs, stop it; all under one matrix directory."""
+    from ..profiles import Profile, load_profiles
+    from .run import run_matrix, stored_profiles
+
+    if schema:
+        out.print_json(data=Profile.model_json_schema())
+        return
+    if resume:
+        plist, mdir = stored_profiles(resume), resume
+    else:
+        if not profiles:
+            raise BrainbenchError("give one or more profile files (see profiles/ for examples), or --resume DIR")
+        plist = load_profiles(profiles)
+        mdir = out_dir or _default_dir("matrix", "-".join(p.name for p in plist))
+    if check:
+        from ..profiles.launch import ServerHandle
+
+        for p in plist:
+            legs = ", ".join(f"{lg.name} ({lg.type})" for lg in p.legs)
+            cmd = ServerHandle(p, Path("server.log")).command_line() if p.server.kind != "endpoint" else p.server.base_url
+            out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False)
+        return
+    with _ui() as (log, progress):
+        log(f"matrix of {len(plist)} profile(s) in {mdir}")
+        man = run_matrix(plist, mdir, log, progress)
+    rep = _report(mdir)
+    if json_out:
+        out.print_json(data=man)
+    else:
+        _print_matrix(man, f"brainbench matrix: {mdir}")
+        console.print(f"stored: {mdir}/  (summary {mdir}/matrix.md" + (f", report {rep}" if rep else "") + ")")
+
+
+def soak_cmd(
+    profile: Annotated[Optional[Path], typer.Argument(help="A profile (its server; its soak leg if it has one).")] = None,
+    brain: Annotated[Optional[str], typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no profile/endpoint).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="An already running OpenAI-compatible server.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
+    pid: Annotated[Optional[int], typer.Option("--pid", help="With --endpoint: the server's process, for memory and death.")] = None,
+    sessions: Annotated[Optional[int], typer.Option("--sessions", "-s", min=1, help="Sessions (default 10).")] = None,
+    turns: Annotated[Optional[int], typer.Option("--turns", "-t", min=1, help="Turns per session (default 5).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Sessions at once (default 1).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=2)] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Bound in seconds (default 1800).")] = None,
+    restart: Annotated[Optional[str], typer.Option("--restart", help="never or on_crash.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Soak a server: S sessions × T turns; crashes, silent-empty turns, TPS retention, memory growth."""
+    from ..profiles import load_profile
+    from ..profiles.schema import Profile, SoakLeg
+    from .engine import ProfileRun
+
+    if profile:
+        base = load_profile(profile)
+    elif endpoint:
+        if not model:
+            raise BrainbenchError("--endpoint needs --model")
+        base = Profile.model_validate({"name": model.replace("/", "-").replace(":", "-"),
+                                       "server": {"kind": "endpoint", "base_url": endpoint, "model": model, "pid": pid}})
+    else:
+        b = brain or "brain-small"
+        base = Profile.model_validate({"name": b, "server": {"kind": "llama-server", "brain": b}})
+    leg = next((lg for lg in base.legs if isinstance(lg, SoakLeg)), SoakLeg(type="soak"))
+    over = {k: v for k, v in {"sessions": sessions, "turns": turns, "concurrency": concurrency, "max_tokens": max_tokens,
+                              "duration_s": duration, "restart": restart}.items() if v is not None}
+    data = base.model_dump(mode="json")
+    data["legs"] = [{**leg.model_dump(mode="json"), **over, "name": "soak"}]
+    try:
+        p = Profile.model_validate(data)
+    except Exception as e:
+        raise BrainbenchError(f"soak options: {str(e).splitlines()[-1] if str(e) else e}") from None
+    p.source = base.source
+    run_dir = out_dir or _default_dir("soak", p.name)
+    with _ui() as (log, progress):
+        rec = ProfileRun(p, run_dir, log, progress).run()
+    from ..store import RunStore
+
+    with RunStore(run_dir) as store:
+        rows = store.results("soak")
+    result = rows[-1]["data"] if rows else None
+    if json_out:
+        out.print_json(data={"run_dir": str(run_dir), "status": rec["status"], "reason": rec["reason"], "soak": result})
+    else:
+        _print_soak(rec, result)
+        console.print(f"stored: {run_dir}")
+    if rec["status"] == "failed":
+        raise BrainbenchError(f"soak: server failed: {rec['reason']}")
+    if result is None or not result["passed"]:
+        raise typer.Exit(1)
+
+
+def _print_soak(rec: dict[str, Any], r: dict[str, Any] | None) -> None:
+    if r is None:
+        out.print(f"[red]no soak result[/]: {rec.get('reason')}")
+        return
+    ret = r["tps_retention"]
+    mem = r["memory"].get("rss") or {}
+    lines = [
+        f"{'[green]PASS[/]' if r['passed'] else '[red]FAIL[/]'}  {r['sessions_complete']}/{r['sessions_planned']} sessions "
+        f"complete × {r['turns_per_session']} turns in {r['duration_s']:.0f}s" + (" (cut at the duration bound)" if r["truncated"] else ""),
+        f"crashes {r['crashes']['total']} (process deaths {r['crashes']['process_death']}, 503 loading "
+        f"{r['crashes']['loading_model']}, resets {r['crashes']['stream_reset']}), restarts {r['restarts']}",
+        f"silent-empty turns {r['silent_empty']}, failed turns {r['turns_failed']}",
+        f"decode tok/s median {r['decode_tps_median'] or 0:.2f}; TPS retention "
+        + (f"{ret['value']:.0%} (last {ret['k']} {ret['last']} / first {ret['k']} {ret['first']})" if ret["value"] is not None else "n/a"),
+        "server RSS " + (f"{mem['first_mb']:.0f} → {mem['last_mb']:.0f} MiB ({mem['growth']:+.0%})" if mem else "n/a"),
+    ]
+    lines += [f"[red]✗[/] {x}" for x in r["reasons"]]
+    for ln in lines:
+        out.print(ln, highlight=False)
+
+
+def sweep_cmd(
+    profile: Annotated[Path, typer.Argument(help="The profile whose server settings are swept.")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=v1,v2,... (repeatable): threads, ubatch, kv, -fa, chat_template_file, env.X, ...")] = [],
+    mode: Annotated[str, typer.Option("--mode", help="one-at-a-time (from the current best) or grid.")] = "one-at-a-time",
+    min_gain: Annotated[float, typer.Option("--min-gain", help="Fraction faster than the best so far to keep a config.")] = 0.03,
+    requests: Annotated[Optional[int], typer.Option("--requests", help="Measured decode runs per config.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Tokens per speed request.")] = None,
+    pack: Annotated[list[str], typer.Option("--pack", help="Discipline pack(s) (default: the fixed agentic subset, else smoke).")] = [],
+    limit_per_pack: Annotated[Optional[int], typer.Option("--limit-per-pack", min=1, help="First N scenarios of each pack.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-k", min=1, help="Discipline trials per scenario.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Sweep server settings: each config gets the speed leg and the discipline gate; faster-but-broken is rejected."""
+    from ..profiles import load_profile
+    from ..profiles.schema import AgenticLeg, SpeedLeg, parse_param
+    from .sweep import Sweep, SweepOptions
+
+    if mode not in ("one-at-a-time", "grid"):
+        raise BrainbenchError(f"--mode must be one-at-a-time or grid, not {mode!r}")
+    if not param:
+        raise BrainbenchError("give at least one --param NAME=v1,v2,... (e.g. --param ubatch=128,512)")
+    base = load_profile(profile)
+    params = [parse_param(p) for p in param]
+    speed = next((lg for lg in base.legs if isinstance(lg, SpeedLeg)), SpeedLeg(type="speed"))
+    disc = next((lg for lg in base.legs if isinstance(lg, AgenticLeg)), AgenticLeg(type="agentic"))
+    speed = speed.model_copy(update={k: v for k, v in {"requests": requests, "max_tokens": max_tokens}.items() if v})
+    disc = disc.model_copy(update={k: v for k, v in {"packs": pack or None, "limit_per_pack": limit_per_pack,
+                                                     "trials": trials}.items() if v})
+    opts = SweepOptions(params=params, mode=mode, min_gain=min_gain, speed=speed, discipline=disc)
+    sdir = out_dir or _default_dir("sweep", base.name)
+    with _ui() as (log, progress):
+        log(f"sweep of {base.name} in {sdir}: " + "; ".join(f"{n}={','.join(v)}" for n, v in params))
+        sw = Sweep(base, sdir, opts, log, progress)
+        data = sw.run()
+    if json_out:
+        out.print_json(data=data)
+        return
+    from rich.table import Table
+
+    from .sweep import _pct
+
+    t = Table(title=f"brainbench sweep: {base.name} ({mode})")
+    for c in ("#", "config", "status", "tok/s", "discipline", "reason"):
+        t.add_column(c)
+    for e in data["experiments"]:
+        st = {"kept": "[green]kept[/]", "rejected": "[yellow]rejected[/]", "crashed": "[red]crashed[/]"}.get(e["status"], e["status"])
+        t.add_row(str(e["index"]), e["label"], st, "–" if e["tps"] is None else f"{e['tps']:.2f}", _pct(e["discipline"]),
+                  e["reason"])
+    out.print(t)
+    b = data["best"]
+    out.print(f"best: [bold]{b['label']}[/] at {b['tps']:.2f} tok/s, discipline {_pct(b['discipline'])}", highlight=False)
+    out.print(b["command_line"], highlight=False, soft_wrap=True)
+    console.print(f"stored: {sdir}/sweep.json, {sdir}/sweep.md, chart {sdir}/progression.svg")

@@ -1,0 +1,122 @@
+"""The legs a profile can run against its server: speed (through brainbench.perf), agentic, soak.
+
+Each leg stores what it measures in the profile's run store as it goes (attempts the moment they end,
+speed and soak results as `results` rows), so a server that dies mid-leg loses nothing already measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..client import ChatClient, Endpoint
+from ..client.errors import BrainbenchError
+from ..profiles.schema import AgenticLeg, Profile, SpeedLeg
+from ..store.db import RunStore
+
+Log = Callable[[str], None]
+
+DISCIPLINE_LIMIT_PER_PACK = 3
+"""The fixed agentic subset: the first N scenarios (by id) of each agentic pack."""
+
+
+def leg_id(profile: Profile, leg: Any) -> str:
+    """Identity of one leg on one server configuration (resume skips a leg whose id is stored as done)."""
+    blob = json.dumps([profile.identity(), leg.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# -- speed --------------------------------------------------------------------------------------------
+
+
+async def run_speed(leg: SpeedLeg, endpoint: Endpoint, log: Log = lambda s: None) -> dict[str, Any]:
+    """Single-stream decode (gated on its CV) and, for concurrency levels above 1, a sweep; via brainbench.perf."""
+    from ..perf.energy import EnergyMeter
+    from ..perf.legs import Driver, SpeedOptions, decode_leg, sweep_leg
+
+    levels = sorted({c for c in leg.concurrency if c > 1})
+    opt = SpeedOptions(legs=["decode"] + (["sweep"] if levels else []), gen_tokens=leg.max_tokens,
+                       prompt_tokens=leg.prompt_tokens, warmup=leg.warmup, decode_runs=leg.requests,
+                       cv_max=leg.cv_max, max_runs=leg.max_runs or leg.requests, concurrency=levels,
+                       requests_per_level=leg.requests_per_level)
+    t0 = time.monotonic()
+    async with ChatClient(endpoint, timeout=leg.timeout_s, retries=0) as timed, \
+            ChatClient(endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5) as setup:
+        d = Driver(timed, setup, endpoint.api)
+        probe = await d.probe()
+        decode, _ = await decode_leg(d, opt, log=log)
+        out: dict[str, Any] = {"probe": probe, "decode": decode}
+        if levels:
+            meter = EnergyMeter(None)
+            try:
+                out["sweep"], _ = await sweep_leg(d, opt, meter, log=log)
+            finally:
+                meter.close()
+    dt = decode.get("decode_tps") or {}
+    out["decode_tps_median"] = dt.get("median")
+    out["decode_tps_cv"] = dt.get("cv")
+    out["ttft_ms_median"] = decode.get("ttft_ms_median")
+    out["errors"] = decode.get("errors", 0)
+    out["wall_s"] = round(time.monotonic() - t0, 3)
+    if out["decode_tps_median"] is None:
+        raise BrainbenchError(f"speed leg: no request decoded ({decode.get('errors', 0)} errors)")
+    return out
+
+
+# -- agentic ------------------------------------------------------------------------------------------
+
+
+def discipline_packs(leg: AgenticLeg) -> tuple[list[str], list[str], int | None]:
+    """(packs, suites, limit_per_pack) for an agentic leg: as given, else the fixed agentic subset, else smoke."""
+    if leg.packs or leg.suites:
+        return leg.packs, leg.suites, leg.limit_per_pack
+    from ..packs import SUITES, discover
+
+    have = discover([Path(p) for p in leg.pack_dirs])
+    agentic = [p for p in SUITES.get("agentic", []) if p in have]
+    if agentic:
+        return agentic, [], leg.limit_per_pack or DISCIPLINE_LIMIT_PER_PACK
+    return ["smoke"], [], leg.limit_per_pack
+
+
+def _subset(packs: list[Any], limit: int | None) -> list[Any]:
+    if not limit:
+        return packs
+    return [p.model_copy(update={"scenarios": sorted(p.scenarios, key=lambda s: s.id)[:limit]}) for p in packs]
+
+
+async def run_agentic(leg: AgenticLeg, endpoint: Endpoint, store: RunStore, label: str, server_public: dict[str, Any],
+                      progress: Callable[[int, int], None] = lambda d, t: None) -> dict[str, Any]:
+    """Run the packs as `brainbench run` does (content-keyed, resumable) and summarise this leg's attempts."""
+    from ..packs import select
+    from ..runner.records import attempt_key
+    from ..runner.run import RunPlan, execute, prepare
+    from ..scoring import attempt_rows, summary
+
+    names, suites, limit = discipline_packs(leg)
+    chosen = _subset(select(names, suites, [Path(p) for p in leg.pack_dirs]), limit)
+    config = {"server": server_public, "leg": {k: v for k, v in leg.model_dump(mode="json").items() if k != "name"}}
+    plan = RunPlan(packs=chosen, model=label, config=config, trials=leg.trials, concurrency=leg.concurrency,
+                   retries=leg.retries)
+    todo = prepare(plan, store)
+    total = len(plan.items())
+    done = [total - len(todo)]
+    progress(done[0], total)
+
+    def on_done(_rec: Any) -> None:
+        done[0] += 1
+        progress(done[0], total)
+
+    t0 = time.monotonic()
+    async with ChatClient(endpoint, timeout=leg.timeout_s) as client:
+        await execute(plan, client, store, todo, on_done=on_done)
+    keys = {attempt_key(s.content_hash(), plan.model, plan.config_hash, t) for s, t in plan.items()}
+    rows = [r for r in attempt_rows(store) if r["key"] in keys]
+    summ = summary(rows).get(label, {})
+    overall = summ.get("overall", {})
+    return {"packs": [p.name for p in chosen], "limit_per_pack": limit, "attempts": total,
+            "config_hash": plan.config_hash, "pass": overall.get("pass"), "clean": overall.get("clean"),
+            "infra_errors": summ.get("infra_errors", 0), "summary": summ, "wall_s": round(time.monotonic() - t0, 3)}

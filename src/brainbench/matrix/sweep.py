@@ -1,0 +1,234 @@
+"""`brainbench sweep PROFILE --param NAME=v1,v2,...`: find the fastest server config that is not broken.
+
+Each experiment is the profile with some settings changed, run as a two-leg profile: the speed leg
+(single-stream decode tok/s, median and CV, through brainbench.perf) and the discipline leg (a fixed
+agentic subset). The decision, in order:
+
+- crashed: the server did not start, was never healthy, failed warm-up, or died during a leg;
+- rejected (discipline): its pass rate is below the lower end of the baseline's 95% Wilson interval, i.e.
+  beyond the trial noise; however fast it is (seed 004: a faster config with 38% structured-output failures);
+- kept: more than `min_gain` faster than the best so far (a milestone: it becomes the new best);
+- rejected (no gain): otherwise.
+
+`one-at-a-time` (default) walks the parameters in the order given, each value applied to the current best;
+`grid` tries every combination applied to the profile. Stored experiments are reused (by config identity),
+so running the same sweep again resumes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..profiles.launch import ServerHandle
+from ..profiles.schema import AgenticLeg, Profile, ProfileError, SpeedLeg, apply_param
+from .engine import ProfileRun
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SweepOptions:
+    params: list[tuple[str, list[str]]]
+    mode: str = "one-at-a-time"
+    min_gain: float = 0.03
+    """A config must be this much faster (fraction) than the best so far to be kept."""
+    speed: SpeedLeg | None = None
+    discipline: AgenticLeg | None = None
+
+
+@dataclass
+class Experiment:
+    index: int
+    label: str
+    changes: dict[str, str]
+    identity: str
+    dir: str
+    status: str = "pending"
+    """baseline | kept | rejected | crashed"""
+    reason: str = ""
+    tps: float | None = None
+    tps_cv: float | None = None
+    ttft_ms: float | None = None
+    discipline: dict[str, Any] | None = None
+    """The pass rate {k, n, rate, ci95}."""
+    wall_s: float | None = None
+    command_line: str = ""
+    milestone: bool = False
+    best_tps_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sweep_profile(base: Profile, opts: SweepOptions) -> Profile:
+    """The profile each experiment runs: its server, and exactly the speed and discipline legs."""
+    speed = opts.speed or next((lg for lg in base.legs if isinstance(lg, SpeedLeg)), None) or SpeedLeg(type="speed")
+    disc = opts.discipline or next((lg for lg in base.legs if isinstance(lg, AgenticLeg)), None) or AgenticLeg(type="agentic")
+    data = base.model_dump(mode="json")
+    data["legs"] = [{**speed.model_dump(mode="json"), "name": "speed"},
+                    {**disc.model_dump(mode="json"), "name": "discipline"}]
+    data["restart"] = "never"
+    p = Profile.model_validate(data)
+    p.source = base.source
+    return p
+
+
+def _label(changes: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in changes.items()) or "baseline"
+
+
+def _pct(r: dict[str, Any] | None) -> str:
+    if not r or r.get("rate") is None:
+        return "–"
+    lo, hi = r["ci95"]
+    return f"{r['k']}/{r['n']} = {100 * r['rate']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}]"
+
+
+def discipline_gate(cand: dict[str, Any] | None, ref: dict[str, Any] | None) -> tuple[bool, str]:
+    """Reject when the candidate's pass rate is below the reference's 95% Wilson lower bound."""
+    if not cand or cand.get("rate") is None:
+        return False, "no discipline result (every attempt was an infrastructure error)"
+    if not ref or ref.get("rate") is None:
+        return True, ""
+    lo = ref["ci95"][0]
+    if cand["rate"] < lo:
+        return False, (f"discipline {_pct(cand)} is below the baseline's 95% interval "
+                       f"(baseline {_pct(ref)}): beyond trial noise, rejected however fast")
+    return True, ""
+
+
+class Sweep:
+    def __init__(self, base: Profile, out_dir: Path, opts: SweepOptions, log: Log = lambda s: None,
+                 progress: Callable[[str, int, int], None] | None = None):
+        self.base = sweep_profile(base, opts)
+        self.out_dir = Path(out_dir)
+        self.opts = opts
+        self.log = log
+        self.progress = progress
+        self.experiments: list[Experiment] = []
+        self.by_identity: dict[str, Experiment] = {}
+
+    # -- running one experiment ----------------------------------------------------------------------
+
+    def _measure(self, profile: Profile, changes: dict[str, str]) -> Experiment:
+        ident = profile.identity()
+        d = self.out_dir / "experiments" / ident
+        exp = Experiment(index=len(self.experiments), label=_label(changes), changes=dict(changes), identity=ident,
+                         dir=str(d.relative_to(self.out_dir)))
+        self.log(f"experiment {exp.index}: {exp.label}")
+        t0 = time.monotonic()
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "profile.json").write_text(json.dumps({**profile.model_dump(mode="json"), "source": profile.source}, indent=2))
+        rec = ProfileRun(profile, d, self.log, self.progress).run()
+        exp.wall_s = round(time.monotonic() - t0, 1)
+        try:
+            exp.command_line = ServerHandle(profile, d / "server.log").command_line(port=profile.server.port or 8080)
+        except Exception as e:  # a command line that cannot be built is itself a crash reason
+            exp.command_line = f"(cannot build: {e})"
+        legs = rec.get("legs", {})
+        speed, disc = legs.get("speed", {}), legs.get("discipline", {})
+        if rec["status"] == "failed":
+            exp.status, exp.reason = "crashed", rec.get("reason") or "server failed"
+        elif speed.get("status") != "done" or disc.get("status") not in ("done",):
+            bad = speed if speed.get("status") != "done" else disc
+            exp.status, exp.reason = "crashed", f"{bad.get('status')}: {bad.get('reason') or ''}".strip()
+        sr = speed.get("result") or {}
+        exp.tps, exp.tps_cv, exp.ttft_ms = sr.get("decode_tps_median"), sr.get("decode_tps_cv"), sr.get("ttft_ms_median")
+        exp.discipline = (disc.get("result") or {}).get("pass")
+        self.experiments.append(exp)
+        self.by_identity[ident] = exp
+        return exp
+
+    # -- the walk ------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        base = self._measure(self.base, {})
+        if base.status == "crashed":
+            base.reason = f"baseline crashed: {base.reason}"
+            self._write()
+            raise ProfileError(f"sweep: the baseline config crashed ({base.reason}); nothing to compare against")
+        base.status, base.milestone, base.best_tps_after = "baseline", True, base.tps
+        ref = base.discipline
+        best, best_profile, best_changes = base, self.base, {}
+        self._write()
+        for changes in self._candidates():
+            if self.opts.mode == "grid":
+                prof, full = self.base, dict(changes)
+            else:
+                prof, full = best_profile, {**best_changes, **changes}
+            for name, value in changes.items():
+                prof = apply_param(prof, name, value)
+            if prof.identity() in self.by_identity:
+                self.log(f"skip {_label(changes)}: same config as experiment {self.by_identity[prof.identity()].index}")
+                continue
+            exp = self._measure(prof, full)
+            exp.label = _label(changes)
+            if exp.status != "crashed":
+                ok, why = discipline_gate(exp.discipline, ref)
+                if not ok:
+                    exp.status, exp.reason = "rejected", why
+                elif exp.tps is not None and best.tps is not None and exp.tps > best.tps * (1 + self.opts.min_gain):
+                    gain = exp.tps / best.tps - 1
+                    exp.status, exp.milestone = "kept", True
+                    exp.reason = f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {best.tps:.2f} ({best.label}); discipline {_pct(exp.discipline)}"
+                    best, best_profile, best_changes = exp, prof, full
+                else:
+                    need = (best.tps or 0) * (1 + self.opts.min_gain)
+                    exp.status = "rejected"
+                    exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {best.tps or 0:.2f} "
+                                  f"(needs > {need:.2f}, +{100 * self.opts.min_gain:.0f}%)")
+            exp.best_tps_after = best.tps
+            self.log(f"  -> {exp.status}: {exp.reason}")
+            self._write()
+        self.best, self.best_profile = best, best_profile
+        return self._write()
+
+    def _candidates(self) -> list[dict[str, str]]:
+        if self.opts.mode == "grid":
+            names = [n for n, _ in self.opts.params]
+            return [dict(zip(names, combo)) for combo in itertools.product(*[v for _, v in self.opts.params])]
+        return [{n: v} for n, vals in self.opts.params for v in vals]
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def _best(self) -> Experiment:
+        return max((e for e in self.experiments if e.milestone), key=lambda e: e.index)
+
+    def _write(self) -> dict[str, Any]:
+        best = self._best() if any(e.milestone for e in self.experiments) else None
+        data = {
+            "kind": "brainbench-sweep", "profile": self.base.name, "source": self.base.source, "mode": self.opts.mode,
+            "params": [{"name": n, "values": v} for n, v in self.opts.params], "min_gain": self.opts.min_gain,
+            "updated": time.time(), "experiments": [asdict(e) for e in self.experiments],
+            "best": None if best is None else {"index": best.index, "label": best.label, "changes": best.changes,
+                                               "tps": best.tps, "discipline": best.discipline,
+                                               "command_line": best.command_line},
+        }
+        tmp = self.out_dir / "sweep.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.out_dir / "sweep.json")
+        (self.out_dir / "sweep.md").write_text(sweep_markdown(data))
+        from .chart import progression_svg
+
+        (self.out_dir / "progression.svg").write_text(progression_svg(data))
+        return data
+
+
+def sweep_markdown(data: dict[str, Any]) -> str:
+    rows = ["| # | config | status | decode tok/s (CV) | discipline pass [95% CI] | reason |", "|---|---|---|---|---|---|"]
+    for e in data["experiments"]:
+        tps = "–" if e["tps"] is None else f"{e['tps']:.2f}" + (f" ({100 * e['tps_cv']:.0f}%)" if e["tps_cv"] is not None else "")
+        st = e["status"] + (" ★" if e["milestone"] and e["status"] == "kept" else "")
+        rows.append(f"| {e['index']} | {e['label']} | {st} | {tps} | {_pct(e['discipline'])} | {e['reason'].replace('|', '/')} |")
+    out = [f"Sweep of `{data['profile']}` ({data['mode']}; params: "
+           + "; ".join(f"{p['name']}={','.join(p['values'])}" for p in data["params"]) + ")", "", *rows, ""]
+    b = data.get("best")
+    if b:
+        out += [f"Best: **{b['label']}** at {b['tps']:.2f} tok/s, discipline {_pct(b['discipline'])}:", "",
+                "```sh", b["command_line"], "```", ""]
+    return "\n".join(out)
