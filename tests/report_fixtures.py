@@ -74,8 +74,8 @@ def sweep(scale: float, watts: float | None = None):
         row = {"concurrency": c, "requests": 8 * c, "errors": 0, "ttft_ms_median": 80.0 * c, "ttft_ms_p99": 150.0 * c,
                "itl_ms_median": 1000 / (agg / c), "itl_ms_p99": 1500 / (agg / c), "gen_tps_aggregate": agg,
                "gen_tps_per_request": agg / c, "completions_per_min": agg * 60 / 200}
-        if watts:
-            row["watts"] = watts + 10 * c
+        if watts:  # the energy block `brainbench speed` stores per level
+            row["energy"] = {"measured": True, "avg_watts": watts + 10 * c, "joules_per_token": (watts + 10 * c) / agg}
         rows.append(row)
     return rows
 
@@ -102,8 +102,16 @@ def make_run(run_dir: Path, model: str, brain, *, trials: int = 3, speed_scale: 
 
     with FakeServer(ByConversation(script), models=[model]) as srv:
         asyncio.run(_run(srv, run_dir, model, trials))
-    if speed_scale:
+    if speed_scale and watts:  # the shape `brainbench speed --out RUN_DIR` stores: one result per leg
         with RunStore(run_dir) as store:
-            store.put_result("speed", "sweep", model, {"decode_tps": {"median": speed_scale, "ci95": [speed_scale * 0.97, speed_scale * 1.03], "n": 5},
-                                                       "sweep": sweep(speed_scale, watts)})
+            store.put_result("speed", "summary", model, {"model": model, "energy": {"measured": False, "reason": "x"}})
+            store.put_result("speed", "decode", model, {"decode_tps": {"count": 5, "mean": speed_scale, "median": speed_scale,
+                                                                       "cv": 0.02},
+                                                        "energy": {"measured": True, "avg_watts": watts + 10,
+                                                                   "joules_per_token": (watts + 10) / speed_scale}})
+            store.put_result("speed", "sweep", model, {"levels": sweep(speed_scale, watts), "knee": None})
+    elif speed_scale:  # the matrix runner's shape: decode_tps and the sweep levels in one result
+        with RunStore(run_dir) as store:
+            store.put_result("speed", "sweep", model, {"decode_tps": {"count": 5, "mean": speed_scale, "median": speed_scale,
+                                                                      "cv": 0.02}, "sweep": sweep(speed_scale)})
     return run_dir

@@ -116,7 +116,7 @@ def _curve_from_sweep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                   "joules_per_token", "gen_tps_per_kw"):
             p[k] = _num(r.get(k))
         energy = r.get("energy")
-        if isinstance(energy, dict):
+        if isinstance(energy, dict) and energy.get("measured", True):
             p["watts"] = p["watts"] or _num(energy.get("watts") or energy.get("avg_watts") or energy.get("power_w"))
             p["joules_per_token"] = p["joules_per_token"] or _num(energy.get("joules_per_token")
                                                                     or energy.get("j_per_token"))
@@ -157,43 +157,69 @@ def _energy_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _decode_figure(dv: Any, src: str) -> dict[str, Any] | None:
+    """A decode figure from a stored value: a number, or a summary dict (count/mean/median/cv, or ci95)."""
+    val = _num(dv)
+    if val is None:
+        return None
+    out: dict[str, Any] = {"value": val, "ci95": None, "n": None, "cv": None, "source": src}
+    if isinstance(dv, dict):
+        n = dv.get("count", dv.get("n"))
+        out["n"], out["cv"] = n, dv.get("cv")
+        if isinstance(dv.get("ci95"), (list, tuple)) and len(dv["ci95"]) == 2:
+            out["ci95"] = list(dv["ci95"])
+        elif _num(dv.get("mean")) and isinstance(dv.get("cv"), (int, float)) and isinstance(n, int) and n > 1:
+            m = float(dv["mean"])
+            half = 1.96 * dv["cv"] * m / math.sqrt(n)
+            out.update(value=m, ci95=[max(0.0, m - half), m + half])
+    return out
+
+
 def speed_parts(results: list[dict[str, Any]], model: str, single_model: bool) -> dict[str, Any]:
-    """Curves, energy and a decode figure from stored speed legs / mined logs for one model."""
-    mine = [r for r in results if r.get("model") == model or single_model or not r.get("model")]
+    """Curves, energy and a decode figure from stored speed legs / mined logs for one model.
+
+    Reads what `brainbench speed` stores (kind 'speed': 'decode' with a decode_tps summary, 'sweep' with
+    `levels`), the matrix runner's shape (`decode_tps` and `sweep` in one result) and mined server logs
+    (`buckets` by running requests). The latest result of each name wins.
+    """
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in results:
+        if r.get("model") == model or single_model or not r.get("model"):
+            latest[(r["kind"], r["name"])] = r
     curves: list[dict[str, Any]] = []
     decode: dict[str, Any] | None = None
     extra_energy: list[dict[str, Any]] = []
-    for r in mine:
+    for r in latest.values():
         d = r.get("data") or {}
         if not isinstance(d, dict):
             continue
         src = f"{r['kind']} '{r['name']}'"
-        if isinstance(d.get("sweep"), list):
-            pts = _curve_from_sweep([x for x in d["sweep"] if isinstance(x, dict)])
-            if pts:
-                curves.append({"name": r["name"], "source": src, "points": pts})
+        for key in ("sweep", "levels"):
+            rows = d.get(key)
+            if isinstance(rows, list) and r["name"] != "agent" and any(
+                    isinstance(x, dict) and "gen_tps_aggregate" in x for x in rows):
+                pts = _curve_from_sweep([x for x in rows if isinstance(x, dict)])
+                if pts:
+                    curves.append({"name": r["name"], "source": src, "points": pts})
+                break
         if isinstance(d.get("buckets"), list):
             for label, pts in _curve_from_buckets([x for x in d["buckets"] if isinstance(x, dict)]).items():
                 if pts:
                     curves.append({"name": f"{r['name']} {label}".strip(), "source": f"{src} (server log)",
                                    "points": pts})
-        if r["kind"] == "speed":
-            dv = d.get("decode_tps")
-            val = _num(dv)
-            if val is not None:
-                ci = dv.get("ci95") if isinstance(dv, dict) else None
-                decode = {"value": val, "ci95": ci, "n": dv.get("n") if isinstance(dv, dict) else None,
-                          "cv": dv.get("cv") if isinstance(dv, dict) else None, "source": f"{src}: decode_tps"}
+        if r["kind"] == "speed" and decode is None:
+            decode = _decode_figure(d.get("decode_tps"), f"{src}: decode_tps")
         en = d.get("energy")
-        if isinstance(en, dict):
+        if isinstance(en, dict) and en.get("measured", True):
             jpt = _num(en.get("joules_per_token") or en.get("j_per_token"))
             w = _num(en.get("watts") or en.get("avg_watts") or en.get("power_w"))
             tps = _num(en.get("gen_tps") or en.get("tokens_per_s"))
             if jpt is None and w and tps:
                 jpt = w / tps
             if jpt:
-                extra_energy.append({"concurrency": _num(en.get("concurrency")), "watts": w, "gen_tps_aggregate": tps,
-                                     "joules_per_token": jpt, "tokens_per_kwh": 3.6e6 / jpt, "source": src})
+                extra_energy.append({"concurrency": _num(en.get("concurrency")) or (1.0 if r["name"] == "decode" else None),
+                                     "watts": w, "gen_tps_aggregate": tps, "joules_per_token": jpt,
+                                     "tokens_per_kwh": 3.6e6 / jpt, "source": src})
     if decode is None:
         for c in curves:
             one = next((p for p in c["points"] if p["concurrency"] == 1 and p.get("gen_tps_per_request")), None)

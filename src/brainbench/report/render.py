@@ -127,7 +127,9 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
                     ks = [int(k) for k, v in s["pass_hat_k"].items() if v is not None]
                     k = max(ks) if ks else None
                     v = s["pass_hat_k"][str(k)] if k else None
+                    ci = (s.get("pass_hat_k_ci95") or {}).get(str(k)) if k else None
                     rows.append({"group": p, "label": e["label"], "color": e["color"], "value": v,
+                                 "lo": ci[0] if ci else None, "hi": ci[1] if ci else None,
                                  "extra": f"(k={k})" if k else "", "note": "needs k ≥ 1 trials"})
                 else:
                     r = s[metric]
@@ -153,17 +155,40 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+DISCIPLINE = [
+    ("strict_pass", "strict pass", "passed with every tool call in the structured channel"),
+    ("omission", "omission", "tasks with an obligation that ended with it still open (no close-out)"),
+    ("first_dispatch_violation", "1st-dispatch violation", "obligations left open at the end of the first dispatch"),
+    ("recovery", "recovery when denied", "attempts that met a refusal and still got there"),
+    ("in_text_rate", "calls written as text", "tool calls recovered from the reply text"),
+    ("flaky_scenarios", "flaky scenarios", "scenarios that both passed and failed across trials"),
+]
+
+
+def discipline_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    """Agentic-discipline rates the scorer provides (absent metrics are left out, n = 0 shows as n/a)."""
+    present = [m for m in DISCIPLINE if any(m[0] in e["summary"]["overall"] for e in rep["entries"])]
+    rows = []
+    for p in rep["packs"] + ["ALL"]:
+        for e in rep["entries"]:
+            s = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
+            if s is None:
+                continue
+            rows.append({"pack": p, "entry": e, "cells": [s.get(key) for key, _, _ in present]})
+    return [{"metrics": present, "rows": rows}] if present else []
+
+
 def render_html(rep: dict[str, Any]) -> str:
     env = _env()
     here = Path(__file__).parent / "templates"
     return env.get_template("report.html.j2").render(
-        r=rep, c=charts(rep), css=Markup((here / "style.css").read_text()), js=Markup((here / "report.js").read_text()))
+        r=rep, c=charts(rep), disc=discipline_rows(rep), css=Markup((here / "style.css").read_text()), js=Markup((here / "report.js").read_text()))
 
 
 def render_markdown(rep: dict[str, Any]) -> str:
     env = _env()
     env.autoescape = False
-    return env.get_template("report.md.j2").render(r=rep)
+    return env.get_template("report.md.j2").render(r=rep, disc=discipline_rows(rep))
 
 
 def write_report(run_dirs: list[Path], *, baseline: Path | None = None, html: Path | None = None,

@@ -33,6 +33,17 @@ def ticks(top: float, n: int = 5) -> list[float]:
     return [top * i / n for i in range(n + 1)]
 
 
+def nice_axis(v: float, target: int = 5) -> tuple[float, list[float]]:
+    """An axis top at or above `v` and round tick values (steps of 1, 2, 2.5 or 5 × 10^k)."""
+    if v <= 0:
+        return 1.0, [0.0, 0.5, 1.0]
+    raw = v / target
+    exp = 10 ** math.floor(math.log10(raw))
+    step = next(m * exp for m in (1, 2, 2.5, 5, 10) if m * exp >= raw)
+    top = step * math.ceil(v / step - 1e-9)
+    return top, [step * i for i in range(int(round(top / step)) + 1)]
+
+
 def fmt(v: float) -> str:
     if v == 0:
         return "0"
@@ -61,7 +72,7 @@ def scatter(points: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int
     missing = [p for p in points if p not in pts]
     left, right, top, bottom = 60, 24, 20, 56
     pw, ph = w - left - right, h - top - bottom
-    xmax = nice_max(max((max(p["x"], p.get("x_hi") or 0) for p in pts), default=1.0) * 1.08)
+    xmax, xticks = nice_axis(max((max(p["x"], p.get("x_hi") or 0) for p in pts), default=1.0) * 1.08)
 
     def X(v: float) -> float:
         return left + pw * v / xmax
@@ -76,7 +87,7 @@ def scatter(points: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int
     for t in ticks(1.0, 5):
         body.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(t):.1f}" y2="{Y(t):.1f}" stroke="#e6e6e6"/>')
         body.append(f'<text x="{left - 6}" y="{Y(t) + 4:.1f}" text-anchor="end" fill="#555">{100 * t:.0f}%</text>')
-    for t in ticks(xmax, 5):
+    for t in xticks:
         body.append(f'<line y1="{top}" y2="{top + ph}" x1="{X(t):.1f}" x2="{X(t):.1f}" stroke="#eee"/>')
         body.append(f'<text x="{X(t):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">{fmt(t)}</text>')
     body.append(f'<text x="{left + pw / 2}" y="{h - 12}" text-anchor="middle" fill="#222">{esc(x_label)}</text>')
@@ -110,12 +121,12 @@ def scatter(points: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int
     return _svg(w, h, body, f"{y_label} against {x_label}")
 
 
-def hbars(rows: Sequence[dict[str, Any]], w: int = 680, bar_h: int = 16, label_w: int = 230,
+def hbars(rows: Sequence[dict[str, Any]], w: int = 420, bar_h: int = 14, label_w: int = 130,
           value_fmt: str = "pct") -> Markup:
     """Horizontal bars in [0,1] with CI whiskers; rows: {group, label, color, value, lo, hi, note}."""
     if not rows:
         return empty("nothing to show")
-    right = 90
+    right = 96
     pw = w - label_w - right
     gap_group = 10
     y = 8
@@ -161,7 +172,7 @@ def lines(series: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int =
     left, right, top, bottom = 56, 16, 16, 64
     pw, ph = w - left - right, h - top - bottom
     xs = sorted({x for s in series for x, _ in s["points"]})
-    ymax = nice_max(max(y for s in series for _, y in s["points"]) * 1.05)
+    ymax, yticks = nice_axis(max(y for s in series for _, y in s["points"]) * 1.05, 4)
     logx = xs[0] > 0 and xs[-1] / xs[0] >= 8
     if logx:
         lo, hi = math.log2(xs[0]), math.log2(xs[-1])
@@ -176,7 +187,7 @@ def lines(series: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int =
         return top + ph * (1 - v / ymax)
 
     body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ddd"/>']
-    for t in ticks(ymax, 4):
+    for t in yticks:
         body.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(t):.1f}" y2="{Y(t):.1f}" stroke="#e6e6e6"/>')
         body.append(f'<text x="{left - 6}" y="{Y(t) + 4:.1f}" text-anchor="end" fill="#555">{fmt(t)}</text>')
     for x in xs:
