@@ -220,3 +220,27 @@ def test_summary_table_still_renders(runs):
     with RunStore(runs["sloppy"]) as s:
         t = summary_table(summary(attempt_rows(s)))
     assert t.row_count == 2
+
+
+def test_server_log_curves(runs, tmp_path):
+    import json
+
+    log = tmp_path / "vllm.json"
+    log.write_text(json.dumps({"buckets": [
+        {"running": 0, "gen_tps_mean": 0.0, "completions_per_min": 0.0},
+        {"running": 1, "gen_tps_mean": 40.0, "per_request_tps": 40.0, "completions_per_min": 6.0, "watts": 300,
+         "gen_tps_per_kw": 133.3},
+        {"running": 4, "gen_tps_mean": 120.0, "per_request_tps": 30.0, "completions_per_min": 18.0, "watts": 300,
+         "gen_tps_per_kw": 400.0},
+    ]}))
+    # attached to a brain: its curves, energy and useful throughput
+    rep = build_report([runs["bare"]], log_files=[("mystery-7b", log)])
+    e = rep["entries"][0]
+    assert [p["concurrency"] for p in e["curves"][0]["points"]] == [1, 4]
+    assert e["energy"][0]["joules_per_token"] == pytest.approx(300 / 40.0)
+    assert e["useful"]["rows"] and e["useful"]["chosen"]["concurrency"] == 1
+    assert "| mystery-7b | vllm | 4 | 120.0 | 30.0 | 18.0 |" in render_markdown(rep)
+    # loose: its own dashed series next to two brains
+    rep = build_report([runs["good"], runs["sloppy"]], log_files=[(None, log)])
+    assert rep["loose_logs"] and "(log) vllm" in render_markdown(rep)
+    assert "not tied to a brain" in render_html(rep)

@@ -29,6 +29,11 @@ def _sizes(items: list[str]) -> dict[str, float]:
     return sizes
 
 
+def _log_arg(text: str) -> tuple[str | None, Path]:
+    label, sep, path = text.partition("=")
+    return (label, Path(path)) if sep and not Path(text).exists() else (None, Path(text))
+
+
 def report_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories; one point/column per brain in them.")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Earlier run to show deltas against.")] = None,
@@ -36,6 +41,7 @@ def report_cmd(
     md: Annotated[Optional[Path], typer.Option("--md", help="Write the Markdown report here.")] = None,
     at_concurrency: Annotated[Optional[int], typer.Option("--at-concurrency", help="Concurrency for the useful-throughput figure (default: the run's own).")] = None,
     model_size: Annotated[list[str], typer.Option("--model-size", help="NAME=GB model file size where the run does not know it (repeatable).")] = [],
+    logs: Annotated[list[str], typer.Option("--logs", help="[BRAIN=]FILE.json from `brainbench logs vllm --json`: concurrency curves from a server log (repeatable).")] = [],
     title: Annotated[Optional[str], typer.Option("--title", help="Report title.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Also print the report's data as JSON.")] = False,
 ) -> None:
@@ -45,7 +51,7 @@ def report_cmd(
     if html is None and md is None:
         html = Path("report.html")
     rep = write_report(run_dirs, baseline=baseline, html=html, md=md, at_concurrency=at_concurrency,
-                       model_sizes=_sizes(model_size), title=title)
+                       model_sizes=_sizes(model_size), title=title, log_files=[_log_arg(x) for x in logs])
     for path in (html, md):
         if path:
             console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")

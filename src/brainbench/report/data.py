@@ -578,16 +578,49 @@ def _entries(run_dirs: list[Path], overrides: dict[str, float]) -> list[dict[str
     return entries
 
 
+def attach_logs(entries: list[dict[str, Any]], log_files: list[tuple[str | None, Path]]) -> list[dict[str, Any]]:
+    """Mined server logs (`brainbench logs vllm --json > FILE`) as concurrency curves.
+
+    `LABEL=FILE` attaches a log to that brain (its curves, energy and useful throughput); a bare FILE
+    attaches to the only brain when there is one, else it is shown as a series of its own.
+    """
+    loose = []
+    for label, path in log_files:
+        import json
+
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise ReportError(f"--logs {path}: not a JSON log report ({e})") from None
+        rows = data.get("buckets") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise ReportError(f"--logs {path}: no `buckets` (make it with `brainbench logs vllm FILE --json`)")
+        curves = [{"name": f"{Path(path).stem} {lab}".strip(), "source": f"server log {Path(path).name}", "points": pts}
+                  for lab, pts in _curve_from_buckets([x for x in rows if isinstance(x, dict)]).items() if pts]
+        target = next((e for e in entries if label in (e["label"], e["model"])), None) if label else \
+            (entries[0] if len(entries) == 1 else None)
+        if label and target is None:
+            raise ReportError(f"--logs {label}={path}: no brain labelled {label!r} in these runs")
+        if target is not None:
+            target["curves"] += curves
+            target["energy"] += [dict(e, source=c["source"]) for c in curves for e in _energy_rows(c["points"])]
+        else:
+            loose.append({"label": Path(path).stem, "curves": curves})
+    return loose
+
+
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#000000"]
 
 
 def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concurrency: int | None = None,
-                 model_sizes: dict[str, float] | None = None, title: str | None = None) -> dict[str, Any]:
+                 model_sizes: dict[str, float] | None = None, title: str | None = None,
+                 log_files: list[tuple[str | None, Path]] | None = None) -> dict[str, Any]:
     """The whole report as plain data (see the module docstring)."""
     if not run_dirs:
         raise ReportError("give at least one run directory")
     overrides = model_sizes or {}
     entries = _entries([Path(d) for d in run_dirs], overrides)
+    loose_logs = attach_logs(entries, log_files or [])
     base_entries = _entries([Path(baseline)], overrides) if baseline else []
     for i, e in enumerate(entries):
         e["id"] = f"b{i}"
@@ -608,5 +641,7 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         "entries": entries, "baseline": base_entries, "baseline_dir": str(baseline) if baseline else None,
         "packs": packs, "failure_classes": [c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
         "at_concurrency": at_concurrency,
-        "has_curves": any(e["curves"] for e in entries), "has_energy": any(e["energy"] for e in entries),
+        "loose_logs": [dict(x, color=PALETTE[(len(entries) + i) % len(PALETTE)]) for i, x in enumerate(loose_logs)],
+        "has_curves": any(e["curves"] for e in entries) or bool(loose_logs),
+        "has_energy": any(e["energy"] for e in entries),
     }

@@ -149,6 +149,10 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
                 series.append({"label": e["label"] + (f" · {c['name']}" if len(e["curves"]) > 1 else ""),
                                "color": e["color"], "dash": i > 0,
                                "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
+        for x in rep.get("loose_logs", []):
+            for i, c in enumerate(x["curves"]):
+                series.append({"label": c["name"], "color": x["color"], "dash": True,
+                               "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
         if any(y is not None for s in series for _, y in s["points"]):
             curves.append({"title": title, "svg": svg.lines(series, "concurrency", title)})
     out["curves"] = curves
@@ -193,8 +197,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
 
 def write_report(run_dirs: list[Path], *, baseline: Path | None = None, html: Path | None = None,
                  md: Path | None = None, at_concurrency: int | None = None,
-                 model_sizes: dict[str, float] | None = None, title: str | None = None) -> dict[str, Any]:
-    rep = build_report(run_dirs, baseline, at_concurrency=at_concurrency, model_sizes=model_sizes, title=title)
+                 model_sizes: dict[str, float] | None = None, title: str | None = None,
+                 log_files: list[tuple[str | None, Path]] | None = None) -> dict[str, Any]:
+    rep = build_report(run_dirs, baseline, at_concurrency=at_concurrency, model_sizes=model_sizes, title=title,
+                       log_files=log_files)
     if html:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(rep), encoding="utf-8")
