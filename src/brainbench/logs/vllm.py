@@ -222,7 +222,8 @@ def scan_task(task: Task, opts: Options) -> Partial:
 
 
 class _ScanState:
-    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window", "ts_back")
+    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window", "ts_back",
+                 "series_cache")
 
     def __init__(self, opts: Options):
         self.opts = opts
@@ -233,6 +234,7 @@ class _ScanState:
         self.win = opts.windows
         self.seen_window = False
         self.ts_back = 0
+        self.series_cache: dict[bytes, int] = {}
         e = opts.engine
         self.want = None if e == "all" else (AGG if e == "agg" else int(e))
 
@@ -267,26 +269,28 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
     want = st.want
     bisect_left = bisect.bisect_left
     ts_back = st.ts_back  # distance from the timestamp to the message in the previous line (same layout)
+    scache = st.series_cache
+    spec = p.spec
+    spec_from = start  # speculative-decoding lines follow their stats line (same vLLM log() call)
     ai = 0
     na = len(apos)
     pos = find(STATS_LIT, start, end)
     while pos >= 0:
+        if spec_from >= 0:
+            _spec_between(buf, spec_from, pos, spec)
+            spec_from = -1
         m = smatch(buf, pos, end)
         if m is None:
             p.corrupt_lines += 1
             pos = find(STATS_LIT, pos + 23, end)
             continue
+        spec_from = m.end()
         prompt, gen, running, waiting, preempt, kv, hit = m.groups()
-        # engine prefix: fast path for `Engine 000: `, general parse otherwise
-        if buf[pos - 12:pos - 5] == b"Engine ":
-            try:
-                series = int(buf[pos - 5:pos - 2])
-            except ValueError:
-                series = _series_of(buf, max(start, pos - 64), pos)
-        elif buf[pos - 2:pos] == b": ":
-            series = _series_of(buf, max(start, pos - 64), pos)
-        else:
-            series = 0
+        # engine prefix (`Engine 001: `, `N Engines Aggregated: `, none): cached per distinct 12 bytes
+        k12 = buf[pos - 12:pos] if pos - 12 >= start else buf[start:pos]
+        series = scache.get(k12)
+        if series is None:
+            series = scache[k12] = _series_of(buf, max(start, pos - 64), pos)
         # completions since the previous stats line (any series) belong to this window
         k = bisect_left(apos, pos, ai, na)
         comp = k - ai
@@ -371,18 +375,10 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
             acc.hit_sum += float(hit)
             acc.hit_n += 1
         pos = find(STATS_LIT, m.end(), end)
+    if spec_from >= 0:
+        _spec_between(buf, spec_from, end, spec)
     st.pending += na - ai
     st.ts_back = ts_back
-
-    # 3. speculative decoding lines (rare: at most one per stats window)
-    pos = find(SPEC_LIT, start, end)
-    while pos >= 0:
-        head = buf[max(start, pos - 12):pos]
-        if head.endswith(b"SpecDecoding") or head.endswith(b"Speculative"):
-            le = find(b"\n", pos, end)
-            line = buf[pos:le if le >= 0 else end]
-            _spec_line(line, p.spec)
-        pos = find(SPEC_LIT, pos + 10, end)
 
     # 4. capacity lines (start-up only)
     pos = find(CAP_LIT, start, end)
@@ -410,6 +406,22 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
                 rec["time"] = tm.group(0).decode()
             p.capacity.append(rec)
         pos = find(CAP_LIT, pos + 16, end)
+
+
+SPEC_WINDOW = 65536
+
+
+def _spec_between(buf, lo: int, hi: int, acc: SpecAcc) -> None:
+    """SpecDecoding / Speculative metrics lines between a stats line and the next one (vLLM prints them
+    right after the stats line; other processes' output may come in between)."""
+    hi = min(hi, lo + SPEC_WINDOW)
+    q = buf.find(SPEC_LIT, lo, hi)
+    while q >= 0:
+        head = buf[max(lo, q - 12):q]
+        if head.endswith(b"SpecDecoding") or head.endswith(b"Speculative"):
+            le = buf.find(b"\n", q, hi)
+            _spec_line(buf[q:le if le >= 0 else hi], acc)
+        q = buf.find(SPEC_LIT, q + 10, hi)
 
 
 def _spec_line(line: bytes, acc: SpecAcc) -> None:
