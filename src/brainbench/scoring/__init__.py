@@ -8,6 +8,7 @@ from ..packs import Scenario
 from ..store.db import RunStore
 from .metrics import summarise
 from .score import SCORER, Verdict, score_attempt
+from .taxonomy import TAXONOMY, layer
 
 
 def stored_scenarios(store: RunStore) -> dict[str, Scenario]:
@@ -29,6 +30,13 @@ def rescore(store: RunStore) -> int:
     return n
 
 
+_DETAIL_FIELDS: dict[str, Any] = {
+    "strict_passed": False, "in_text_calls": 0, "obligation": False, "first_dispatch_open": False,
+    "denied": False, "recovered": False, "error_line_failures": 0, "silent_failures": 0,
+}
+"""Verdict details copied into each export row (defaults for verdicts stored by an older scorer)."""
+
+
 def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
     """One flat row per stored attempt, joined with its verdict (the export contract)."""
     verdicts = store.verdicts(SCORER)
@@ -43,6 +51,7 @@ def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
             "tool_calls": v["details"].get("tool_calls", 0) if v else 0,
             "tool_errors": v["details"].get("tool_errors", 0) if v else 0,
             "infra_events": len(rec.infra_events),
+            **{k: (v["details"].get(k, default) if v else default) for k, default in _DETAIL_FIELDS.items()},
             "turns": len(rec.turns), "dispatches": len(rec.dispatches), "wall_s": round(rec.wall_s, 3),
             "completion_tokens": sum(t.result.usage.completion_tokens or 0 for t in rec.turns),
             "error": rec.error,
@@ -64,4 +73,4 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["SCORER", "Verdict", "attempt_rows", "rescore", "score_attempt", "stored_scenarios", "summary"]
+__all__ = ["SCORER", "TAXONOMY", "Verdict", "attempt_rows", "layer", "rescore", "score_attempt", "stored_scenarios", "summary"]

@@ -22,7 +22,7 @@ class AttemptView:
 
     record: AttemptRecord
     calls: list[dict[str, Any]] = field(default_factory=list)
-    """Every tool call in order: {name, arguments, ok, error_kind, in_text}."""
+    """Every tool call in order: {name, arguments, ok, error_kind, in_text, raw, turn}."""
     final_content: str = ""
     """The last non-empty answer text of the attempt."""
 
@@ -34,7 +34,8 @@ class AttemptView:
             for c in turn.result.tool_calls:
                 r = results.get(c.id)
                 view.calls.append({"name": c.name, "arguments": c.arguments, "ok": bool(r and r.ok),
-                                   "error_kind": r.error_kind if r else None, "in_text": c.in_text})
+                                   "error_kind": r.error_kind if r else None, "in_text": c.in_text,
+                                   "raw": c.arguments_raw, "turn": turn.index})
             if turn.result.content.strip() and not any(c.in_text for c in turn.result.tool_calls):
                 view.final_content = turn.result.content
         return view

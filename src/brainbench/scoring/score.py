@@ -1,14 +1,27 @@
-"""Score stored attempts: checks + failure classification -> a verdict. Never calls a model."""
+"""Score stored attempts: checks + failure classification -> a verdict. Never calls a model.
+
+The verdict's `failures` holds one failure-taxonomy id per occurrence (see `taxonomy.py`): the tool
+errors the environment classified, what the checks found, and what the trace shows about turn
+discipline (text-channel calls, repeated failures, loops, narrated actions, calls after the closing
+call, prose around calls where the protocol wants calls only).
+"""
 
 from __future__ import annotations
 
 import importlib
+import re
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..envs import get_env
+from ..envs._agentic import call_signature
 from ..packs import Scenario
 from ..runner.records import AttemptRecord
+from . import agentic as _agentic_checks  # noqa: F401  (registers the agentic check types)
 from .checks import CHECKS, AttemptView
+from .taxonomy import LOOP_CALLS, LOOP_LINE_REPEATS, LOOP_MIN_CHARS, LOOP_ZLIB_RATIO, is_denial, layer
 
 SCORER = "deterministic"
 
@@ -38,18 +51,104 @@ class Verdict:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _classify_trace(view: AttemptView) -> list[str]:
-    """Failures visible in the call trace and the turns."""
+# -- trace detectors ----------------------------------------------------------------------------------
+
+_CLAIM = re.compile(
+    r"\b(mark(ed|ing)?|mov(ed|ing)|clos(ed|ing)|complet(ed|ing)|block(ed|ing)|spawn(ed|ing)|hand(ed|ing) off|set)\b"
+    r"[^.\n]{0,60}\b(done|complete|completed|closed|blocked|awaiting_eval|evaluator)\b",
+    re.IGNORECASE,
+)
+
+
+def degenerate(text: str) -> bool:
+    """Repetitive text: a line repeated LOOP_LINE_REPEATS times, or a long reply that compresses too well."""
+    lines = Counter(ln.strip() for ln in text.splitlines() if len(ln.strip().replace(" ", "")) >= 8)
+    if lines and max(lines.values()) >= LOOP_LINE_REPEATS:
+        return True
+    if len(text) >= LOOP_MIN_CHARS:
+        return len(zlib.compress(text.encode())) / len(text.encode()) < LOOP_ZLIB_RATIO
+    return False
+
+
+def narrates(text: str, tool_names: list[str]) -> bool:
+    """The text names a tool or claims a closing action (used only on text-only turns that left the task open)."""
+    if any(re.search(rf"\b{re.escape(n)}\b", text) for n in tool_names):
+        return True
+    return bool(_CLAIM.search(text))
+
+
+def _prose_outside_calls(turn) -> str:
+    text = turn.result.content
+    for c in turn.result.tool_calls:
+        if c.raw_text:
+            text = text.replace(c.raw_text, "")
+    text = re.sub(r"</?tool_call>|```[a-z_]*", "", text)
+    return text.strip()
+
+
+def _env_info(scenario: Scenario) -> tuple[list[str], bool, bool]:
+    """(tool names worth matching in narration, call_only_turns, requires_closeout) for the scenario's env."""
+    try:
+        cls = get_env(scenario.env)
+    except (KeyError, ImportError, AttributeError):
+        return [], False, False
+    names = list(scenario.tools if scenario.tools is not None else cls.tool_names())
+    names += list(getattr(cls, "closing_tools", ()))
+    if scenario.env == "shell":
+        names += ["update_attempt_outcome", "update_stage_status", "ralf_spawn", "step_evaluator"]
+    requires = getattr(cls, "requires_closeout", None)
+    return sorted(set(names)), bool(getattr(cls, "call_only_turns", False)), bool(requires and requires(scenario.state))
+
+
+def _sig(c: dict[str, Any]) -> str:
+    return call_signature(c["name"], c["arguments"], c.get("raw"))
+
+
+def classify_trace(view: AttemptView, scenario: Scenario) -> list[str]:
+    """Failures visible in the call trace and the turns (independent of the scenario's checks)."""
     rec = view.record
+    names, call_only, _ = _env_info(scenario)
     out = [c["error_kind"] for c in view.calls if c["error_kind"]]
     out += ["tool_call_in_text" for c in view.calls if c["in_text"]]
+    failed: Counter[str] = Counter()
+    for c in view.calls:
+        if not c["ok"]:
+            sig = _sig(c)
+            if failed[sig]:
+                out.append("repeated_failure")
+            failed[sig] += 1
+    out += ["loop" for n in Counter(_sig(c) for c in view.calls).values() if n >= LOOP_CALLS]
     for t in rec.turns:
         r = t.result
+        if degenerate(r.content) or degenerate(r.reasoning):
+            out.append("loop")
         if not r.content.strip() and not r.tool_calls and not r.reasoning.strip():
             out.append("empty_response")
+        if call_only and r.tool_calls and _prose_outside_calls(t):
+            out.append("mixed_turn")
+    open_end = {d.index for d in rec.dispatches if d.open_obligation and d.end_reason == "stop"}
+    last_turn = {t.dispatch: t.index for t in rec.turns}
+    for t in rec.turns:
+        text_only = not t.result.tool_calls
+        left_open = t.nudge is not None or (t.dispatch in open_end and last_turn.get(t.dispatch) == t.index)
+        if text_only and left_open and narrates(t.result.content, names):
+            out.append("narrated_action")
+    closed_at = rec.final_state.get("_closed_at_call")
+    if isinstance(closed_at, int):
+        out += ["call_after_closeout"] * max(0, len(view.calls) - closed_at)
     if any(d.end_reason == "turn_budget" for d in rec.dispatches):
         out.append("turn_budget_exhausted")
     return out
+
+
+def _recovery(view: AttemptView, passed: bool) -> tuple[bool, bool]:
+    """(denied, recovered): a call was denied; afterwards a different call succeeded and the task passed."""
+    idx = next((i for i, c in enumerate(view.calls) if not c["ok"] and is_denial(c["error_kind"])), None)
+    if idx is None:
+        return False, False
+    denied_sig = _sig(view.calls[idx])
+    pivot = any(c["ok"] and _sig(c) != denied_sig for c in view.calls[idx + 1:])
+    return True, passed and pivot
 
 
 def _run_hook(scenario: Scenario, view: AttemptView) -> tuple[list[str], list[str]]:
@@ -63,7 +162,7 @@ def score_attempt(scenario: Scenario, rec: AttemptRecord) -> Verdict:
     """The deterministic verdict for one completed attempt."""
     view = AttemptView.of(rec)
     reasons: list[str] = []
-    failures = _classify_trace(view)
+    failures = classify_trace(view, scenario)
     for check in scenario.checks:
         spec = check.model_dump()
         fn = CHECKS.get(check.type)
@@ -80,14 +179,25 @@ def score_attempt(scenario: Scenario, rec: AttemptRecord) -> Verdict:
         failures += extra_failures
     final_open = rec.dispatches[-1].open_obligation if rec.dispatches else None
     if final_open:
-        failures.append("omitted_closeout")
+        if "omitted_closeout" not in failures:
+            failures.append("omitted_closeout")
         reasons.append(f"ended with an open obligation: {final_open}")
     passed = not reasons
     violated = len(rec.dispatches) > 1 or any(t.nudge for t in rec.turns)
+    first_open = bool(rec.dispatches and rec.dispatches[0].open_obligation)
+    denied, recovered = _recovery(view, passed)
+    in_text = sum(1 for c in view.calls if c["in_text"])
+    _, _, obligation = _env_info(scenario)
     return Verdict(
         passed=passed,
         clean=passed and not violated,
         failures=failures,
-        details={"reasons": reasons, "dispatches": len(rec.dispatches), "tool_calls": len(view.calls),
-                 "tool_errors": sum(1 for c in view.calls if not c["ok"]), "protocol_violation": violated},
+        details={
+            "reasons": reasons, "dispatches": len(rec.dispatches), "tool_calls": len(view.calls),
+            "tool_errors": sum(1 for c in view.calls if not c["ok"]), "protocol_violation": violated,
+            "first_dispatch_open": first_open, "obligation": obligation, "in_text_calls": in_text,
+            "strict_passed": passed and in_text == 0, "denied": denied, "recovered": recovered,
+            "error_line_failures": sum(1 for f in failures if layer(f) == "error_line"),
+            "silent_failures": sum(1 for f in failures if layer(f) == "silent"),
+        },
     )

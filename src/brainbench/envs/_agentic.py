@@ -1,0 +1,105 @@
+"""What the agentic environments (kanban, shell, home, refusal) share.
+
+- The call counter and the closing call: each environment records which tool call (1-based, in the
+  order the harness dispatched them) closed the task, so scoring can count calls made after it.
+- The repeated-failure guard, as hermes-agent does it: the 2nd identical failing call (same tool, same
+  arguments) gets a loop warning appended to its error; from the 5th identical failure on, the call is
+  refused without running. Thresholds: `REPEAT_WARN`, `REPEAT_BLOCK` (docs/agentic.md).
+- A workspace: files from the scenario state written under the per-attempt workdir (never the host's
+  paths), and read back for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .base import Environment, ToolOutcome
+
+REPEAT_WARN = 2
+"""The identical failing call number at which the harness warns the model (hermes-agent: 2)."""
+REPEAT_BLOCK = 5
+"""From this identical failure on, the call is refused without running (hermes-agent: 5)."""
+
+MAX_FILE_BYTES = 64_000
+
+
+def call_signature(name: str, arguments: dict[str, Any] | None, raw: str | None = None) -> str:
+    """Canonical identity of a call: tool name + arguments as sorted JSON (so key order never matters)."""
+    if arguments is None:
+        return f"{name}:{raw or ''}"
+    return f"{name}:{json.dumps(arguments, sort_keys=True, default=str)}"
+
+
+class AgenticEnv(Environment):
+    """Base of the agentic environments: call counting, closing call, repeated-failure guard, workspace."""
+
+    closing_tools: ClassVar[tuple[str, ...]] = ()
+    """Tools whose successful call closes the task (the terminal call of the protocol)."""
+    call_only_turns: ClassVar[bool] = False
+    """True where the protocol wants tool calls without prose around them (an on-rails orchestrator)."""
+
+    def __init__(self, state: dict[str, Any], workdir: Path):
+        self._ncalls = 0
+        self._closed_at: int | None = None
+        self._failures: dict[str, tuple[int, str | None]] = {}
+        super().__init__(state, workdir)
+
+    @classmethod
+    def requires_closeout(cls, state: dict[str, Any]) -> bool:
+        """Whether scenarios with this initial state carry a close-out obligation (omission rate base)."""
+        return False
+
+    # -- workspace ----------------------------------------------------------------------------------
+
+    def write_workspace(self, files: dict[str, str]) -> None:
+        for rel, text in files.items():
+            p = self.confine(rel)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+
+    def read_workspace(self) -> dict[str, str]:
+        root = self.workdir.resolve()
+        out = {}
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                out[p.relative_to(root).as_posix()] = p.read_bytes()[:MAX_FILE_BYTES].decode("utf-8", "replace")
+        return out
+
+    # -- closing ------------------------------------------------------------------------------------
+
+    def mark_closed(self) -> None:
+        """Call from the tool that closes the task; the first close wins."""
+        if self._closed_at is None:
+            self._closed_at = self._ncalls
+
+    def final_state(self) -> dict[str, Any]:
+        return {**self.state, "_calls": self._ncalls, "_closed_at_call": self._closed_at}
+
+    # -- the dispatcher's view of a call ------------------------------------------------------------
+
+    async def call(self, name: str, arguments: dict[str, Any] | None, offered: list[str] | None = None,
+                   parse_error: str | None = None) -> ToolOutcome:
+        self._ncalls += 1
+        sig = call_signature(name, arguments, parse_error)
+        seen, kind = self._failures.get(sig, (0, None))
+        if seen + 1 >= REPEAT_BLOCK:
+            self._failures[sig] = (seen + 1, kind)
+            msg = (f"[Tool loop guard: repeated_exact_failure; count={seen + 1}] this exact call has failed "
+                   f"{seen} times and is blocked; change your approach")
+            return ToolOutcome(False, json.dumps({"error": msg}), kind)
+        outcome = await super().call(name, arguments, offered, parse_error)
+        if outcome.ok:
+            return outcome
+        self._failures[sig] = (seen + 1, outcome.error_kind)
+        if seen + 1 >= REPEAT_WARN:
+            warning = (f"[Tool loop warning: repeated_exact_failure_warning; count={seen + 1}; "
+                       f"{name} has failed with these exact arguments before]")
+            try:
+                body = json.loads(outcome.output)
+                body["warning"] = warning
+                outcome.output = json.dumps(body)
+            except (json.JSONDecodeError, TypeError):
+                outcome.output = f"{outcome.output}\n{warning}"
+        return outcome
