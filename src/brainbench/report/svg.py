@@ -121,7 +121,7 @@ def scatter(points: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int
     return _svg(w, h, body, f"{y_label} against {x_label}")
 
 
-def hbars(rows: Sequence[dict[str, Any]], w: int = 420, bar_h: int = 14, label_w: int = 130,
+def hbars(rows: Sequence[dict[str, Any]], w: int = 390, bar_h: int = 14, label_w: int = 110,
           value_fmt: str = "pct") -> Markup:
     """Horizontal bars in [0,1] with CI whiskers; rows: {group, label, color, value, lo, hi, note}."""
     if not rows:
@@ -210,11 +210,11 @@ def lines(series: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int =
     return _svg(w, h, body, f"{y_label} against {x_label}")
 
 
-def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 300) -> Markup:
+def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 320) -> Markup:
     """Per brain: failures a log shows (above the waterline) and those nothing shows (below it)."""
     if not cols:
         return empty("nothing to show")
-    left, right, top = 10, 10, 26
+    left, right, top = 10, 10, 54
     water = top + (h - top - 30) * 0.38
     below_h = h - 30 - water
     above_h = water - top
@@ -227,7 +227,7 @@ def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 300) -> Marku
     bw = min(90.0, colw * 0.5)
     body = [f'<rect x="0" y="{water:.1f}" width="{w}" height="{h - water:.1f}" fill="#e3f0fb"/>',
             f'<line x1="0" x2="{w}" y1="{water:.1f}" y2="{water:.1f}" stroke="#3b82c4" stroke-width="2"/>',
-            f'<text x="{w - 6}" y="{water - 6:.1f}" text-anchor="end" fill="#3b82c4" font-size="11">waterline: '
+            f'<line x1="6" x2="26" y1="9" y2="9" stroke="#3b82c4" stroke-width="2"/><text x="30" y="13" fill="#3b82c4" font-size="11">waterline: '
             f'what a log or error count shows</text>']
     for i, c in enumerate(cols):
         cx = left + colw * i + colw / 2
