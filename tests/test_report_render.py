@@ -244,3 +244,27 @@ def test_server_log_curves(runs, tmp_path):
     rep = build_report([runs["good"], runs["sloppy"]], log_files=[(None, log)])
     assert rep["loose_logs"] and "(log) vllm" in render_markdown(rep)
     assert "not tied to a brain" in render_html(rep)
+
+
+def _rec(turns):
+    from brainbench.client.types import ChatResult, Timing, ToolCall
+    from brainbench.runner.records import AttemptRecord, Turn
+
+    out = []
+    for i, (content, calls) in enumerate(turns):
+        r = ChatResult(content=content, timing=Timing(sent=0.0),
+                       tool_calls=[ToolCall(id=f"c{i}{j}", name=n, arguments_raw="{}") for j, n in enumerate(calls)])
+        out.append(Turn(index=i, dispatch=0, messages_before=1 + 2 * i, result=r))
+    return AttemptRecord(key="k", scenario_id="s", pack="p", scenario_hash="h", model="m", config_hash="c", trial=0,
+                         status="completed", turns=out)
+
+
+def test_failing_turn_inference():
+    from brainbench.report.data import failing_turns
+
+    rec = _rec([("", ["search_web"]), ("The meaning of life is 42.", [])])
+    assert failing_turns(rec, ["unneeded_call"], {}) == {0: ["unneeded_call"]}
+    assert failing_turns(rec, ["omitted_closeout"], {}) == {1: ["omitted_closeout"]}
+    assert failing_turns(rec, ["wrong_result"], {"failing_turn": 0}) == {0: ["wrong_result"]}
+    rec = _rec([("", []), ("ok", [])])
+    assert failing_turns(rec, ["empty_response"], {}) == {0: ["empty_response"]}

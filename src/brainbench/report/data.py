@@ -306,6 +306,11 @@ def failing_turns(rec: AttemptRecord, failures: list[str], details: dict[str, An
             marks[t.index].append("empty_response")
             placed.add("empty_response")
     rest = [f for f in dict.fromkeys(failures) if f not in placed]
+    first_call = next((t.index for t in rec.turns if t.result.tool_calls), None)
+    if first_call is not None:  # a call that should not have been made: the turn that made it
+        for f in [f for f in rest if "unneeded" in f or "forbidden" in f]:
+            marks[first_call].append(f)
+            rest.remove(f)
     if rest and rec.turns:
         last = rec.turns[-1].index
         marks[last] += rest
