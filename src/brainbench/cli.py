@@ -141,6 +141,8 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
         with open_backend(spec, run_dir, parallel=opts["concurrency"]) as (endpoint, profile):
             if not spec.brain:
                 check_model_served(endpoint)
+            from .packs.haystack import fit_packs  # long-context cases that fit the server's context
+            chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
             plan = RunPlan(packs=chosen, model=spec.label(), config=_plan_config(spec, profile),
                            trials=opts["trials"], concurrency=opts["concurrency"], retries=opts["retries"])
             store.set_meta("server", profile)
@@ -289,6 +291,7 @@ def serve(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 # Add one line per command group here, e.g.:
 #   from .logs.cli import logs_app; app.add_typer(logs_app, name="logs")
 #   from .perf.cli import speed_cmd; app.command("speed")(speed_cmd)
+from .importers.cli import import_app; app.add_typer(import_app, name="import")  # noqa: E402,E702
 from .matrix.cli import matrix_cmd; app.command("matrix")(matrix_cmd)  # noqa: E402,E702
 from .matrix.cli import soak_cmd; app.command("soak")(soak_cmd)  # noqa: E402,E702
 from .matrix.cli import sweep_cmd; app.command("sweep")(sweep_cmd)  # noqa: E402,E702

@@ -9,6 +9,7 @@ content, never by its position in a list, so editing or reordering a pack never 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
@@ -115,6 +116,9 @@ def load_pack(folder: Path) -> Pack:
         raise PackError(f"{meta_path}: must be a mapping with at least a 'name'")
     name, defaults = meta["name"], meta.get("defaults") or {}
     sources: list[tuple[Path, Any]] = [(meta_path, meta.get("scenarios") or [])]
+    if meta.get("generator"):  # `module:function` returning scenario dicts (e.g. generated long-context cases)
+        module, _, fn = str(meta["generator"]).partition(":")
+        sources.append((meta_path, getattr(importlib.import_module(module), fn)(folder)))
     for f in sorted((folder / "scenarios").glob("*.y*ml")) if (folder / "scenarios").is_dir() else []:
         data = _read_yaml(f)
         sources.append((f, data if isinstance(data, list) else [data]))

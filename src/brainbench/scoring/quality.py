@@ -703,7 +703,8 @@ def reported_line(text: str) -> int | None:
 @register("bug_report")
 def check_bug_report(view: AttemptView, spec: dict) -> str | None:
     """The answer names the buggy line (`lines`: acceptable line numbers, from a `LINE: n` line) and
-    describes the bug (`keywords`: regexes, at least one must match the answer). `fix_regex`, when given,
+    describes the bug (`keywords`: regexes, at least one must match the `BUG:` part, or the whole answer
+    when it has none). `fix_regex`, when given,
     must match too."""
     text = answer_text(view, spec)
     line = reported_line(text)
@@ -713,7 +714,9 @@ def check_bug_report(view: AttemptView, spec: dict) -> str | None:
         if line not in spec["lines"]:
             return f"points at line {line}, the bug is on line {'/'.join(map(str, spec['lines']))}"
     kws = spec.get("keywords") or []
-    if kws and not any(re.search(k, text, re.I | re.S) for k in kws):
+    m = re.search(r"(?is)\bBUG\W*[:=](.*?)(?:^\W*FIX\W*[:=]|\Z)", text, re.M)
+    described = m.group(1) if m else text
+    if kws and not any(re.search(k, described, re.I | re.S) for k in kws):
         return "the bug is not named (none of the expected keywords)"
     if spec.get("fix_regex") and not re.search(spec["fix_regex"], text, re.I | re.S):
         return "no correct fix given"
@@ -725,6 +728,7 @@ def check_bug_report(view: AttemptView, spec: dict) -> str | None:
 # ================================================================================================
 
 _SEP_OPS = {"|", "||", "&&", ";", "&", "|&"}
+_SEMI = "__escaped_semicolon__"
 _REDIR_OPS = {">", ">>", "<", ">&", "&>", "<&", ">|", "&>>", "<<<", "2>", "2>>", "2>&", "1>", "1>>", "1>&"}
 
 # short options that take a value, per program (others are boolean and may be clustered: -la == -l -a)
@@ -807,6 +811,7 @@ def _lex(line: str) -> list[str]:
 def split_script(script: str) -> list[list[str]]:
     """Split a command line into segments and separators: [[argv...], ['|'], [argv...], ...]."""
     script = re.sub(r"\\\n", " ", script.strip())
+    script = re.sub(r"\\;|';'|\";\"", f" {_SEMI} ", script)  # find -exec terminator: not a separator
     out: list[list[str]] = []
     for line in [ln for ln in script.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]:
         if out:
@@ -837,9 +842,9 @@ def _canon_find(args: list[str]) -> tuple:
             i += 1
         elif t in ("-exec", "-execdir", "-ok"):
             j = i + 1
-            while j < len(args) and args[j] not in (";", "+", "\\;"):
+            while j < len(args) and args[j] not in (";", "+", _SEMI):
                 j += 1
-            terms.append(tuple(args[i:j + 1]))
+            terms.append(tuple(";" if a == _SEMI else a for a in args[i:j + 1]))
             i = j + 1
         elif t in _FIND_NOARG:
             terms.append((t,))
@@ -1051,3 +1056,5 @@ __all__ = [
     "detect_language", "extract_command", "extract_json", "field_equal", "flatten_fields", "match_arg",
     "parse_number", "parse_pairs", "reported_line", "sentences", "split_script",
 ]
+
+from . import bfcl_ast  # noqa: E402,F401  (registers the `bfcl` check type)
