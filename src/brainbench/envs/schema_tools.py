@@ -43,9 +43,6 @@ class SchemaToolsEnv(Environment):
     def final_state(self) -> dict[str, Any]:
         return self.state
 
-    def tool_names(self) -> list[str]:  # type: ignore[override]
-        return sorted(self.functions)
-
     def tool_specs(self, offered: list[str] | None = None) -> list[dict[str, Any]]:
         names = list(self.functions) if offered is None else [n for n in offered if n in self.functions]
         return [{"type": "function", "function": self.functions[n]} for n in names]
@@ -61,7 +58,7 @@ class SchemaToolsEnv(Environment):
     async def call(self, name: str, arguments: dict[str, Any] | None, offered: list[str] | None = None,
                    parse_error: str | None = None) -> ToolOutcome:
         self.state["calls"].append({"name": name, "arguments": arguments})
-        allowed = self.tool_names() if offered is None else [n for n in offered if n in self.functions]
+        allowed = list(self.functions) if offered is None else [n for n in offered if n in self.functions]
         if name not in allowed:
             return ToolOutcome(False, json.dumps({"error": f"unknown tool {name!r}; available: {', '.join(allowed)}"}),
                                "unknown_tool")
