@@ -54,9 +54,11 @@ class FakeServer:
         k = self.n
         self.n += 1
         if self.kind == "llama":
+            # tokens_predicted only moves when a request ends (here: never); slot decodes move live
             return (f"# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
                     f"# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total {k * 100}\n"
-                    f"llamacpp:tokens_predicted_total {k * 40}\nllamacpp:requests_processing 1\n"
+                    f"llamacpp:tokens_predicted_total 0\nllamacpp:n_decode_total {k * 20}\n"
+                    f"llamacpp:n_busy_slots_per_decode {2 if k else 0}\nllamacpp:requests_processing 2\n"
                     f"llamacpp:kv_cache_usage_ratio 0.25\n")
         running = 2 if k % 2 else 3
         return "\n".join([
@@ -121,7 +123,9 @@ def test_watch_llama_metrics_have_no_completions(tmp_path):
         watch.record(srv.url, tmp_path, interval=0.05, duration=0.25)
     r = watch.report(tmp_path)
     (b,) = r["buckets"]
-    assert b["running"] == 1 and b["completions_per_min"] is None and b["kv_cache_usage_mean"] == 25.0
+    assert b["running"] == 2 and b["completions_per_min"] is None and b["kv_cache_usage_mean"] == 25.0
+    # 40 slot decodes and 100 prompt tokens per scrape interval
+    assert b["gen_tps_mean"] > 0 and b["prefill_tps_active"] == pytest.approx(b["gen_tps_mean"] * 2.5, rel=1e-3)
 
 
 def test_watch_llama_server_without_metrics_flag_is_one_clear_line(tmp_path):

@@ -70,6 +70,8 @@ class SynthSpec:
     request_log_bytes: int = 0
     """Average size of `Received request ... prompt: '...'` lines (vLLM with request logging on)."""
     spec_decode: bool = False
+    collect_truth: bool = True
+    """Keep every written value to compute the truth (turn off for the big benchmark logs)."""
     start_month: int = 12
     start_day: int = 31
     start_hour: int = 23
@@ -240,10 +242,11 @@ def generate(path: Path, spec: SynthSpec, *, compress: bool = False) -> Truth:
                 line = line + "\x1b[0m"
             emit(line)
             stats_lines += 1
-            b = values.setdefault(running, {"gen": [], "prompt": [], "comp": []})
-            b["gen"].append(gen)
-            b["prompt"].append(prompt)
-            b["comp"].append(pending if k == 0 else 0)  # access lines go to the next stats line (any engine)
+            if spec.collect_truth:
+                b = values.setdefault(running, {"gen": [], "prompt": [], "comp": []})
+                b["gen"].append(gen)
+                b["prompt"].append(prompt)
+                b["comp"].append(pending if k == 0 else 0)  # access lines go to the next stats line (any engine)
             completions += pending if k == 0 else 0
             pending = 0
             if spec.spec_decode and fmt != "v0":

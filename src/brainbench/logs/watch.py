@@ -4,7 +4,8 @@ runs, and build the same concurrency tables as the log miners from counters and 
 Each pair of consecutive scrapes is one window: generation and prompt tok/s are counter deltas over the
 elapsed time, `running` is the running-requests gauge at the window's end (as vLLM's stats line reports
 the scheduler state at log time), completions are the success-counter delta (vLLM only; llama-server
-exports no request counter).
+exports no request counter). llama-server credits `tokens_predicted_total` only when a request ends,
+so for it generation is read from the live slot-decode count instead (see `_slot_decodes`).
 """
 
 from __future__ import annotations
@@ -186,6 +187,12 @@ def load_scrapes(run_dir: Path, session: str | None = None) -> list[dict[str, An
     return scrapes
 
 
+def _slot_decodes(values: dict[str, float]) -> float | None:
+    nd = _pick(values, ("llamacpp:n_decode",))
+    per = _pick(values, ("llamacpp:n_busy_slots_per_decode",))
+    return None if nd is None or per is None else nd * per
+
+
 def windows_from_scrapes(scrapes: list[dict[str, Any]], max_gap: float = 60.0) -> list[dict[str, Any]]:
     """Consecutive successful scrapes of one session -> windows (rates over the elapsed time)."""
     out = []
@@ -199,6 +206,11 @@ def windows_from_scrapes(scrapes: list[dict[str, Any]], max_gap: float = 60.0) -
             gen0, gen1 = _pick(a, prom.GEN), _pick(b, prom.GEN)
             p0, p1 = _pick(a, prom.PROMPT), _pick(b, prom.PROMPT)
             running = _pick(b, prom.RUNNING)
+            # llama-server adds a request's tokens to tokens_predicted only when it finishes; its
+            # slot-decode count (n_decode_total x n_busy_slots_per_decode) moves live, one per token
+            sd0, sd1 = _slot_decodes(a), _slot_decodes(b)
+            if sd0 is not None and sd1 is not None and sd1 >= sd0 - 0.5:
+                gen0, gen1 = sd0, max(sd0, sd1)
             if 0 < dt <= max_gap and None not in (gen0, gen1, running) and gen1 >= gen0:
                 ok0, ok1 = _pick(a, prom.SUCCESS), _pick(b, prom.SUCCESS)
                 kv = _pick(b, prom.KV)
@@ -261,7 +273,8 @@ def report(run_dir: Path, session: str | None = None, max_gap: float = 60.0) -> 
             "windows": len(wins),
             "span_s": round(max(s["ts"] for s in scrapes) - min(s["ts"] for s in scrapes), 1),
         },
-        "notes": ["windows are consecutive scrapes; 'running' is the gauge at the window's end; llama-server "
-                  "adds a request's generated tokens to its counter when the request finishes, so its "
-                  "per-window gen tok/s is lumpy at short intervals."],
+        "notes": ["windows are consecutive scrapes; 'running' is the gauge at the window's end. llama-server "
+                  "credits tokens_predicted only when a request finishes, so for it gen tok/s is taken from the "
+                  "live slot-decode count (n_decode_total x n_busy_slots_per_decode: one per generated token, "
+                  "plus one per prompt batch); it exports no request counter, so no completions/min."],
     }
