@@ -1,0 +1,158 @@
+"""Run the speed legs against one backend and store them in a run directory (kind 'speed')."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from ..backend import BackendSpec, check_model_served, open_backend
+from ..client import ChatClient, Endpoint
+from ..client.errors import BrainbenchError
+from . import crosscheck, legs
+from .energy import EnergyMeter, make_source
+from .legs import Driver, SpeedOptions
+from .measure import Sample
+from .wire import timed_http
+from .roofline import measure_memcpy_bandwidth, roofline
+
+SCHEMA = "brainbench.speed/1"
+RESULT_KIND = "speed"
+
+
+@dataclass
+class SpeedSettings:
+    """Everything about a speed run that is not a leg option."""
+
+    energy: str = "auto"
+    """auto (NVML when a GPU is visible, else 'not measured'), nvml (required), off."""
+    gpus: str | None = None
+    power_hz: float = 10.0
+    bandwidth_gbs: float | None = None
+    model_gb: float | None = None
+    active_fraction: float = 1.0
+    timeout: float = 600.0
+    store_requests: bool = True
+
+
+def embedded_server_args(spec: BackendSpec, opt: SpeedOptions) -> BackendSpec:
+    """Give the embedded server enough slots and context for the legs (unless the user set -c)."""
+    if not spec.brain:
+        return spec
+    args = list(spec.server_args)
+    if not any(a in ("-c", "--ctx-size") for a in args):
+        args += ["-c", str(opt.ctx_per_slot() * opt.max_parallel())]
+    return BackendSpec(**{**spec.__dict__, "server_args": args})
+
+
+def _requests(samples: list[Sample]) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in samples]
+
+
+async def run_legs(endpoint: Endpoint, opt: SpeedOptions, meter: EnergyMeter, settings: SpeedSettings,
+                   log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, list[Sample]]]:
+    """All chosen legs, in order: decode, prefill, sweep, agent. Returns (report, samples per leg)."""
+    report: dict[str, Any] = {}
+    samples: dict[str, list[Sample]] = {}
+    http_timed = timed_http(endpoint.api_key, settings.timeout)
+    async with ChatClient(endpoint, timeout=settings.timeout, retries=0, http=http_timed) as timed, \
+            ChatClient(endpoint, timeout=settings.timeout, retries=3, backoff=1.0) as setup:
+        d = Driver(timed, setup, endpoint.api)
+        report["probe"] = await d.probe(log)
+        if not report["probe"]["fixed_length"]:
+            log("the server does not hold the generation length (ignore_eos/min_tokens); actual lengths are reported")
+        scrape = None
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        http = httpx.AsyncClient(headers=headers)
+        if endpoint.api == "openai" and await crosscheck.scrape(http, endpoint.base_url) is not None:
+            async def scrape() -> dict[str, float] | None:
+                return await crosscheck.scrape(http, endpoint.base_url)
+            log("server /metrics found: server-side means are shown next to ours")
+        if "decode" in opt.legs:
+            log(f"decode: {opt.warmup} warm-up, then {opt.decode_runs}+ runs of {opt.gen_tokens} tokens")
+            report["decode"], samples["decode"] = await legs.decode_leg(d, opt, meter, log)
+        if "prefill" in opt.legs:
+            log(f"prefill at {opt.prefill_lengths} tokens, cache-busted and cache-warm")
+            report["prefill"], samples["prefill"] = await legs.prefill_leg(d, opt, log)
+        if "sweep" in opt.legs:
+            if "decode" not in opt.legs:
+                await d.request(legs.messages(d.cal.words_for(opt.prompt_tokens), legs.nonce()), opt.gen_tokens)
+            log(f"sweep over concurrency {opt.concurrency}")
+            report["sweep"], samples["sweep"] = await legs.sweep_leg(d, opt, meter, scrape, log)
+        if "agent" in opt.legs:
+            log(f"agent: {opt.agent_turns} turns, modes {opt.agent_modes}, concurrency {opt.agent_concurrency}")
+            report["agent"], samples["agent"] = await legs.agent_leg(d, opt, meter, log)
+        await http.aclose()
+    return report, samples
+
+
+def _bandwidth(settings: SpeedSettings, meter: EnergyMeter, local_cpu: bool) -> tuple[float | None, str]:
+    if settings.bandwidth_gbs:
+        return settings.bandwidth_gbs * 1e9, "given (--bandwidth-gbs)"
+    bws = [d.bandwidth_bytes_per_s() for d in meter.devices if hasattr(d, "bandwidth_bytes_per_s")]
+    if bws and all(bws):
+        return sum(bws), f"NVML: bus width × max memory clock × 2, summed over {len(bws)} GPU(s)"  # type: ignore[arg-type]
+    if local_cpu:
+        return measure_memcpy_bandwidth(), "measured: one-thread memcpy of 256 MiB (reads + writes)"
+    return None, "unknown"
+
+
+def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: SpeedSettings | None = None,
+              log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Start (or reach) the backend, run the legs, store every leg in `run_dir`; returns the report."""
+    from ..backend import MODELS
+    from ..store import RunStore
+
+    settings = settings or SpeedSettings()
+    if settings.energy not in ("auto", "nvml", "off"):
+        raise BrainbenchError(f"--energy must be auto, nvml or off, not {settings.energy!r}")
+    meter = EnergyMeter(make_source(settings.energy, settings.gpus), hz=settings.power_hz)
+    if settings.energy == "nvml" and not meter.available:
+        raise BrainbenchError(f"--energy nvml: {meter.reason}")
+    log(f"energy: {'NVML on ' + str(len(meter.devices)) + ' GPU(s)' if meter.available else 'not measured (' + str(meter.reason) + ')'}")
+    spec = embedded_server_args(spec, opt)
+    started = time.time()
+    try:
+        with open_backend(spec, run_dir, parallel=opt.max_parallel()) as (endpoint, profile):
+            if not spec.brain:
+                check_model_served(endpoint)
+            report, samples = asyncio.run(run_legs(endpoint, opt, meter, settings, log))
+    finally:
+        meter_info = meter.describe()
+        meter.close()
+    decode_median = (report.get("decode") or {}).get("decode_tps", {}).get("median")
+    model_bytes = settings.model_gb * 1e9 if settings.model_gb else \
+        (MODELS[spec.brain].size if spec.brain and spec.brain in MODELS else None)
+    bw, bw_source = _bandwidth(settings, meter, local_cpu=bool(spec.brain))
+    roof = roofline(model_bytes, bw, decode_median, active_fraction=settings.active_fraction,
+                    bandwidth_source=bw_source)
+    out = {
+        "schema": SCHEMA, "model": spec.label(), "backend": spec.public() | {"api_key_env": spec.api_key_env},
+        "server": profile, "run_dir": str(run_dir), "started": started, "seconds": round(time.time() - started, 2),
+        "options": asdict(opt), "energy": meter_info, **report,
+        "sweep": (report.get("sweep") or {}).get("levels", []),
+        "knee": (report.get("sweep") or {}).get("knee"),
+        "knee_rule": (report.get("sweep") or {}).get("knee_rule"),
+        "roofline": roof,
+    }
+    with RunStore(run_dir, create=True) as store:
+        store.set_meta("speed_server", profile)
+        model = spec.label()
+        store.put_result(RESULT_KIND, "summary", model, {k: v for k, v in out.items()
+                                                         if k not in ("decode", "prefill", "agent", "sweep")})
+        for leg in ("decode", "prefill", "agent"):
+            if leg in report:
+                data = dict(report[leg])
+                if settings.store_requests:
+                    data["requests"] = _requests(samples[leg])
+                store.put_result(RESULT_KIND, leg, model, data)
+        if "sweep" in report:
+            data = dict(report["sweep"])
+            if settings.store_requests:
+                data["requests"] = _requests(samples["sweep"])
+            store.put_result(RESULT_KIND, "sweep", model, data)
+    return out
