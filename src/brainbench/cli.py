@@ -234,8 +234,12 @@ def demo(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 
 
 @app.command()
-def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False) -> None:
-    """Re-score stored transcripts (no model is called) and print the summary."""
+def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+          judge_endpoint: Annotated[Optional[str], typer.Option("--judge-endpoint", help="OpenAI-compatible URL of an LLM judge (a separate pass; verdicts stored as judge:<version>).")] = None,
+          judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Model name the judge endpoint serves.")] = None,
+          judge_all: Annotated[bool, typer.Option("--judge-all", help="Judge every attempt, not only open-ended cases (meta.judge).")] = False,
+          judge_api_key_env: Annotated[Optional[str], typer.Option("--judge-api-key-env", help="Environment variable holding the judge's API key.")] = None) -> None:
+    """Re-score stored transcripts (no model is called) and print the summary; optionally add LLM-judge verdicts."""
     from .report.tables import summary_table
     from .scoring import attempt_rows, rescore, summary
     from .store import RunStore
@@ -243,11 +247,27 @@ def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="
     with RunStore(run_dir) as store:
         n = rescore(store)
         result = summary(attempt_rows(store))
+        judged = _judge(store, judge_endpoint, judge_model, judge_all, judge_api_key_env) if judge_endpoint else None
     if json_out:
-        out.print_json(data={"rescored": n, "summary": result})
+        out.print_json(data={"rescored": n, "summary": result, **({"judge": judged} if judged else {})})
     else:
         console.print(f"re-scored {n} attempts from {run_dir}")
         out.print(summary_table(result))
+
+
+def _judge(store, url: str, model: Optional[str], judge_all: bool, key_env: Optional[str]) -> dict:
+    import os
+
+    from .scoring.judge import judge_run, scorer_name
+
+    if not model:
+        raise BrainbenchError("--judge-endpoint needs --judge-model NAME")
+    st = judge_run(store, url, model, api_key=os.environ.get(key_env) if key_env else None, judge_all=judge_all)
+    console.print(f"judge {model} ({scorer_name()}): {st.passed}/{st.judged} passed, {st.unparseable} unparseable, "
+                  f"{st.skipped} not open-ended (skipped)")
+    for e in st.errors[:5]:
+        console.print(f"  [yellow]{e}[/]")
+    return {"scorer": scorer_name(), "judged": st.judged, "passed": st.passed, "unparseable": st.unparseable}
 
 
 @app.command()
