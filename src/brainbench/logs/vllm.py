@@ -751,8 +751,6 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         "http_errors": dict(sorted(m.http_status.items())),
         "truncated_inputs": m.truncated,
     }
-    if m.corrupt_lines:
-        notes.append(f"{m.corrupt_lines} stats line(s) were cut or interleaved with other output and were skipped")
     return {"source": "vllm", "buckets": rows, "summary": summary, "spec_decode": spec, "capacity": capacity,
             "parse": parse, "notes": notes}
 
