@@ -278,3 +278,21 @@ def test_many_cuts_merge_to_the_one_pass_result(tmp_path):
     merged = vllm.report(vllm.merge([vllm.scan_task(t, opts) for t in tasks]), opts, 1.0, [tmp_path / "m.log"])
     assert_truth(merged, truth)
     assert merged["parse"]["idle_s"] == run(tmp_path / "m.log")["parse"]["idle_s"] == truth.idle_s
+
+
+def test_order_inputs_dateext_and_live_file_last():
+    names = [Path("v.log"), Path("v.log-20250511"), Path("v.log-20250510.gz"), Path("run-3.log"), Path("run-10.log")]
+    assert [str(p) for p in order_inputs(names)] == ["v.log-20250510.gz", "v.log-20250511", "v.log", "run-3.log",
+                                                      "run-10.log"]
+
+
+def test_windows_overlap_first_wins_and_new_year_wrap(tmp_path):
+    from brainbench.logs.common import md_seconds
+
+    w = tmp_path / "w.csv"
+    w.write_text("12-31 23:00,01-01 01:00,newyear\n05-10 10:00,05-10 12:00,a\n05-10 11:00,05-10 13:00,b\n")
+    ws = load_windows(w)
+    at = lambda mo, d, h, mi: ws.label_at(md_seconds(mo, d, h, mi, 0))  # noqa: E731
+    assert at(12, 31, 23, 30) == at(1, 1, 0, 30) == "newyear"
+    assert at(5, 10, 11, 30) == "a" and at(5, 10, 12, 30) == "b" and at(5, 10, 13, 0) is None
+    assert at(1, 1, 1, 0) is None and ws.label_at(None) is None

@@ -32,24 +32,30 @@ class LogInputError(BrainbenchError):
 
 # -- input files -------------------------------------------------------------------------------------
 
-_ROTATED = re.compile(r"^(?P<base>.*?)(?:[.-](?P<n>\d{1,4}))?(?P<gz>\.gz)?$")
+_ROTATED = re.compile(r"^(?P<base>.+?)(?:\.(?P<n>\d{1,3})|[.-](?P<date>\d{8}(?:\d{2})?))?(?P<gz>\.gz)?$")
 
 
 def order_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """The order files are read in: as given, except rotated siblings (`x.log.2.gz`, `x.log.1`, `x.log`)
-    which are put oldest first (highest rotation number first, the live file last)."""
+    """The order files are read in: as given, except rotated siblings, which are put oldest first and the
+    live file last: `x.log.2.gz x.log.1 x.log` (logrotate numbers: higher is older) and
+    `x.log-20250510 x.log-20250511 x.log` (dateext: higher is newer)."""
     items = [Path(p) for p in paths]
-    groups: dict[str, list[tuple[int, int, Path]]] = {}
+    groups: dict[str, list[tuple[tuple, int, Path]]] = {}
     first_seen: dict[str, int] = {}
     for i, p in enumerate(items):
         m = _ROTATED.match(p.name)
         base = str(p.parent / m.group("base")) if m else str(p)
-        n = int(m.group("n")) if m and m.group("n") else 0
-        groups.setdefault(base, []).append((n, i, p))
+        if m and m.group("n"):
+            key: tuple = (0, -int(m.group("n")))
+        elif m and m.group("date"):
+            key = (0, int(m.group("date")))
+        else:
+            key = (1, 0)  # the live file
+        groups.setdefault(base, []).append((key, i, p))
         first_seen.setdefault(base, i)
     out: list[Path] = []
     for base in sorted(groups, key=first_seen.__getitem__):
-        out.extend(p for _, _, p in sorted(groups[base], key=lambda t: (-t[0], t[1])))
+        out.extend(p for _, _, p in sorted(groups[base], key=lambda t: (t[0], t[1])))
     return out
 
 

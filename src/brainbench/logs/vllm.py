@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing as mp
+from itertools import compress, repeat
+from operator import methodcaller, not_
 import os
 import re
 import time
@@ -73,6 +75,9 @@ _SPEC_FIELDS = {
     "drafted": re.compile(rb"(?:Drafted|Number of draft tokens): (\d+)"),
     "pos": re.compile(rb"Per-position acceptance rate: (\d+(?:\.\d+)?(?:, \d+(?:\.\d+)?)*)"),
 }
+
+_start = re.Match.start
+_group1 = methodcaller("group", 1)
 
 AGG = -1
 """Series id of `N Engines Aggregated:` lines. Per-engine lines use the engine index (0 without a prefix)."""
@@ -243,20 +248,16 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
     find = buf.find
     rfind = buf.rfind
 
-    # 1. access lines: positions of 2xx completions, in order
-    apos: list[int] = []
-    status = p.http_status
-    amatch = ACCESS_RE.match
-    pos = find(ACCESS_LIT, start, end)
-    while pos >= 0:
-        m = amatch(buf, pos, end)
-        if m is not None:
-            code = m.group(1)
-            if code[0] == 50:  # b"2"
-                apos.append(pos)
-            else:
-                status[code.decode()] += 1
-        pos = find(ACCESS_LIT, pos + 10, end)
+    # 1. access lines: positions of 2xx completions, in order (C-level: finditer, map, compress)
+    ams = list(ACCESS_RE.finditer(buf, start, end))
+    if ams:
+        codes = list(map(_group1, ams))
+        ok = list(map(bytes.startswith, codes, repeat(b"2")))
+        apos = list(compress(map(_start, ams), ok))
+        if len(apos) != len(codes):
+            p.http_status.update(c.decode() for c in compress(codes, map(not_, ok)))
+    else:
+        apos = []
     p.completions += len(apos)
 
     # 2. stats lines

@@ -29,30 +29,28 @@ class Window:
 
 
 class WindowSet:
-    """Label lookup by year-less timestamp. First window in file order wins where windows overlap."""
+    """Label lookup by year-less timestamp, O(log n): the windows are flattened once into disjoint
+    intervals. The first window in file order wins where windows overlap."""
 
     def __init__(self, windows: list[Window]):
         self.windows = windows
-        self._starts = sorted((w.start, i) for i, w in enumerate(windows))
-        self._keys = [s for s, _ in self._starts]
         self.watts = {w.label: w.watts for w in windows if w.watts is not None}
         self.labels = list(dict.fromkeys(w.label for w in windows))
+        points = sorted({0.0, float(YEAR_S)} | {w.start % YEAR_S for w in windows} | {w.end % YEAR_S for w in windows})
+        self._bounds: list[float] = []
+        self._owner: list[str | None] = []
+        for lo in points[:-1]:
+            owner = next((w.label for w in windows if w.contains(lo)), None)
+            if self._owner and self._owner[-1] == owner:
+                continue
+            self._bounds.append(lo)
+            self._owner.append(owner)
 
     def label_at(self, t: float | None) -> str | None:
         if t is None:
             return None
-        t = t % YEAR_S
-        best: int | None = None
-        # candidates: windows starting at or before t (plus wrapping ones); the list is tiny in practice
-        k = bisect.bisect_right(self._keys, t)
-        for _, i in self._starts[:k]:
-            if self.windows[i].contains(t) and (best is None or i < best):
-                best = i
-        for w_i in range(len(self.windows)):
-            w = self.windows[w_i]
-            if w.start > w.end and w.contains(t) and (best is None or w_i < best):
-                best = w_i
-        return None if best is None else self.windows[best].label
+        i = bisect.bisect_right(self._bounds, t % YEAR_S) - 1
+        return self._owner[i] if i >= 0 else None
 
 
 def load_windows(path: Path) -> WindowSet:
