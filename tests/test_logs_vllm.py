@@ -296,3 +296,18 @@ def test_windows_overlap_first_wins_and_new_year_wrap(tmp_path):
     assert at(12, 31, 23, 30) == at(1, 1, 0, 30) == "newyear"
     assert at(5, 10, 11, 30) == "a" and at(5, 10, 12, 30) == "b" and at(5, 10, 13, 0) is None
     assert at(1, 1, 1, 0) is None and ws.label_at(None) is None
+
+
+def test_stdin_plain_and_gzip(monkeypatch):
+    import io
+    import sys
+
+    for blob in ((DATA / "vllm_v0.log").read_bytes(), gzip.compress((DATA / "vllm_v0.log").read_bytes())):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(blob)))
+        assert run(Path("-"))["buckets"] == run(DATA / "vllm_v0.log")["buckets"]
+
+
+def test_concatenated_gzip_members(tmp_path):
+    a, b = (DATA / "vllm_v0.log").read_bytes().split(b"INFO:     127.0.0.1:51240", 1)
+    (tmp_path / "two.gz").write_bytes(gzip.compress(a) + gzip.compress(b"INFO:     127.0.0.1:51240" + b))
+    assert run(tmp_path / "two.gz")["buckets"] == run(DATA / "vllm_v0.log")["buckets"]

@@ -7,11 +7,12 @@ memory is bounded by the number of distinct logged values, not by the number of 
 
 from __future__ import annotations
 
-import gzip
 import math
 import mmap
 import os
 import re
+import stat
+import sys
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -59,10 +60,23 @@ def order_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def is_stream(path: Path) -> bool:
+    """`-` (stdin) or a pipe / process substitution: read once, front to back, never split."""
+    if str(path) == "-":
+        return True
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 def check_inputs(paths: Iterable[Path]) -> list[Path]:
     """Fail early, with one line, on inputs that cannot be opened."""
     checked = []
     for p in paths:
+        if str(p) == "-":
+            checked.append(p)
+            continue
         if not p.exists():
             raise LogInputError(f"{p}: no such file")
         if p.is_dir():
@@ -98,6 +112,7 @@ class Task:
     end: int
     gz: bool
     index: int = 0
+    stream: bool = False
 
 
 def plan_tasks(paths: list[Path], parts: int, min_part_bytes: int = 8 << 20) -> list[Task]:
@@ -105,6 +120,9 @@ def plan_tasks(paths: list[Path], parts: int, min_part_bytes: int = 8 << 20) -> 
     (so both cores can work on one big file); gzip files cannot be split and stay whole."""
     tasks: list[Task] = []
     for p in paths:
+        if is_stream(p):
+            tasks.append(Task(str(p), 0, 0, False, stream=True))
+            continue
         size = p.stat().st_size
         if size == 0:
             continue
@@ -130,10 +148,47 @@ def plan_tasks(paths: list[Path], parts: int, min_part_bytes: int = 8 << 20) -> 
 
 def iter_regions(task: Task, region_bytes: int = REGION_BYTES) -> Iterator[Region]:
     """Yield the task's text as regions of whole lines, in order, in bounded memory."""
-    if task.gz:
+    if task.stream:
+        yield from _stream_input(task.path, region_bytes)
+    elif task.gz:
         yield from _gzip_regions(task.path, region_bytes)
     else:
         yield from _mmap_regions(task, region_bytes)
+
+
+def _stream_input(path: str, region_bytes: int) -> Iterator[Region]:
+    """stdin or a pipe: gzip or plain, told apart by the first two bytes."""
+    f = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        first = f.read(1 << 20)
+        if first[:2] == GZIP_MAGIC:
+            def raw() -> Iterator[bytes]:
+                yield first
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        return
+                    yield b
+            yield from _regions_from_chunks(_gunzip(raw(), path), region_bytes)
+        else:
+            yield from _stream_regions(_Prefixed(first, f), None, region_bytes)
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+class _Prefixed:
+    """A file object that first returns some already-read bytes."""
+
+    def __init__(self, head: bytes, f):
+        self.head = head
+        self.f = f
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        return self.f.read(n)
 
 
 def _mmap_regions(task: Task, region_bytes: int) -> Iterator[Region]:
@@ -189,45 +244,49 @@ def _stream_regions(f, limit: int | None, region_bytes: int) -> Iterator[Region]
         yield Region(block, 0, cut)
 
 
-def _gunzip_chunks(path: str, step: int = 1 << 20) -> Iterator[bytes]:
-    """Decompressed data of a gzip file (several members allowed), as it comes. A truncated or damaged
-    stream yields everything before the damage, then raises TruncatedInput."""
+def _file_chunks(path: str, step: int = 1 << 20) -> Iterator[bytes]:
     with open(path, "rb") as f:
-        d = zlib.decompressobj(wbits=31)
         while True:
-            raw = f.read(step)
-            if not raw:
-                tail = d.flush()
-                if tail:
-                    yield tail
-                if not d.eof:
-                    raise TruncatedInput(f"{path}: compressed data ends early; the lines before it were read")
+            b = f.read(step)
+            if not b:
                 return
-            while raw:
-                try:
-                    out = d.decompress(raw)
-                except zlib.error as e:
-                    raise TruncatedInput(f"{path}: damaged compressed data ({e}); the lines before it were read") \
-                        from None
-                if out:
-                    yield out
-                if d.eof:  # next gzip member, if any
-                    raw = d.unused_data
-                    d = zlib.decompressobj(wbits=31)
-                    if not raw:
-                        break
-                else:
-                    raw = b""
+            yield b
 
 
-def _gzip_regions(path: str, region_bytes: int) -> Iterator[Region]:
-    """Decompressed regions of whole lines. Damage at the end is never fatal: the lines before it are
-    parsed and the caller is told (TruncatedInput) so it can report it."""
+def _gunzip(chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
+    """Decompressed data of a gzip stream (several members allowed), as it comes. A truncated or damaged
+    stream yields everything before the damage, then raises TruncatedInput."""
+    d = zlib.decompressobj(wbits=31)
+    fed = False  # the current member has started
+    for raw in chunks:
+        while raw:
+            fed = True
+            try:
+                out = d.decompress(raw)
+            except zlib.error as e:
+                raise TruncatedInput(f"{path}: damaged compressed data ({e}); the lines before it were read") \
+                    from None
+            if out:
+                yield out
+            if d.eof:  # next gzip member, if any
+                raw = d.unused_data
+                d = zlib.decompressobj(wbits=31)
+                fed = False
+            else:
+                raw = b""
+    tail = d.flush()
+    if tail:
+        yield tail
+    if fed and not d.eof:
+        raise TruncatedInput(f"{path}: compressed data ends early; the lines before it were read")
+
+
+def _regions_from_chunks(chunks: Iterator[bytes], region_bytes: int) -> Iterator[Region]:
     parts: list[bytes] = []
     size = 0
     rest = b""
     try:
-        for chunk in _gunzip_chunks(path):
+        for chunk in chunks:
             parts.append(chunk)
             size += len(chunk)
             if size >= region_bytes:
@@ -243,6 +302,12 @@ def _gzip_regions(path: str, region_bytes: int) -> Iterator[Region]:
         block = rest + b"".join(parts)
         if block:
             yield Region(block, 0, len(block))
+
+
+def _gzip_regions(path: str, region_bytes: int) -> Iterator[Region]:
+    """Decompressed regions of whole lines. Damage at the end is never fatal: the lines before it are
+    parsed and the caller is told (TruncatedInput) so it can report it."""
+    yield from _regions_from_chunks(_gunzip(_file_chunks(path), path), region_bytes)
 
 
 class TruncatedInput(Exception):
@@ -363,11 +428,7 @@ def parse_go_duration(text: str) -> float | None:
 
 def iter_lines(paths: Iterable[Path], truncated: list[str] | None = None) -> Iterator[bytes]:
     """Every line of every input, in order, streamed (for the small-volume miners: llama, ollama, agent)."""
-    for p in paths:
-        size = p.stat().st_size
-        if size == 0:
-            continue
-        task = Task(str(p), 0, size, is_gzip(p))
+    for task in plan_tasks(list(paths), 1):
         try:
             for region in iter_regions(task):
                 data = region.buf[region.start:region.end]

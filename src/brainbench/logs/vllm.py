@@ -40,6 +40,7 @@ from .common import (
     Task,
     TruncatedInput,
     counter_stats,
+    is_stream,
     iter_regions,
     md_seconds,
     plan_tasks,
@@ -471,7 +472,8 @@ def scan_files(paths: list[Path], opts: Options, workers: int | None = None, *,
     Inputs of `parallel_min_bytes` or more are cut into one range per worker (plain files only)."""
     workers = default_workers() if workers is None else max(1, workers)
     t0 = time.perf_counter()
-    total = sum(p.stat().st_size for p in paths)
+    streams = any(is_stream(p) for p in paths)
+    total = 0 if streams else sum(p.stat().st_size for p in paths)
     parallel = workers > 1 and total >= parallel_min_bytes
     tasks = plan_tasks(paths, workers if parallel else 1, min_part_bytes)
     if parallel and len(tasks) > 1:
