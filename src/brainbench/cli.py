@@ -143,7 +143,11 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
                 check_model_served(endpoint)
             from .packs.haystack import fit_packs  # long-context cases that fit the server's context
             chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
-            plan = RunPlan(packs=chosen, model=spec.label(), config=_plan_config(spec, profile),
+            from .think import think_config, think_label, with_think
+
+            mode = opts.get("think_mode")
+            plan = RunPlan(packs=chosen, model=think_label(spec.label(), mode),
+                           config={**_plan_config(spec, profile), **think_config(mode)},
                            trials=opts["trials"], concurrency=opts["concurrency"], retries=opts["retries"])
             store.set_meta("server", profile)
             store.set_meta("host", host_info())
@@ -154,7 +158,7 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
             async with ChatClient(endpoint, timeout=opts.get("timeout", 300.0)) as client:
                 with _progress() as prog:
                     task = prog.add_task("attempts", total=total, completed=total - len(todo))
-                    await execute(plan, client, store, todo, on_done=lambda r: prog.advance(task))
+                    await execute(plan, with_think(client, mode), store, todo, on_done=lambda r: prog.advance(task))
         return summary(attempt_rows(store))
     finally:
         store.close()
@@ -182,6 +186,7 @@ def run(
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
     server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    think: Annotated[Optional[str], typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
 ) -> None:
     """Run packs against a brain; every attempt is stored the moment it ends."""
     from .report.tables import summary_table
@@ -200,10 +205,22 @@ def run(
             {"brain": brain or "brain-small", "server_args": [a for s in server_arg for a in s.split()]}
         opts = {"packs": pack or ([] if suite else ["smoke"]), "suites": suite, "backend": backend,
                 "trials": trials, "concurrency": concurrency, "retries": retries, "timeout": timeout,
-                "pack_dirs": [str(p) for p in pack_dir]}
+                "pack_dirs": [str(p) for p in pack_dir], "think": think}
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, endpoint and model or backend.get("brain") or "brain")
     _sigterm_as_interrupt()
-    result = asyncio.run(_execute(opts, run_dir, json_out))
+    from .think import think_modes
+
+    for mode in think_modes(opts.get("think")):  # one pass per thinking mode (a single pass without --think)
+        result = asyncio.run(_execute({**opts, "think_mode": mode}, run_dir, json_out))
+    if opts.get("think"):  # thinking is counted apart from the graded answer
+        from .store import RunStore
+        from .think import reasoning_stats
+
+        with RunStore(run_dir) as st:
+            for label, r in reasoning_stats(st).items():
+                console.print(f"{label}: {r['thinking_turns']}/{r['turns']} turns thought; reasoning tokens "
+                              f"{r['reasoning_tokens']} (server-reported), ~{r['reasoning_words']} words; "
+                              f"{r['cut_while_thinking']} cut off while thinking")
     if json_out:
         out.print_json(data={"run_dir": str(run_dir), "summary": result})
     else:
