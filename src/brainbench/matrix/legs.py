@@ -6,6 +6,7 @@ speed and soak results as `results` rows), so a server that dies mid-leg loses n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -69,13 +70,43 @@ async def run_speed(leg: SpeedLeg, endpoint: Endpoint, log: Log = lambda s: None
 # -- agentic ------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def _discover(dirs: tuple[str, ...]) -> dict[str, Any]:
+    """All packs (builtin and extra), loaded once per process: a sweep runs the same packs many times."""
+    from ..packs import discover
+
+    return discover([Path(d) for d in dirs])
+
+
+def _select(names: list[str], suites: list[str], dirs: list[str]) -> list[Any]:
+    from ..packs import PackError, SUITES, load_pack, pack_dirs
+
+    if names and not suites and dirs:  # only the extra folders are needed: do not parse every builtin pack
+        extra = {}
+        for d in pack_dirs([Path(x) for x in dirs])[len(pack_dirs()):]:
+            pk = load_pack(d)
+            extra[pk.name] = pk
+        if all(n in extra for n in names):
+            return [extra[n] for n in dict.fromkeys(names)]
+    have = _discover(tuple(dirs))
+    wanted = list(names)
+    for s in suites:
+        if s not in SUITES:
+            raise PackError(f"unknown suite {s!r}; known: {', '.join(sorted(SUITES))}")
+        wanted += SUITES[s]
+    missing = [n for n in wanted if n not in have]
+    if missing:
+        raise PackError(f"unknown pack {missing[0]!r}; available: {', '.join(sorted(have))}")
+    return [have[n] for n in dict.fromkeys(wanted)]
+
+
 def discipline_packs(leg: AgenticLeg) -> tuple[list[str], list[str], int | None]:
     """(packs, suites, limit_per_pack) for an agentic leg: as given, else the fixed agentic subset, else smoke."""
     if leg.packs or leg.suites:
         return leg.packs, leg.suites, leg.limit_per_pack
-    from ..packs import SUITES, discover
+    from ..packs import SUITES
 
-    have = discover([Path(p) for p in leg.pack_dirs])
+    have = _discover(tuple(leg.pack_dirs))
     agentic = [p for p in SUITES.get("agentic", []) if p in have]
     if agentic:
         return agentic, [], leg.limit_per_pack or DISCIPLINE_LIMIT_PER_PACK
@@ -91,13 +122,12 @@ def _subset(packs: list[Any], limit: int | None) -> list[Any]:
 async def run_agentic(leg: AgenticLeg, endpoint: Endpoint, store: RunStore, label: str, server_public: dict[str, Any],
                       progress: Callable[[int, int], None] = lambda d, t: None) -> dict[str, Any]:
     """Run the packs as `brainbench run` does (content-keyed, resumable) and summarise this leg's attempts."""
-    from ..packs import select
     from ..runner.records import attempt_key
     from ..runner.run import RunPlan, execute, prepare
     from ..scoring import attempt_rows, summary
 
     names, suites, limit = discipline_packs(leg)
-    chosen = _subset(select(names, suites, [Path(p) for p in leg.pack_dirs]), limit)
+    chosen = _subset(_select(names, suites, leg.pack_dirs), limit)
     config = {"server": server_public, "leg": {k: v for k, v in leg.model_dump(mode="json").items() if k != "name"}}
     plan = RunPlan(packs=chosen, model=label, config=config, trials=leg.trials, concurrency=leg.concurrency,
                    retries=leg.retries)

@@ -129,6 +129,7 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
     sessions: list[dict[str, Any]] = []
     shared = _Shared(client=ChatClient(server.endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5), up=asyncio.Event())
     shared.up.set()
+    clients = [shared.client]
     sem = asyncio.Semaphore(leg.concurrency)
     finished = asyncio.Event()
 
@@ -156,8 +157,9 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
                         shared.dead = True
                         shared.up.set()
                         return
-                    old, shared.client = shared.client, ChatClient(server.endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5)
-                    await old.__aexit__(None, None, None)
+                    # turns still in flight keep the old client; every client is closed at the end
+                    shared.client = ChatClient(server.endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5)
+                    clients.append(shared.client)
                     shared.life += 1
                     log(f"server restarted ({shared.restarts}/{leg.max_restarts})")
                     shared.up.set()
@@ -225,7 +227,8 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
         finished.set()
         await asyncio.gather(watcher, return_exceptions=True)
         sample_mem()
-        await shared.client.__aexit__(None, None, None)
+        for c in clients:
+            await c.__aexit__(None, None, None)
 
     turns = [t for s in sessions for t in s["turns"]]
     events = Counter(e for t in turns for e in t["events"])

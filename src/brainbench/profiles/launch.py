@@ -226,7 +226,7 @@ class ServerHandle:
                 last = f"HTTP {r.status_code}"
             except httpx.HTTPError as e:
                 last = type(e).__name__
-            time.sleep(0.2)
+            time.sleep(0.1)
         self.stop()
         raise ServerFailed(f"server not healthy after {self.spec.ready_timeout_s:.0f}s ({url}: {last}); "
                            f"log: {self.log_path}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--words", type=int, default=12, help="Words per reply (the decoded tokens).")
     ap.add_argument("--chunk-gap", type=float, default=0.002, help="Seconds between streamed chunks (sets tok/s).")
     ap.add_argument("--slowdown", type=float, default=0.0, help="Chunk gap grows by this fraction per request served.")
-    ap.add_argument("--broken", default="false", help="true: answer garbage (fails every check), however fast.")
+    ap.add_argument("--broken", nargs="?", const="true", default="false", help="Answer garbage (fails every check), however fast.")
     ap.add_argument("--health-delay", type=float, default=0.0, help="/health says 503 Loading model this long.")
     ap.add_argument("--never-healthy", action="store_true")
     ap.add_argument("--exit-at-start", type=int, default=None, help="Exit at once with this code.")
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
                      usage={"prompt_tokens": prompt, "completion_tokens": n_words, "total_tokens": prompt + n_words})
 
     class Handler(_Handler):
+        def setup(self) -> None:
+            super().setup()  # small streamed chunks must leave at once, as a real server's do (no Nagle delay)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def do_GET(self) -> None:  # noqa: N802
             if self.path in ("/health", "/v1/health"):
                 if a.never_healthy or time.monotonic() - st.t0 < a.health_delay:

@@ -1,0 +1,75 @@
+"""Sweeps over a fake server's settings: faster-but-broken is rejected, a crash is logged, best is printed."""
+
+import json
+import xml.etree.ElementTree as ET
+
+from brainbench.matrix.sweep import Sweep, SweepOptions, discipline_gate
+from brainbench.scoring.metrics import rate
+from matrix_fixtures import fake_profile
+from test_cli import bb
+
+
+def base(tmp_path):
+    return fake_profile(tmp_path, "fk", ("--chunk-gap", "0.01"))
+
+
+def test_one_at_a_time_keeps_rejects_and_logs_crashes(tmp_path):
+    opts = SweepOptions(params=[("chunk_gap", ["0.02", "0.002"]), ("broken", ["true"]), ("exit_at_start", ["1"])])
+    data = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    ex = {e["label"]: e for e in data["experiments"]}
+    assert [e["status"] for e in data["experiments"]] == ["baseline", "rejected", "kept", "rejected", "crashed"]
+    assert ex["chunk_gap=0.02"]["reason"].startswith("no gain")
+    assert ex["chunk_gap=0.002"]["milestone"] and ex["chunk_gap=0.002"]["tps"] > 2 * ex["baseline"]["tps"]
+    broken = ex["broken=true"]
+    assert broken["discipline"]["k"] == 0 and "below the baseline's 95% interval" in broken["reason"]
+    assert broken["changes"] == {"chunk_gap": "0.002", "broken": "true"}  # applied on top of the current best
+    assert "exit code 1" in ex["exit_at_start=1"]["reason"]
+    best = data["best"]
+    assert best["label"] == "chunk_gap=0.002" and "--chunk-gap 0.002" in best["command_line"]
+    assert "--broken" not in best["command_line"]
+    svg = (tmp_path / "sw" / "progression.svg").read_text()
+    root = ET.fromstring(svg)  # well-formed, self-contained
+    assert root.tag.endswith("svg") and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+    md = (tmp_path / "sw" / "sweep.md").read_text()
+    assert "| 3 | broken=true | rejected |" in md and "```sh" in md
+    saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert saved["best"]["label"] == "chunk_gap=0.002"
+
+
+def test_sweep_resumes_from_stored_experiments(tmp_path):
+    opts = SweepOptions(params=[("chunk_gap", ["0.002"])])
+    Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    logs = sorted((tmp_path / "sw" / "experiments").glob("*/server.log"))
+    before = [p.read_text().count("\n$ ") for p in logs]
+    again = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    assert [e["status"] for e in again["experiments"]] == ["baseline", "kept"]
+    assert [p.read_text().count("\n$ ") for p in logs] == before  # no server was started again
+
+
+def test_grid_mode(tmp_path):
+    opts = SweepOptions(params=[("chunk_gap", ["0.002"]), ("broken", ["false", "true"])], mode="grid")
+    data = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    labels = [e["label"] for e in data["experiments"]]
+    assert labels == ["baseline", "chunk_gap=0.002, broken=false", "chunk_gap=0.002, broken=true"]
+    st = {e["label"]: e["status"] for e in data["experiments"]}
+    assert st["chunk_gap=0.002, broken=false"] == "kept"
+    assert st["chunk_gap=0.002, broken=true"] == "rejected"
+    assert data["best"]["label"] == "chunk_gap=0.002, broken=false"
+
+
+def test_discipline_gate_uses_the_baseline_interval():
+    ref = rate(8, 8)  # 95% Wilson [0.68, 1.0]
+    assert discipline_gate(rate(6, 8), ref)[0]  # 75%: within trial noise
+    ok, why = discipline_gate(rate(5, 8), ref)
+    assert not ok and "below the baseline's 95% interval" in why
+    assert discipline_gate(rate(0, 4), rate(0, 4))[0]  # nothing to lose
+    assert not discipline_gate(None, ref)[0]
+
+
+def test_sweep_cli(tmp_path):
+    p = base(tmp_path)
+    proc = bb("sweep", p.source, "--param", "chunk_gap=0.002", "-o", str(tmp_path / "sw"))
+    assert proc.returncode == 0, proc.stderr
+    assert "best: chunk_gap=0.002" in proc.stdout and "--chunk-gap 0.002" in proc.stdout
+    proc = bb("sweep", p.source, "--param", "chunk_gap", "-o", str(tmp_path / "sw2"))
+    assert proc.returncode == 2 and "NAME=v1,v2" in proc.stderr
