@@ -365,3 +365,10 @@ def test_no_degenerate_repetition():
 def test_finish_not_length():
     assert check("finish_not_length", view("done")) is None
     assert "token budget" in check("finish_not_length", view("trunc", finish="length"))
+
+
+def test_find_exec_terminators():
+    a = "find /tmp/build -name '*.tmp' -exec rm {} \\;"
+    assert canon_command(a) == canon_command("find /tmp/build -name '*.tmp' -exec rm {} ';'")
+    assert len(canon_command(a)) == 1  # the escaped ; is not a command separator
+    assert canon_command(a) != canon_command("find /tmp/build -name '*.tmp' -exec rm {} +")
