@@ -12,6 +12,7 @@ from brainbench.client import ChatClient, Endpoint
 from brainbench.perf.energy import EnergyMeter, SimulatedDevice, SimulatedSource
 from brainbench.perf.legs import Driver, SpeedOptions, agent_leg, decode_leg, prefill_leg, sweep_leg
 from brainbench.perf.timing_server import Schedule, TimingServer
+from brainbench.perf.stream import RawStreamClient
 from brainbench.perf.wire import timed_http
 from brainbench.store import RunStore
 from brainbench.testing import Reply, ScriptedBrain
@@ -21,9 +22,10 @@ SWEEP_KEYS = {"concurrency", "requests", "errors", "ttft_ms_median", "ttft_ms_p9
 EIGHT = "one two three four five six seven eight"
 
 
-def driver(url, model="fake-model"):
+def driver(url, model="fake-model", client="raw"):
     ep = Endpoint(url, model)
-    timed = ChatClient(ep, retries=0, http=timed_http(None, 30.0))
+    timed = RawStreamClient(url, model, timeout=30.0) if client == "raw" else \
+        ChatClient(ep, retries=0, http=timed_http(None, 30.0))
     setup = ChatClient(ep, retries=2, backoff=0.01)
     return Driver(timed, setup), timed, setup
 
@@ -45,10 +47,11 @@ class RejectsMinTokens:
         return Reply.text(EIGHT, chunk_gap=0.001)
 
 
-async def test_probe_falls_back_and_sweep_counts_errors_without_retrying(fake):
+@pytest.mark.parametrize("client", ["raw", "httpx"])
+async def test_probe_falls_back_and_sweep_counts_errors_without_retrying(fake, client):
     brain = RejectsMinTokens()
     srv = fake(brain)
-    d, timed, setup = driver(srv.base_url)
+    d, timed, setup = driver(srv.base_url, client=client)
     async with timed, setup:
         probe = await d.probe()
         assert probe["fixed_length_fields"] == ["ignore_eos"] and probe["calibration"]["measured"]
@@ -117,10 +120,11 @@ async def test_agent_turns_grow_and_tool_deltas_are_timed(fake):
     assert tool_msgs and tool_msgs[0]["tool_call_id"]
 
 
-async def test_timing_server_schedule_is_measured_and_role_chunk_ignored():
+@pytest.mark.parametrize("client", ["raw", "httpx"])
+async def test_timing_server_schedule_is_measured_and_role_chunk_ignored(client):
     srv = await TimingServer(Schedule(ttft_s=0.06, itl_s=0.006, tokens=12, role="immediate")).start()
     try:
-        d, timed, setup = driver(srv.base_url, "timing-model")
+        d, timed, setup = driver(srv.base_url, "timing-model", client=client)
         async with timed, setup:
             await d.probe()
             opt = SpeedOptions(concurrency=[1, 4], requests_per_level=4, gen_tokens=12)

@@ -52,6 +52,7 @@ def speed_cmd(
     active_fraction: Annotated[float, typer.Option("--active-fraction", help="Active share of the weights per token (MoE), for the roofline.")] = 1.0,
     threads: Annotated[Optional[int], typer.Option("--threads", help="llama-server threads for an embedded brain.")] = None,
     server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
+    client: Annotated[str, typer.Option("--client", help="Timed calls through 'raw' (lean, stamps each read; OpenAI API) or 'httpx' (ChatClient).")] = "raw",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an error.")] = 600.0,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to store into (default runs/<time>-speed-<model>); may already hold a discipline run.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object (with `sweep`).")] = False,
@@ -86,7 +87,9 @@ def speed_cmd(
         agent_turns=agent_turns, agent_gen_tokens=agent_gen_tokens,
     )
     settings = SpeedSettings(energy=energy, gpus=gpus, power_hz=power_hz, bandwidth_gbs=bandwidth_gbs,
-                             model_gb=model_gb, active_fraction=active_fraction, timeout=timeout)
+                             model_gb=model_gb, active_fraction=active_fraction, timeout=timeout, client=client)
+    if client not in ("raw", "httpx"):
+        raise BrainbenchError(f"--client must be raw or httpx, not {client!r}")
     if spec.brain:
         from ..backend import ensure_brain
 

@@ -17,6 +17,7 @@ from .energy import EnergyMeter, EnergyReading
 from .measure import Sample, failed, sample_from_result
 from .prompts import Calibration, filler, messages, nonce
 from .stats import cv, percentile, summarize
+from .stream import RawStreamClient
 from .wire import SENT
 
 Log = Callable[[str], None]
@@ -73,8 +74,10 @@ class SpeedOptions:
 class Driver:
     """Sends timed requests (never retried) and untimed set-up requests (retried)."""
 
-    def __init__(self, timed: ChatClient, setup: ChatClient | None = None, api: str = "openai"):
-        self.timed, self.setup, self.api = timed, setup or timed, api
+    def __init__(self, timed: ChatClient | RawStreamClient, setup: ChatClient | None = None, api: str = "openai"):
+        if setup is None and not isinstance(timed, ChatClient):
+            raise ValueError("a RawStreamClient needs a ChatClient for the untimed set-up requests")
+        self.timed, self.setup, self.api = timed, setup or timed, api  # type: ignore[assignment]
         self.fixed: dict[str, Any] = {}
         """Extra body fields that hold the generation length (ignore_eos, min_tokens) where accepted."""
         self.fixed_supported: bool | None = None
@@ -95,17 +98,18 @@ class Driver:
         token = SENT.set(holder)
         t0 = time.perf_counter()
         try:
-            r = await self.timed.chat(msgs, tools=tools, stream=True, **self.params(max_tokens, fixed))
+            if isinstance(self.timed, RawStreamClient):
+                r = await self.timed.chat(msgs, tools=tools, **self.params(max_tokens, fixed))
+            else:
+                r = await self.timed.chat(msgs, tools=tools, stream=True, **self.params(max_tokens, fixed))
         except BrainbenchError as e:
             return failed(str(e), holder.get("sent", t0), time.perf_counter()), None
         finally:
             SENT.reset(token)
-        queue = None
         if "sent" in holder and holder["sent"] >= r.timing.sent:  # clocks start at the first header write
-            queue = holder["sent"] - r.timing.sent
             r.timing.sent = holder["sent"]
         s = sample_from_result(r, self.api)
-        s.queue_s = queue
+        s.queue_s = r.timing.sent - t0
         return s, r
 
     async def request(self, msgs: list[dict[str, Any]], max_tokens: int, *, fixed: bool = True) -> Sample:

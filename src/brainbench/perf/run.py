@@ -17,6 +17,7 @@ from . import crosscheck, legs
 from .energy import EnergyMeter, make_source
 from .legs import Driver, SpeedOptions
 from .measure import Sample
+from .stream import RawStreamClient
 from .wire import timed_http
 from .roofline import measure_memcpy_bandwidth, roofline
 
@@ -37,6 +38,8 @@ class SpeedSettings:
     active_fraction: float = 1.0
     timeout: float = 600.0
     store_requests: bool = True
+    client: str = "raw"
+    """Timed calls: 'raw' (lean streaming client, OpenAI API only) or 'httpx' (the project's ChatClient)."""
 
 
 def embedded_server_args(spec: BackendSpec, opt: SpeedOptions) -> BackendSpec:
@@ -58,8 +61,13 @@ async def run_legs(endpoint: Endpoint, opt: SpeedOptions, meter: EnergyMeter, se
     """All chosen legs, in order: decode, prefill, sweep, agent. Returns (report, samples per leg)."""
     report: dict[str, Any] = {}
     samples: dict[str, list[Sample]] = {}
-    http_timed = timed_http(endpoint.api_key, settings.timeout)
-    async with ChatClient(endpoint, timeout=settings.timeout, retries=0, http=http_timed) as timed, \
+    if endpoint.api == "openai" and settings.client == "raw":
+        timed: Any = RawStreamClient(endpoint.base_url, endpoint.model, api_key=endpoint.api_key,
+                                     timeout=settings.timeout)
+    else:
+        timed = ChatClient(endpoint, timeout=settings.timeout, retries=0,
+                           http=timed_http(endpoint.api_key, settings.timeout))
+    async with timed, \
             ChatClient(endpoint, timeout=settings.timeout, retries=3, backoff=1.0) as setup:
         d = Driver(timed, setup, endpoint.api)
         report["probe"] = await d.probe(log)

@@ -1,0 +1,251 @@
+"""A lean HTTP/1.1 streaming client for timed calls, so the client's own cost stays out of the figures.
+
+Why not httpx for the timed calls: at 32-64 streams on a small CPU, httpx's connection-pool bookkeeping
+and its layered async iterators cost milliseconds per request and ~100 µs per chunk, and every
+microsecond spent there is added to the TTFT and gaps the client records (see bench/measurement_truth.py).
+This client does the minimum on the hot path: one `read()` per arrival, stamped the moment it returns,
+chunked framing and SSE event splitting on bytes; JSON is parsed only after the stream has ended.
+
+It speaks OpenAI-compatible chat completions over http:// or https:// with keep-alive connections
+(one per request in flight) and returns the same `ChatResult` as `ChatClient`, so the per-request
+figures are computed by the same code. Untimed requests (probes) keep using `ChatClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..client.errors import EndpointError, InfraError
+from ..client.parse import make_call, split_think
+from ..client.types import ChatResult, InfraEvent, Timing, Usage
+
+_READ = 1 << 16
+
+
+def _usage(u: dict | None) -> Usage:
+    if not u:
+        return Usage()
+    details = u.get("prompt_tokens_details") or {}
+    cdetails = u.get("completion_tokens_details") or {}
+    return Usage(prompt_tokens=u.get("prompt_tokens"), completion_tokens=u.get("completion_tokens"),
+                 cached_tokens=details.get("cached_tokens"), reasoning_tokens=cdetails.get("reasoning_tokens"))
+
+
+def _infra(kind: str, detail: str) -> InfraError:
+    return InfraError(detail, [InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)])
+
+
+class RawStreamClient:
+    """POST /chat/completions with stream=true; one keep-alive connection per request in flight."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 600.0):
+        u = urlsplit(base_url.rstrip("/"))
+        if u.scheme not in ("http", "https"):
+            raise EndpointError(f"{base_url}: only http:// and https:// endpoints are supported")
+        self.model = model
+        self.host = u.hostname or "127.0.0.1"
+        self.port = u.port or (443 if u.scheme == "https" else 80)
+        self.ssl = ssl.create_default_context() if u.scheme == "https" else None
+        self.path = (u.path or "") + "/chat/completions"
+        self.host_header = u.netloc
+        self.api_key = api_key
+        self.timeout = timeout
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def __aenter__(self) -> "RawStreamClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for _, w in idle:
+            w.close()
+
+    def body(self, messages: list[dict[str, Any]], tools: list[dict] | None, params: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True}, **params}
+        if tools:
+            body["tools"] = tools
+        return body
+
+    async def chat(self, messages: list[dict[str, Any]], *, tools: list[dict] | None = None, **params: Any) -> ChatResult:
+        body = self.body(messages, tools, params)
+        try:
+            return await asyncio.wait_for(self._once(body), self.timeout)
+        except asyncio.TimeoutError:
+            raise _infra("timeout", f"timed out after {self.timeout:.0f}s") from None
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
+            raise _infra("stream_reset", f"connection failed mid-request: {type(e).__name__}: {e}") from None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self._idle:
+            r, w = self._idle.pop()
+            if not w.is_closing() and not r.at_eof():
+                return r, w, True
+            w.close()
+        r, w = await asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=1 << 20)
+        return r, w, False
+
+    async def _once(self, body: dict[str, Any]) -> ChatResult:
+        payload = json.dumps(body).encode()
+        head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\nContent-Type: application/json\r\n"
+                f"Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n"
+                + (f"Authorization: Bearer {self.api_key}\r\n" if self.api_key else "") + "\r\n").encode()
+        reader, writer, reused = await self._connect()
+        timing = Timing(sent=time.perf_counter())
+        try:
+            writer.write(head + payload)
+            raw_head = await reader.readuntil(b"\r\n\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            if not reused:
+                raise
+            reader, writer, _ = await self._connect()  # a stale keep-alive connection: once more, fresh
+            timing = Timing(sent=time.perf_counter())
+            writer.write(head + payload)
+            raw_head = await reader.readuntil(b"\r\n\r\n")
+        timing.first_byte = time.perf_counter()
+        lines = raw_head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = int(headers["content-length"]) if "content-length" in headers else None
+        events, complete = await self._read_body(reader, chunked, length, status < 400)
+        timing.end = time.perf_counter()
+        if complete and headers.get("connection", "").lower() != "close":
+            self._idle.append((reader, writer))
+        else:
+            writer.close()
+        if status >= 400:
+            text = b"".join(e for _, e in events).decode("utf-8", "replace")
+            try:
+                err = json.loads(text)
+                err = err.get("error", err) if isinstance(err, dict) else err
+                text = str(err.get("message", err) if isinstance(err, dict) else err)
+            except ValueError:
+                pass
+            detail = f"HTTP {status}: {' '.join(text.split())[:300]}"
+            if status >= 500 or status == 429:
+                raise _infra("http_5xx" if status >= 500 else "http_429", detail)
+            raise EndpointError(f"refused the request: {detail}",
+                                [InfraEvent(kind="http_4xx", detail=detail, at=time.time(), retried=False)])
+        return self._result(events, timing, body)
+
+    async def _read_body(self, reader: asyncio.StreamReader, chunked: bool, length: int | None,
+                         sse: bool) -> tuple[list[tuple[float, bytes]], bool]:
+        """(stamp, bytes) per SSE data line (or raw body pieces for errors), and whether the body ended cleanly."""
+        out: list[tuple[float, bytes]] = []
+        frame = bytearray()   # undecoded transfer bytes
+        text = bytearray()    # decoded body bytes not yet split into events
+        need: int | None = None  # bytes left in the current chunk (+2 for its CRLF), None = expecting a size line
+        got = 0
+        done = False
+        while not done:
+            data = await reader.read(_READ)
+            t = time.perf_counter()
+            if not data:
+                return self._flush(out, text, t, sse), length is None and not chunked
+            if not chunked:
+                text += data
+                got += len(data)
+                done = length is not None and got >= length
+            else:
+                frame += data
+                while True:
+                    if need is None:
+                        i = frame.find(b"\r\n")
+                        if i < 0:
+                            break
+                        size = int(bytes(frame[:i]).split(b";")[0] or b"0", 16)
+                        del frame[:i + 2]
+                        if size == 0:
+                            done = True
+                            break
+                        need = size + 2
+                    if len(frame) < need:
+                        break
+                    text += frame[:need - 2]
+                    del frame[:need]
+                    need = None
+            if sse:
+                self._split(out, text, t)
+        return self._flush(out, text, time.perf_counter(), sse), True
+
+    @staticmethod
+    def _split(out: list[tuple[float, bytes]], text: bytearray, t: float) -> None:
+        while True:
+            i = text.find(b"\n")
+            if i < 0:
+                return
+            line = bytes(text[:i]).rstrip(b"\r")
+            del text[:i + 1]
+            if line.startswith(b"data:"):
+                out.append((t, line[5:].strip()))
+
+    def _flush(self, out: list[tuple[float, bytes]], text: bytearray, t: float, sse: bool) -> list[tuple[float, bytes]]:
+        if sse:
+            text += b"\n"
+            self._split(out, text, t)
+        elif text:
+            out.append((t, bytes(text)))
+        return out
+
+    def _result(self, events: list[tuple[float, bytes]], timing: Timing, body: dict[str, Any]) -> ChatResult:
+        chunks: list[dict[str, Any]] = []
+        content: list[str] = []
+        reasoning: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        finish = usage = timings = None
+        done = False
+        for t, data in events:
+            if data == b"[DONE]":
+                done = True
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                raise _infra("bad_json", f"stream chunk is not JSON: {data[:80]!r}") from None
+            if isinstance(obj, dict) and "error" in obj:
+                raise _infra("stream_error", f"server error mid-stream: {str(obj['error'])[:200]}")
+            chunks.append(obj)
+            if obj.get("usage"):
+                usage = obj["usage"]
+            if obj.get("timings"):
+                timings = obj["timings"]
+            for choice in obj.get("choices") or []:
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or ""
+                think = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                tcs = delta.get("tool_calls") or []
+                if text or think or tcs:
+                    timing.chunks.append(t)
+                    if timing.first_token is None:
+                        timing.first_token = t
+                content.append(text)
+                reasoning.append(think)
+                for tc in tcs:
+                    slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "args": ""})
+                    fn = tc.get("function") or {}
+                    slot["id"] = tc.get("id") or slot["id"]
+                    slot["name"] += fn.get("name") or ""
+                    slot["args"] += fn.get("arguments") or ""
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+        if not chunks:
+            raise _infra("bad_json", "reply is not an SSE stream")
+        if not done and finish is None:
+            raise _infra("stream_truncated", "stream ended before the reply was complete (no finish_reason)")
+        text, think = split_think("".join(content))
+        return ChatResult(
+            content=text, reasoning="".join(reasoning) + think,
+            tool_calls=[make_call(c["name"], c["args"], c["id"]) for _, c in sorted(calls.items())],
+            finish_reason=finish, usage=_usage(usage), timing=timing, server_timings=timings,
+            request=body, response=chunks,
+        )
