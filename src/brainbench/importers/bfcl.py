@@ -189,3 +189,23 @@ def import_categories(categories: Iterable[str], out_dir: Path, data: Path | Non
         (folder / "pack.yaml").write_text(text, encoding="utf-8")
         done.append((pack["name"], folder, len(pack["scenarios"])))
     return done
+
+
+def stored_outputs(run_dir: Path) -> list[dict[str, Any]]:
+    """The first replies of a run's BFCL attempts, as the agreement test's fixture rows:
+    {model, category, bfcl_id, calls: [{name, arguments}] (structured calls, raw argument text), content}."""
+    from ..scoring import stored_scenarios
+    from ..store.db import RunStore
+
+    rows = []
+    with RunStore(Path(run_dir)) as store:
+        scenarios = stored_scenarios(store)
+        for rec in store.attempts(status="completed"):
+            sc = scenarios.get(rec.scenario_hash)
+            if sc is None or "bfcl_id" not in (sc.meta or {}) or not rec.turns:
+                continue
+            first = rec.turns[0].result
+            rows.append({"model": rec.model, "category": sc.meta["bfcl_category"], "bfcl_id": sc.meta["bfcl_id"],
+                         "calls": [{"name": c.name, "arguments": c.arguments_raw} for c in first.tool_calls if not c.in_text],
+                         "content": first.content})
+    return rows
