@@ -292,6 +292,8 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
         k12 = buf[pos - 12:pos] if pos - 12 >= start else buf[start:pos]
         series = scache.get(k12)
         if series is None:
+            if len(scache) > 4096:  # lines with no prefix: the 12 bytes reach into the previous line
+                scache.clear()
             series = scache[k12] = _series_of(buf, max(start, pos - 64), pos)
         # completions since the previous stats line (any series) belong to this window
         k = bisect_left(apos, pos, ai, na)
