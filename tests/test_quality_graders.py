@@ -186,6 +186,7 @@ def test_case_and_edges():
     assert check("starts_with", view("Hello"), text="Dear") is not None
     assert check("ends_with", view("Thanks. Best regards"), text="Best regards") is None
     assert check("ends_with", view("Best regards!"), text="Best regards") is not None
+    assert check("ends_with", view("Thanks.\nSincerely,\nLee"), text="Sincerely, Lee") is None
 
 
 def test_language():

@@ -401,14 +401,14 @@ def check_letter_case(view: AttemptView, spec: dict) -> str | None:
 
 @register("starts_with")
 def check_starts_with(view: AttemptView, spec: dict) -> str | None:
-    text = answer_text(view, spec).strip()
-    return None if text.lower().startswith(spec["text"].lower()) else f"answer does not start with {spec['text']!r}"
+    text, want = " ".join(answer_text(view, spec).split()).lower(), " ".join(spec["text"].split()).lower()
+    return None if text.startswith(want) else f"answer does not start with {spec['text']!r}"
 
 
 @register("ends_with")
 def check_ends_with(view: AttemptView, spec: dict) -> str | None:
-    text = answer_text(view, spec).strip()
-    return None if text.lower().endswith(spec["text"].lower()) else f"answer does not end with {spec['text']!r}"
+    text, want = " ".join(answer_text(view, spec).split()).lower(), " ".join(spec["text"].split()).lower()
+    return None if text.endswith(want) else f"answer does not end with {spec['text']!r}"
 
 
 _STOPWORDS: dict[str, set[str]] = {
