@@ -157,7 +157,8 @@ def scenario(entry: dict[str, Any], category: str) -> dict[str, Any]:
         "state": {"tools": to_openai_tools(docs), "validate": False, "default_result": {"status": "ok"}},
         "messages": entry["question"][0],
         "max_turns": 2,
-        "params": {"temperature": 0, "max_tokens": 512},
+        # OpenAI's default, which BFCL relies on; llama.cpp's is false (extra calls dropped) so say it
+        "params": {"temperature": 0, "max_tokens": 512, "parallel_tool_calls": True},
         "checks": [check],
         "tags": ["bfcl", category],
         "meta": {"bfcl_id": entry["id"], "bfcl_category": category, "bfcl_version": BFCL_VERSION},
