@@ -3,10 +3,11 @@ and a one-call runner over the fake server (real HTTP, real runner, real store).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
-from brainbench.packs import Pack, Scenario, select
+from brainbench.packs import BUILTIN_DIR, Pack, Scenario, load_pack
 from brainbench.runner.run import RunPlan, execute, prepare
 from brainbench.scoring import attempt_rows
 from brainbench.store import RunStore
@@ -61,23 +62,29 @@ def by_script(scenario_scripts: dict[str, list[Reply] | Callable[[list[dict[str,
     return ByConversation(script)
 
 
-def scenario(pack: str, sid: str) -> Scenario:
-    (p,) = select([pack])
-    return next(s for s in p.scenarios if s.id == sid)
+@functools.cache
+def pack(name: str) -> Pack:
+    """One built-in pack, loaded once per test session (discovering every pack each time is slow)."""
+    return load_pack(BUILTIN_DIR / name)
 
 
-def only(pack: str, *ids: str) -> Pack:
-    (p,) = select([pack])
+def scenario(pack_name: str, sid: str) -> Scenario:
+    return next(s for s in pack(pack_name).scenarios if s.id == sid)
+
+
+def only(pack_name: str, *ids: str) -> Pack:
+    p = pack(pack_name)
     return p.model_copy(update={"scenarios": [s for s in p.scenarios if s.id in ids]})
 
 
 async def run_packs(srv, tmp_path: Path, packs: list[Pack], trials: int = 1, concurrency: int = 4,
-                    retries: int = 1, **client_kw: Any) -> tuple[RunStore, list[dict[str, Any]]]:
+                    retries: int = 1, client_retries: int = 3) -> tuple[RunStore, list[dict[str, Any]]]:
+    """Run packs through the real runner and store; `retries` = re-dispatches, `client_retries` = HTTP retries."""
     store = RunStore(tmp_path / "run", create=True)
     plan = RunPlan(packs=packs, model="fake-model", config={"t": 1}, trials=trials, concurrency=concurrency,
                    retries=retries)
     todo = prepare(plan, store)
-    async with client_for(srv, **client_kw) as c:
+    async with client_for(srv, retries=client_retries) as c:
         await execute(plan, c, store, todo)
     return store, attempt_rows(store)
 

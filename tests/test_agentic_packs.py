@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from agentic_helpers import AGENTIC, run_packs, solution_script
+from agentic_helpers import AGENTIC, pack as load, run_packs, solution_script
 from brainbench.packs import SUITES, select
 from brainbench.testing import ByConversation, Reply
 
@@ -29,7 +29,7 @@ def test_suite_and_sizes():
 
 @pytest.mark.parametrize("pack", AGENTIC)
 async def test_perfect_brain_passes_every_scenario(fake, tmp_path, pack):
-    (p,) = select([pack])
+    p = load(pack)
     srv = fake(ByConversation(solution_script(p.scenarios)))
     _, rows = await run_packs(srv, tmp_path, [p], concurrency=8)
     bad = [(r["scenario"], r["failures"], r["error"]) for r in rows if not (r["passed"] and r["clean"]) or r["failures"]]
@@ -41,7 +41,7 @@ async def test_perfect_brain_passes_every_scenario(fake, tmp_path, pack):
 
 async def test_a_brain_that_only_talks_fails_every_task_scenario(fake, tmp_path):
     """The checks have teeth: "Done." without any call passes nothing that needs work."""
-    packs = select(["kanban", "shell", "home"])
+    packs = [load(n) for n in ("kanban", "shell", "home")]
     srv = fake(ByConversation(lambda messages: Reply.text("Done.")))
     _, rows = await run_packs(srv, tmp_path, packs, concurrency=8)
     assert rows and not any(r["passed"] for r in rows)

@@ -305,7 +305,10 @@ class ShellEnv(AgenticEnv):
         run = {"script": name, "args": args, "ok": True}
         self.state["runs"].append(run)
         if name in HANDSHAKE_SCRIPTS and self.state["handshake"]:
-            return self._handshake(name, args)
+            out = self._handshake(name, args)
+            if self.handshake_done():
+                self.mark_closed()
+            return out
         for resp in spec.get("responses") or []:
             if all(k in args and re.search(str(rx), str(args[k]), re.IGNORECASE) for k, rx in (resp.get("when") or {}).items()):
                 if resp.get("error"):
@@ -322,8 +325,6 @@ class ShellEnv(AgenticEnv):
             self.state["stage"]["status"] = args["--status"]
             return f"stage {self.state['stage']['id']}: status {args['--status']}"
         self.state["spawned"].append(args["role"])
-        if args["role"] == "step_evaluator":
-            self.mark_closed()
         return f"spawned {args['role']} for stage {self.state['stage']['id']}"
 
     @tool
