@@ -302,7 +302,7 @@ def test_stored_model_outputs_agree(bfcl, entries):
         _compare(bfcl, entry, row["category"], calls, row["content"], row["model"], disagreements, accepted)
         verdicts[bfcl_verdict(bfcl, entry, row["category"], calls, row["content"])] += 1
     assert not disagreements, disagreements[:3]
-    assert len(rows) >= 100 and verdicts[True] > 0 and verdicts[False] > 0
+    assert len(rows) >= 20 and verdicts[True] > 0 and verdicts[False] > 0
     assert len({r["category"] for r in rows}) >= 3 and len({r["model"] for r in rows}) >= 2
 
 

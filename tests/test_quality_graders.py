@@ -44,6 +44,7 @@ def test_answer_line_takes_the_last():
     assert answer_line("ANSWER: 3\nwait, no\n**ANSWER:** 4") == "4"
     assert answer_line("Answer = x=1, y=2") == "x=1, y=2"
     assert answer_line("the answer is 4") is None
+    assert answer_line("**Final Answer:** 12") == "12"
 
 
 def test_detect_language():

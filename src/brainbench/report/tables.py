@@ -21,9 +21,18 @@ def _top_failures(s: dict[str, Any], n: int = 3) -> str:
     return ", ".join(f"{k}×{v}" + (f" ({per100[k]:.0f}/100)" if k in per100 else "") for k, v in items) or "–"
 
 
+def _iceberg(s: dict[str, Any]) -> str:
+    """`2 log / 9 silent`: failures a log's error lines show vs failures that leave no trace."""
+    ice = s.get("iceberg")
+    if not ice or not (ice["error_line"] or ice["silent"]):
+        return "–"
+    return f"{ice['error_line']} log / {ice['silent']} silent"
+
+
 def summary_table(summary: dict[str, Any], title: str = "brainbench results") -> Table:
     t = Table(title=title, show_lines=False)
-    for col in ("brain", "pack", "n", "pass", "clean", "pass^k", "calls", "err/call", "top failures"):
+    for col in ("brain", "pack", "n", "pass", "clean", "pass^k", "calls", "err/call", "omitted", "iceberg",
+                "top failures"):
         t.add_column(col, justify="right" if col in ("n", "calls", "err/call") else "left")
     for model, m in summary.items():
         rows = [*m["packs"].items(), ("ALL", m["overall"])]
@@ -34,8 +43,9 @@ def summary_table(summary: dict[str, Any], title: str = "brainbench results") ->
                 model, pack, str(s["attempts"]), pct(s["pass"]), pct(s["clean"]),
                 f"k={k}: {phk:.2f}" if phk is not None else "–", str(s["tool_calls"]),
                 f"{s['error_rate_per_call']:.2f}" if s["error_rate_per_call"] is not None else "–",
-                _top_failures(s),
+                pct(s.get("omission")), _iceberg(s), _top_failures(s),
             )
         if m.get("infra_errors"):
-            t.add_row(model, "infra", str(m["infra_errors"]), "not scored", "", "", "", "", "infrastructure errors")
+            t.add_row(model, "infra", str(m["infra_errors"]), "not scored", "", "", "", "", "", "",
+                      "infrastructure errors")
     return t

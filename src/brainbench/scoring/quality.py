@@ -233,7 +233,7 @@ def check_extract_fields(view: AttemptView, spec: dict) -> str | None:
 # math
 # ================================================================================================
 
-_ANSWER_LINE = re.compile(r"(?im)^[ \t>*_#-]*\**answer\**[ \t]*\**[ \t]*[:=][ \t]*(.+?)[ \t*_]*$")
+_ANSWER_LINE = re.compile(r"(?im)^[ \t>*_#-]*\**(?:final[ \t]+)?answer\**[ \t]*\**[ \t]*[:=][ \t]*(.+?)[ \t*_]*$")
 
 
 def answer_line(text: str) -> str | None:
