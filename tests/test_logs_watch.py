@@ -200,3 +200,14 @@ def test_cli_watch_records_then_reports(tmp_path):
     assert json.loads(res.stdout)["buckets"]
     res = runner.invoke(app, ["watch", "--report", "--run-dir", str(tmp_path)])
     assert res.exit_code == 0 and "scraped /metrics windows" in res.stdout
+
+
+def test_cli_summary_running_range():
+    res = runner.invoke(app, ["logs", "vllm", str(DATA / "vllm_v1.log"), "--summary-running", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    (s,) = json.loads(res.stdout)["summary"]
+    assert s["running_range"] == [3, 3] and s["samples"] == 2 and s["gen_tps_mean"] == 79.0
+    res = runner.invoke(app, ["logs", "vllm", str(DATA / "vllm_v1.log"), "--summary-running", "1-3"])
+    assert "windows with 1 to 3 running requests" in res.stdout
+    res = runner.invoke(app, ["logs", "vllm", str(DATA / "vllm_v1.log"), "--summary-running", "x"])
+    assert res.exit_code == 2 and "--summary-running" in res.output

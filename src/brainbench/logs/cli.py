@@ -8,6 +8,7 @@ reported as one line on stderr with exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ def vllm_cmd(
                                                     "(power limits, configs) so one table compares them.")] = None,
     engine: Annotated[str, typer.Option("--engine", help="'all', 'agg' (N Engines Aggregated lines) or an engine "
                                         "index (data-parallel Engine 00N lines).")] = "all",
+    summary_running: Annotated[str, typer.Option("--summary-running", help="Running range of the summary table, "
+                                                 "e.g. 1-3 (typical agent load) or 1-6; default: 1 and up.")] = "1-",
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes for big inputs (default: CPUs).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -71,8 +74,12 @@ def vllm_cmd(
     def go() -> dict[str, Any]:
         if engine not in ("all", "agg") and not engine.isdigit():
             raise LogInputError(f"--engine must be 'all', 'agg' or an engine number, not {engine!r}")
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d*)\s*|\s*(\d+)\s*", summary_running)
+        if not m:
+            raise LogInputError(f"--summary-running must look like 1-3, 2- or 4, not {summary_running!r}")
+        rng = (int(m[3]), int(m[3])) if m[3] else (int(m[1]), int(m[2]) if m[2] else None)
         paths = _inputs(files)
-        opts = vllm.Options(windows=load_windows(windows) if windows else None, engine=engine)
+        opts = vllm.Options(windows=load_windows(windows) if windows else None, engine=engine, summary_running=rng)
         return vllm.analyze(paths, opts, workers)
 
     _emit(_run(go), json_out, render.print_vllm)

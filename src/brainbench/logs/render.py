@@ -70,7 +70,11 @@ def summary_table(r: dict[str, Any]) -> Table | None:
         if has_kw:
             row += [_f(s.get("watts"), 0), _f(s.get("gen_tps_per_kw")), _f(s.get("prefill_tps_per_kw"), 0)]
         out.append(row)
-    return _table("windows with at least one running request", cols, out)
+    lo, hi = rows[0].get("running_range", [1, None])
+    what = (f"windows with {lo} to {hi} running requests" if hi is not None and hi != lo else
+            f"windows with {lo} running request{'s' if lo != 1 else ''}" if hi == lo else
+            f"windows with at least {lo} running request{'s' if lo != 1 else ''}")
+    return _table(what, cols, out)
 
 
 def print_vllm(r: dict[str, Any], console: Console) -> None:

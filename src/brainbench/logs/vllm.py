@@ -187,6 +187,8 @@ class Options:
     windows: WindowSet | None = None
     engine: str = "all"
     """'all', 'agg', or an engine index as text."""
+    summary_running: tuple[int, int | None] = (1, None)
+    """Running range of the summary table (default: every window with a running request)."""
 
 
 # -- the scanner -----------------------------------------------------------------------------------------
@@ -680,8 +682,9 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         gen: Counter = Counter()
         prompt: Counter = Counter()
         n = comp = 0
+        lo, hi = opts.summary_running
         for (lab, running), a in merged.items():
-            if lab != label or running < 1:
+            if lab != label or running < lo or (hi is not None and running > hi):
                 continue
             gen.update(_floatc(a.gen))
             prompt.update(_floatc(a.prompt))
@@ -694,6 +697,7 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         sus, _ = _fmean(prompt)
         row = {"label": label} if opts.windows else {}
         row.update({
+            "running_range": [lo, hi],
             "samples": n,
             "gen_tps_mean": rnd(g["mean"]), "gen_tps_median": rnd(g["median"]), "gen_tps_p95": rnd(g["p95"]),
             "prefill_tps_mean": rnd(pa["mean"]), "prefill_tps_median": rnd(pa["median"]),
