@@ -268,3 +268,18 @@ def test_failing_turn_inference():
     assert failing_turns(rec, ["wrong_result"], {"failing_turn": 0}) == {0: ["wrong_result"]}
     rec = _rec([("", []), ("ok", [])])
     assert failing_turns(rec, ["empty_response"], {}) == {0: ["empty_response"]}
+
+
+def test_soak_results_are_shown(runs, tmp_path):
+    import shutil
+
+    d = tmp_path / "soaked"
+    shutil.copytree(runs["bare"], d)
+    with RunStore(d) as s:
+        s.put_result("soak", "soak-10x5", "mystery-7b", {"sessions_run": 10, "sessions_complete": 9, "turns": 50,
+                                                         "turns_ok": 48, "silent_empty": 2, "crashes": {"total": 0},
+                                                         "decode_tps_median": 41.5, "tps_retention": 0.93,
+                                                         "passed": False, "reasons": ["2 silent-empty replies"]})
+    rep = build_report([d])
+    assert "| mystery-7b | soak-10x5 | 9/10 | 48/50 | 2 | 0 | 41.5 | failed |" in render_markdown(rep)
+    assert "2 silent-empty replies" in render_html(rep)

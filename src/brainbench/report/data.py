@@ -443,6 +443,11 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         "curves": speed["curves"], "energy": speed["energy"],
         "size_bytes": size, "size_source": size_src,
         "iceberg": _iceberg(rows, s.get("iceberg")),
+        "soak": [{"name": r["name"], **{k: r["data"].get(k) for k in (
+            "sessions_run", "sessions_complete", "turns", "turns_ok", "silent_empty", "decode_tps_median",
+            "tps_retention", "passed", "reasons")}, "crashes": (r["data"].get("crashes") or {}).get("total")}
+                 for r in run["results"] if r["kind"] == "soak" and isinstance(r.get("data"), dict)
+                 and (r.get("model") == model or single)],
         "tasks_per_hour": _tasks_per_hour(records, model),
         "provenance": {
             "run_dir": run["run_dir"], "backend": meta.get("backend") or {}, "server": run["server"],
