@@ -283,3 +283,12 @@ def test_soak_results_are_shown(runs, tmp_path):
     rep = build_report([d])
     assert "| mystery-7b | soak-10x5 | 9/10 | 48/50 | 2 | 0 | 41.5 | failed |" in render_markdown(rep)
     assert "2 silent-empty replies" in render_html(rep)
+
+
+def test_pack_filter(runs):
+    from brainbench.report.data import ReportError
+
+    rep = build_report([runs["good"]], packs=["smoke"])
+    assert rep["packs"] == ["smoke"] and rep["entries"][0]["summary"]["overall"]["attempts"] == 12
+    with pytest.raises(ReportError, match="no scored attempts in pack"):
+        build_report([runs["good"]], packs=["kanban"])

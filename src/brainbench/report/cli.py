@@ -42,6 +42,7 @@ def report_cmd(
     at_concurrency: Annotated[Optional[int], typer.Option("--at-concurrency", help="Concurrency for the useful-throughput figure (default: the run's own).")] = None,
     model_size: Annotated[list[str], typer.Option("--model-size", help="NAME=GB model file size where the run does not know it (repeatable).")] = [],
     logs: Annotated[list[str], typer.Option("--logs", help="[BRAIN=]FILE.json from `brainbench logs vllm --json`: concurrency curves from a server log (repeatable).")] = [],
+    pack: Annotated[list[str], typer.Option("--pack", "-p", help="Report only this pack (repeatable; default: all).")] = [],
     title: Annotated[Optional[str], typer.Option("--title", help="Report title.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Also print the report's data as JSON.")] = False,
 ) -> None:
@@ -51,7 +52,8 @@ def report_cmd(
     if html is None and md is None:
         html = Path("report.html")
     rep = write_report(run_dirs, baseline=baseline, html=html, md=md, at_concurrency=at_concurrency,
-                       model_sizes=_sizes(model_size), title=title, log_files=[_log_arg(x) for x in logs])
+                       model_sizes=_sizes(model_size), title=title, log_files=[_log_arg(x) for x in logs],
+                       packs=pack or None)
     for path in (html, md):
         if path:
             console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
@@ -65,12 +67,13 @@ def compare_cmd(
     baseline: Annotated[Path, typer.Argument(help="The earlier (baseline) run directory.")],
     run_dir: Annotated[Path, typer.Argument(help="The run directory to compare against it.")],
     model_size: Annotated[list[str], typer.Option("--model-size", help="NAME=GB model file size (repeatable).")] = [],
+    pack: Annotated[list[str], typer.Option("--pack", "-p", help="Compare only this pack (repeatable).")] = [],
 ) -> None:
     """Compare two runs in the terminal: per-pack rates with deltas, judged against run-to-run noise."""
     from .compare import compare_tables
     from .data import build_report
 
-    rep = build_report([run_dir], baseline, model_sizes=_sizes(model_size))
+    rep = build_report([run_dir], baseline, model_sizes=_sizes(model_size), packs=pack or None)
     for t in compare_tables(rep):
         out.print(t)
     out.print("[dim]better/worse only where the 95% intervals of the two runs do not overlap; otherwise within noise[/]")

@@ -362,9 +362,9 @@ def transcript(rec: AttemptRecord, verdict: dict[str, Any] | None) -> dict[str, 
 # -- one run directory --------------------------------------------------------------------------------
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """Everything the report needs from one run directory."""
-    from ..scoring import SCORER
+def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
+    """Everything the report needs from one run directory (only `packs`, when given)."""
+    from ..scoring import SCORER, summary
 
     run_dir = Path(run_dir)
     with RunStore(run_dir) as store:
@@ -375,6 +375,11 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         data["host"] = store.get_meta("host") or {}
         data["created"] = store.get_meta("created")
         scen = store.get_meta("scenarios") or {}
+    if packs:
+        data["attempts"] = [r for r in data["attempts"] if r["pack"] in packs]
+        data["summary"] = summary(data["attempts"])
+        records = [r for r in records if r.pack in packs]
+        scen = {h: sc for h, sc in scen.items() if sc.get("pack") in packs}
     data["records"] = records
     data["verdicts"] = verdicts
     data["run_dir"] = str(run_dir)
@@ -569,13 +574,14 @@ def _match_baseline(e: dict[str, Any], base: list[dict[str, Any]]) -> dict[str, 
     return base[0] if len(base) == 1 else None
 
 
-def _entries(run_dirs: list[Path], overrides: dict[str, float]) -> list[dict[str, Any]]:
+def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str] | None = None) -> list[dict[str, Any]]:
     entries = []
     for d in run_dirs:
-        run = load_run(d)
+        run = load_run(d, packs)
         models = list(run["summary"])
         if not models:
-            raise ReportError(f"{d}: no scored attempts to report (run `brainbench score {d}` first?)")
+            what = f" in pack(s) {', '.join(packs)}" if packs else ""
+            raise ReportError(f"{d}: no scored attempts{what} to report (run `brainbench score {d}` first?)")
         for m in models:
             entries.append(_entry(run, m, len(models) == 1, overrides))
     # labels must tell brains apart: add the run directory name where a model repeats
@@ -624,14 +630,15 @@ PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8
 
 def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concurrency: int | None = None,
                  model_sizes: dict[str, float] | None = None, title: str | None = None,
-                 log_files: list[tuple[str | None, Path]] | None = None) -> dict[str, Any]:
-    """The whole report as plain data (see the module docstring)."""
+                 log_files: list[tuple[str | None, Path]] | None = None,
+                 packs: list[str] | None = None) -> dict[str, Any]:
+    """The whole report as plain data (see the module docstring); `packs` keeps only those packs."""
     if not run_dirs:
         raise ReportError("give at least one run directory")
     overrides = model_sizes or {}
-    entries = _entries([Path(d) for d in run_dirs], overrides)
+    entries = _entries([Path(d) for d in run_dirs], overrides, packs)
     loose_logs = attach_logs(entries, log_files or [])
-    base_entries = _entries([Path(baseline)], overrides) if baseline else []
+    base_entries = _entries([Path(baseline)], overrides, packs) if baseline else []
     for i, e in enumerate(entries):
         e["id"] = f"b{i}"
         e["color"] = PALETTE[i % len(PALETTE)]

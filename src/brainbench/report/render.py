@@ -198,9 +198,10 @@ def render_markdown(rep: dict[str, Any]) -> str:
 def write_report(run_dirs: list[Path], *, baseline: Path | None = None, html: Path | None = None,
                  md: Path | None = None, at_concurrency: int | None = None,
                  model_sizes: dict[str, float] | None = None, title: str | None = None,
-                 log_files: list[tuple[str | None, Path]] | None = None) -> dict[str, Any]:
+                 log_files: list[tuple[str | None, Path]] | None = None,
+                 packs: list[str] | None = None) -> dict[str, Any]:
     rep = build_report(run_dirs, baseline, at_concurrency=at_concurrency, model_sizes=model_sizes, title=title,
-                       log_files=log_files)
+                       log_files=log_files, packs=packs)
     if html:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(rep), encoding="utf-8")
