@@ -164,9 +164,9 @@ async def test_domain_tool_error(fake, tmp_path):
 
 async def test_turn_budget_and_loop(fake, tmp_path):
     row = await run_one(fake, tmp_path, "kanban", "k-write-status", [Reply.call("kanban_show", {"task_id": DONE_CARD})])
-    # 12 identical successful calls per dispatch, two dispatches; the card never closed
+    # 10 identical successful calls per dispatch (the turn budget), two dispatches; the card never closed
     assert row["failures"] == ["loop", "turn_budget_exhausted", "omitted_closeout"]
-    assert row["tool_calls"] == 24 and row["tool_errors"] == 0
+    assert row["tool_calls"] == 20 and row["tool_errors"] == 0
 
 
 async def test_degenerate_text_is_a_loop(fake, tmp_path):
