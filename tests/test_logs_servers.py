@@ -164,3 +164,14 @@ def test_agent_truth_errors_are_one_line(tmp_path):
     bad.write_text("justonecolumn\n")
     with pytest.raises(LogInputError, match="card,state"):
         agent.load_truth(bad)
+
+
+def test_llama_server_real_log_from_the_embedded_binary():
+    """Captured from the embedded llama-server (--log-timestamps --log-prefix, 2 slots): one request alone,
+    two at once, one alone."""
+    r = llama.analyze([DATA / "llama_server_real.log"])
+    assert r["requests"] == 4 and r["parse"]["unpaired_timing_lines"] == 0
+    b = by_running(r)
+    assert b[1]["samples"] == 2 and b[2]["samples"] == 2
+    assert sum(x["gen_tokens"] for x in r["buckets"]) == 24 + 19 + 19 + 19
+    assert r["requests_per_min"] is not None
