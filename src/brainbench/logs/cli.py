@@ -39,6 +39,9 @@ def _run(fn: Callable[[], Any]) -> Any:
     except BrainbenchError as e:
         err.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    except OSError as e:  # a file vanished or became unreadable while being read
+        err.print(f"[red]error:[/] {e.filename or ''}: {e.strerror or e}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
