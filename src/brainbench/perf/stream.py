@@ -3,8 +3,9 @@
 Why not httpx for the timed calls: at 32-64 streams on a small CPU, httpx's connection-pool bookkeeping
 and its layered async iterators cost milliseconds per request and ~100 µs per chunk, and every
 microsecond spent there is added to the TTFT and gaps the client records (see bench/measurement_truth.py).
-This client does the minimum on the hot path: one `read()` per arrival, stamped the moment it returns,
-chunked framing and SSE event splitting on bytes; JSON is parsed only after the stream has ended.
+This client does the minimum on the hot path: one `recvmsg()` per arrival, stamped with the kernel's
+receive time where the OS gives it (see `ktime.py`; otherwise the moment the read returns), chunked
+framing and SSE line splitting on bytes; JSON is parsed only after the stream has ended.
 
 It speaks OpenAI-compatible chat completions over http:// or https:// with keep-alive connections
 (one per request in flight) and returns the same `ChatResult` as `ChatClient`, so the per-request
@@ -23,9 +24,7 @@ from urllib.parse import urlsplit
 from ..client.errors import EndpointError, InfraError
 from ..client.parse import make_call, split_think
 from ..client.types import ChatResult, InfraEvent, Timing, Usage
-
-_READ = 1 << 16
-
+from .ktime import Conn, TlsConn
 
 def _usage(u: dict | None) -> Usage:
     if not u:
@@ -55,7 +54,9 @@ class RawStreamClient:
         self.host_header = u.netloc
         self.api_key = api_key
         self.timeout = timeout
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[Conn | TlsConn] = []
+        self.kernel_stamps = 0
+        """Reads whose stamp came from the kernel (SO_TIMESTAMPNS); the rest are read times."""
 
     async def __aenter__(self) -> "RawStreamClient":
         return self
@@ -65,8 +66,8 @@ class RawStreamClient:
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
-        for _, w in idle:
-            w.close()
+        for c in idle:
+            c.close()
 
     def body(self, messages: list[dict[str, Any]], tools: list[dict] | None, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
@@ -81,48 +82,66 @@ class RawStreamClient:
             return await asyncio.wait_for(self._once(body), self.timeout)
         except asyncio.TimeoutError:
             raise _infra("timeout", f"timed out after {self.timeout:.0f}s") from None
-        except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
+        except (ConnectionError, OSError) as e:
             raise _infra("stream_reset", f"connection failed mid-request: {type(e).__name__}: {e}") from None
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+    async def _connect(self) -> tuple[Conn | TlsConn, bool]:
         while self._idle:
-            r, w = self._idle.pop()
-            if not w.is_closing() and not r.at_eof():
-                return r, w, True
-            w.close()
-        r, w = await asyncio.open_connection(self.host, self.port, ssl=self.ssl, limit=1 << 20)
-        return r, w, False
+            c = self._idle.pop()
+            if c.idle_ok():
+                return c, True
+            c.close()
+        if self.ssl is not None:
+            return await TlsConn.connect(self.host, self.port, self.ssl), False
+        return await Conn.connect(self.host, self.port), False
+
+    async def _send(self, data: bytes) -> tuple[Conn | TlsConn, Timing, bytearray, float]:
+        """Send the request; read until the response head is complete. Returns (conn, timing, bytes, stamp)."""
+        conn, reused = await self._connect()
+        for attempt in (0, 1):
+            timing = Timing(sent=time.perf_counter())
+            buf = bytearray()
+            try:
+                await conn.send(data)
+                while b"\r\n\r\n" not in buf:
+                    chunk, t = await conn.recv()
+                    if not chunk:
+                        raise ConnectionResetError("connection closed before the response head")
+                    buf += chunk
+                return conn, timing, buf, t
+            except (ConnectionError, OSError):
+                conn.close()
+                if not reused or attempt:  # a stale keep-alive connection: once more, on a fresh one
+                    raise
+                conn, reused = await self._connect()
+        raise AssertionError("unreachable")
 
     async def _once(self, body: dict[str, Any]) -> ChatResult:
         payload = json.dumps(body).encode()
         head = (f"POST {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\nContent-Type: application/json\r\n"
                 f"Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n"
                 + (f"Authorization: Bearer {self.api_key}\r\n" if self.api_key else "") + "\r\n").encode()
-        reader, writer, reused = await self._connect()
-        timing = Timing(sent=time.perf_counter())
-        try:
-            writer.write(head + payload)
-            raw_head = await reader.readuntil(b"\r\n\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            writer.close()
-            if not reused:
-                raise
-            reader, writer, _ = await self._connect()  # a stale keep-alive connection: once more, fresh
-            timing = Timing(sent=time.perf_counter())
-            writer.write(head + payload)
-            raw_head = await reader.readuntil(b"\r\n\r\n")
-        timing.first_byte = time.perf_counter()
-        lines = raw_head.decode("latin-1").split("\r\n")
+        conn, timing, buf, t_head = await self._send(head + payload)
+        k0 = conn.kernel_stamps
+        timing.first_byte = t_head
+        i = buf.index(b"\r\n\r\n")
+        lines = bytes(buf[:i]).decode("latin-1").split("\r\n")
+        rest = bytes(buf[i + 4:])
         status = int(lines[0].split(" ", 2)[1])
         headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = int(headers["content-length"]) if "content-length" in headers else None
-        events, complete = await self._read_body(reader, chunked, length, status < 400)
-        timing.end = time.perf_counter()
+        try:
+            events, complete = await self._read_body(conn, chunked, length, status < 400, rest, t_head)
+        except BaseException:
+            conn.close()
+            raise
+        timing.end = events[-1][0] if events and status < 400 else time.perf_counter()
+        self.kernel_stamps += conn.kernel_stamps - k0
         if complete and headers.get("connection", "").lower() != "close":
-            self._idle.append((reader, writer))
+            self._idle.append(conn)
         else:
-            writer.close()
+            conn.close()
         if status >= 400:
             text = b"".join(e for _, e in events).decode("utf-8", "replace")
             try:
@@ -138,20 +157,19 @@ class RawStreamClient:
                                 [InfraEvent(kind="http_4xx", detail=detail, at=time.time(), retried=False)])
         return self._result(events, timing, body)
 
-    async def _read_body(self, reader: asyncio.StreamReader, chunked: bool, length: int | None,
-                         sse: bool) -> tuple[list[tuple[float, bytes]], bool]:
-        """(stamp, bytes) per SSE data line (or raw body pieces for errors), and whether the body ended cleanly."""
+    async def _read_body(self, conn: Conn | TlsConn, chunked: bool, length: int | None, sse: bool,
+                         first: bytes, t_first: float) -> tuple[list[tuple[float, bytes]], bool]:
+        """(stamp, bytes) per SSE data line (or raw body pieces for errors), and whether the body ended cleanly.
+
+        A line's stamp is the arrival of the read that completed it."""
         out: list[tuple[float, bytes]] = []
         frame = bytearray()   # undecoded transfer bytes
-        text = bytearray()    # decoded body bytes not yet split into events
-        need: int | None = None  # bytes left in the current chunk (+2 for its CRLF), None = expecting a size line
+        text = bytearray()    # decoded body bytes not yet split into lines
+        need: int | None = None  # bytes left in the current chunk (+2 for its CRLF); None = expecting a size line
         got = 0
         done = False
-        while not done:
-            data = await reader.read(_READ)
-            t = time.perf_counter()
-            if not data:
-                return self._flush(out, text, t, sse), length is None and not chunked
+        data, t = first, t_first
+        while True:
             if not chunked:
                 text += data
                 got += len(data)
@@ -176,7 +194,11 @@ class RawStreamClient:
                     need = None
             if sse:
                 self._split(out, text, t)
-        return self._flush(out, text, time.perf_counter(), sse), True
+            if done:
+                return self._flush(out, text, t, sse), True
+            data, t = await conn.recv()
+            if not data:
+                return self._flush(out, text, t, sse), length is None and not chunked
 
     @staticmethod
     def _split(out: list[tuple[float, bytes]], text: bytearray, t: float) -> None:

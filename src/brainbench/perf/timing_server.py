@@ -4,7 +4,8 @@ Request k (counted from 0) gets
     TTFT_k = ttft × (1 + ttft_spread × u_k)      inter-token gap_k = itl × (1 + itl_spread × v_k)
 with u_k, v_k low-discrepancy points in [0, 1) (golden-ratio sequences), and streams `tokens` tokens, one
 per chunk, at absolute times  t_recv + TTFT_k + i × gap_k  (i = 0..tokens-1), so lateness never
-accumulates. `t_recv` is when the request body has been read. A role-only chunk goes out at once
+accumulates. `t_recv` is when the last byte of the request arrived: the kernel's receive timestamp where
+the OS gives one (SO_TIMESTAMPNS), so a busy server does not start the schedule late. A role-only chunk goes out at once
 (role=immediate, the default) to check that clients do not start the TTFT clock on it.
 
 `GET /stats` returns the schedule of every completed request and how late the server actually wrote
@@ -22,6 +23,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .ktime import Conn, enable
 
 PHI = 0.6180339887498949
 
@@ -69,11 +72,18 @@ class TimingServer:
         self.schedule, self.host, self.port, self.model = schedule, host, port, model
         self.stats = Stats()
         self._k = 0
-        self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> "TimingServer":
-        self._server = await asyncio.start_server(self._conn, self.host, self.port, backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind((self.host, self.port))
+        self._lsock.listen(1024)
+        self._lsock.setblocking(False)
+        self.kernel_stamps = enable(self._lsock)
+        self.port = self._lsock.getsockname()[1]
+        self._tasks: set[asyncio.Task] = set()
+        self._accepting = loop.create_task(self._accept())
         return self
 
     @property
@@ -81,46 +91,61 @@ class TimingServer:
         return f"http://{self.host}:{self.port}/v1"
 
     async def close(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
+        self._accepting.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(self._accepting, *self._tasks, return_exceptions=True)
+        self._lsock.close()
 
     # -- HTTP -----------------------------------------------------------------------------------------
 
-    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, _ = await loop.sock_accept(self._lsock)
+            task = loop.create_task(self._conn(Conn(sock, loop)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _conn(self, conn: Conn) -> None:
+        """Requests on one keep-alive connection. A request's arrival time is the kernel's receive stamp
+        of the bytes that completed it, so the schedule does not start late when this process is busy."""
+        buf = bytearray()
+        t_last = 0.0
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
+                while b"\r\n\r\n" not in buf:
+                    data, t_last = await conn.recv()
+                    if not data:
+                        return
+                    buf += data
+                i = buf.index(b"\r\n\r\n")
+                lines = bytes(buf[:i]).decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                t_recv = time.monotonic()
+                end = i + 4 + int(headers.get("content-length", "0") or 0)
+                while len(buf) < end:
+                    data, t_last = await conn.recv()
+                    if not data:
+                        return
+                    buf += data
+                body = bytes(buf[i + 4:end])
+                del buf[:end]
                 keep = headers.get("connection", "").lower() != "close"
-                await self._route(method, path.split("?")[0], body, t_recv, writer)
+                await self._route(method, path.split("?")[0], body, t_last, conn)
                 if not keep:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                    return
+        except (ConnectionError, OSError, ValueError):
             pass
         finally:
-            try:
-                writer.close()
-            except Exception:
-                pass
+            conn.close()
 
-    async def _json(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> None:
+    async def _json(self, writer: Conn, status: int, obj: Any) -> None:
         data = json.dumps(obj).encode()
-        writer.write(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        await writer.drain()
+        await writer.send(f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
 
-    async def _route(self, method: str, path: str, body: bytes, t_recv: float, writer: asyncio.StreamWriter) -> None:
+    async def _route(self, method: str, path: str, body: bytes, t_recv: float, writer: Conn) -> None:
         if method == "GET" and path in ("/health", "/v1/health"):
             await self._json(writer, 200, {"status": "ok"})
         elif method == "GET" and path in ("/v1/models", "/models"):
@@ -144,7 +169,7 @@ class TimingServer:
 
     # -- completions ----------------------------------------------------------------------------------
 
-    async def _complete(self, req: dict[str, Any], chat: bool, t_recv: float, writer: asyncio.StreamWriter) -> None:
+    async def _complete(self, req: dict[str, Any], chat: bool, t_recv: float, writer: Conn) -> None:
         k = self._k
         self._k += 1
         self.stats.started += 1
@@ -160,7 +185,7 @@ class TimingServer:
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": n, "total_tokens": len(prompt.split()) + n}
         rid = f"cmpl-timing-{k}"
         if not req.get("stream"):
-            await asyncio.sleep(max(0.0, t_recv + ttft + (n - 1) * gap - time.monotonic()))
+            await asyncio.sleep(max(0.0, t_recv + ttft + (n - 1) * gap - time.perf_counter()))
             text = "".join(f" tok{i}" for i in range(n))
             choice = {"index": 0, "finish_reason": "length",
                       **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
@@ -181,18 +206,18 @@ class TimingServer:
             data = f"data: {json.dumps(obj)}\n\n".encode()
             return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        start = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
         role = self.schedule.role if chat else "none"
         if role == "immediate":
-            writer.write(chunk({"role": "assistant", "content": ""}))
-        await writer.drain()
+            start += chunk({"role": "assistant", "content": ""})
+        await writer.send(start)
         late: list[float] = []
         writes: list[float] = []
         try:
             for i in range(n):
                 target = t_recv + ttft + i * gap
-                delay = target - time.monotonic()
+                delay = target - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 pieces = b""
@@ -203,8 +228,8 @@ class TimingServer:
                     pieces += chunk({}, "", "length")
                     final = {"id": rid, "object": obj_name, "model": self.model, "choices": [], "usage": usage}
                     if self.schedule.llama_timings:
-                        first = writes[0] if writes else time.monotonic()
-                        pred_ms = (time.monotonic() - first) * 1000
+                        first = writes[0] if writes else time.perf_counter()
+                        pred_ms = (time.perf_counter() - first) * 1000
                         p_ms = (first - t_recv) * 1000
                         final["timings"] = {
                             "cache_n": 0, "prompt_n": usage["prompt_tokens"], "prompt_ms": p_ms,
@@ -213,11 +238,10 @@ class TimingServer:
                             "predicted_per_second": n / pred_ms * 1000 if pred_ms > 0 else None}
                     data = f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
                     pieces += f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
-                now = time.monotonic()
+                now = time.perf_counter()
                 late.append((now - target) * 1000)
                 writes.append(now)
-                writer.write(pieces)
-                await writer.drain()
+                await writer.send(pieces)
         except (ConnectionError, asyncio.CancelledError):
             self.stats.aborted += 1
             raise ConnectionError("client went away")
