@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BB = $(VENV)/bin/brainbench
 
-.PHONY: install setup demo test unit
+.PHONY: install setup demo test unit sysdeps
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,13 @@ setup: install
 demo: setup
 	$(BB) demo
 
-test: setup
+# The report's browser test needs Debian's Chromium + ChromeDriver (installed once, if missing).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sysdeps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: setup sysdeps
 	$(VENV)/bin/python -m pytest -q -rs
 
 unit: install
