@@ -31,6 +31,8 @@ err = Console(stderr=True)
 FilesArg = Annotated[list[Path], typer.Argument(help="Log files (plain or .gz; rotated siblings are read oldest first).",
                                                 show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also store the result in this run directory "
+                                                "(results kind logs.<source>), next to its runs and speed legs.")]
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -47,7 +49,15 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise typer.Exit(130) from None
 
 
-def _emit(result: dict[str, Any], json_out: bool, printer: Callable[[dict[str, Any], Console], None]) -> None:
+def _emit(result: dict[str, Any], json_out: bool, printer: Callable[[dict[str, Any], Console], None],
+          store: tuple[Path | None, str, list[Path]] | None = None) -> None:
+    if store and store[0] is not None:
+        from ..store import RunStore
+
+        run_dir, source, files = store
+        with RunStore(run_dir, create=True) as st:
+            st.put_result(f"logs.{source}", ",".join(str(f) for f in files), "", result)
+        err.print(f"stored in {run_dir} (results kind logs.{source})")
     if json_out:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -69,6 +79,7 @@ def vllm_cmd(
                                                  "e.g. 1-3 (typical agent load) or 1-6; default: 1 and up.")] = "1-",
     workers: Annotated[Optional[int], typer.Option("--workers", help="Processes for big inputs (default: CPUs).")] = None,
     json_out: JsonOpt = False,
+    out_dir: OutOpt = None,
 ) -> None:
     """vLLM: stats windows bucketed by `Running: N reqs` (gen/prefill tok/s, per-request tok/s, completions/min)."""
     from . import render, vllm
@@ -85,23 +96,23 @@ def vllm_cmd(
         opts = vllm.Options(windows=load_windows(windows) if windows else None, engine=engine, summary_running=rng)
         return vllm.analyze(paths, opts, workers)
 
-    _emit(_run(go), json_out, render.print_vllm)
+    _emit(_run(go), json_out, render.print_vllm, (out_dir, "vllm", files))
 
 
 @logs_app.command("llama")
-def llama_cmd(files: FilesArg, json_out: JsonOpt = False) -> None:
+def llama_cmd(files: FilesArg, json_out: JsonOpt = False, out_dir: OutOpt = None) -> None:
     """llama-server: per-request slot timings (prompt eval / eval) bucketed by concurrent slots."""
     from . import llama, render
 
-    _emit(_run(lambda: llama.analyze(_inputs(files))), json_out, render.print_llama)
+    _emit(_run(lambda: llama.analyze(_inputs(files))), json_out, render.print_llama, (out_dir, "llama", files))
 
 
 @logs_app.command("ollama")
-def ollama_cmd(files: FilesArg, json_out: JsonOpt = False) -> None:
+def ollama_cmd(files: FilesArg, json_out: JsonOpt = False, out_dir: OutOpt = None) -> None:
     """Ollama: GIN request lines (status, latency) bucketed by requests in flight."""
     from . import ollama, render
 
-    _emit(_run(lambda: ollama.analyze(_inputs(files))), json_out, render.print_ollama)
+    _emit(_run(lambda: ollama.analyze(_inputs(files))), json_out, render.print_ollama, (out_dir, "ollama", files))
 
 
 @logs_app.command("agent")
@@ -110,11 +121,12 @@ def agent_cmd(
     truth: Annotated[Optional[Path], typer.Option("--truth", help="True outcomes: a brainbench run directory, or a "
                                                   "CSV of card,state[,model]. Prints the iceberg.")] = None,
     json_out: JsonOpt = False,
+    out_dir: OutOpt = None,
 ) -> None:
     """Agent log: visible tool failures per class and model; with --truth, visible vs all failures."""
     from . import agent, render
 
-    _emit(_run(lambda: agent.analyze(_inputs(files), truth)), json_out, render.print_agent)
+    _emit(_run(lambda: agent.analyze(_inputs(files), truth)), json_out, render.print_agent, (out_dir, "agent", files))
 
 
 def watch_cmd(
