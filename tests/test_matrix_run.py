@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from brainbench.matrix.run import read_manifest, run_matrix, stored_profiles, summary_markdown
 from brainbench.store import RunStore
 from matrix_fixtures import fake_profile, write_pack
@@ -99,3 +101,31 @@ def test_matrix_cli_check_and_run(tmp_path):
     man = json.loads(proc.stdout)
     assert man["profiles"][0]["legs"]["speed"]["status"] == "done"
     assert (tmp_path / "m" / "report.html").exists()
+
+
+def test_sigterm_stops_the_server_and_the_matrix_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = fake_profile(tmp_path, "slow", ("--chunk-gap", "0.2"))
+    mdir = tmp_path / "m"
+    proc = subprocess.Popen([sys.executable, "-m", "brainbench", "matrix", slow.source, "-o", str(mdir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = mdir / "slow" / "server.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and "fakeproc: listening" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    pid = int(log.read_text().split("fakeproc: pid ")[1].split()[0])
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the server went with it
+    fast = fake_profile(tmp_path, "slow")  # same name, a faster server: the matrix finishes in the same directory
+    man = run_matrix([fast], mdir)
+    assert man["profiles"][0]["status"] == "done"

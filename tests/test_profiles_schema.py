@@ -135,6 +135,8 @@ def test_parse_and_apply_params(tmp_path):
     (tmp_path / "fixed.jinja").write_text("y")
     t = apply_param(p, "chat_template_file", str(tmp_path / "fixed.jinja"))
     assert t.server.chat_template_file == str(tmp_path / "fixed.jinja")
+    assert apply_param(t, "chat_template_file", "default").server.chat_template_file is None
+    assert apply_param(t, "chat_template_file", "default").identity() == p.identity()
 
 
 def test_set_flag_forms():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -34,7 +34,19 @@ def _ui() -> Iterator[tuple[Callable[[str], None], Callable[[str, int, int], Non
             tasks[name] = prog.add_task(name, total=total)
         prog.update(tasks[name], completed=done, total=total)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    hits = [0]
+
+    def on_term(*_: Any) -> None:
+        """Stop our servers first (whatever the interrupt then meets), then interrupt; twice: exit now."""
+        from ..profiles.launch import stop_all
+
+        hits[0] += 1
+        stop_all()
+        if hits[0] > 1:
+            os._exit(143)
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGTERM, on_term)
     with prog:
         yield log, progress
 

@@ -7,7 +7,8 @@ agentic subset). The decision, in order:
 - crashed: the server did not start, was never healthy, failed warm-up, or died during a leg;
 - rejected (discipline): its pass rate is below the lower end of the baseline's 95% Wilson interval, i.e.
   beyond the trial noise; however fast it is (seed 004: a faster config with 38% structured-output failures);
-- kept: more than `min_gain` faster than the best so far (a milestone: it becomes the new best);
+- kept: faster than the best so far by more than `min_gain` and more than the speed noise (the larger decode
+  tok/s CV of the two configs): a milestone, it becomes the new best;
 - rejected (no gain): otherwise.
 
 `one-at-a-time` (default) walks the parameters in the order given, each value applied to the current best;
@@ -172,16 +173,19 @@ class Sweep:
                 ok, why = discipline_gate(exp.discipline, ref)
                 if not ok:
                     exp.status, exp.reason = "rejected", why
-                elif exp.tps is not None and best.tps is not None and exp.tps > best.tps * (1 + self.opts.min_gain):
-                    gain = exp.tps / best.tps - 1
-                    exp.status, exp.milestone = "kept", True
-                    exp.reason = f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {best.tps:.2f} ({best.label}); discipline {_pct(exp.discipline)}"
-                    best, best_profile, best_changes = exp, prof, full
                 else:
-                    need = (best.tps or 0) * (1 + self.opts.min_gain)
-                    exp.status = "rejected"
-                    exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {best.tps or 0:.2f} "
-                                  f"(needs > {need:.2f}, +{100 * self.opts.min_gain:.0f}%)")
+                    # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
+                    margin = max(self.opts.min_gain, best.tps_cv or 0.0, exp.tps_cv or 0.0)
+                    if exp.tps is not None and best.tps is not None and exp.tps > best.tps * (1 + margin):
+                        gain = exp.tps / best.tps - 1
+                        exp.status, exp.milestone = "kept", True
+                        exp.reason = (f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {best.tps:.2f} ({best.label}); "
+                                      f"discipline {_pct(exp.discipline)}")
+                        best, best_profile, best_changes = exp, prof, full
+                    else:
+                        exp.status = "rejected"
+                        exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {best.tps or 0:.2f} "
+                                      f"(needs > {(best.tps or 0) * (1 + margin):.2f}, +{100 * margin:.0f}%)")
             exp.best_tps_after = best.tps
             self.log(f"  -> {exp.status}: {exp.reason}")
             self._write()

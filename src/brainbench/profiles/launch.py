@@ -28,6 +28,19 @@ from .schema import Profile, ServerSpec, Warmup, command_words
 
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
+_LIVE: set["ServerHandle"] = set()
+"""Servers started and not yet stopped (stop_all() ends them all, e.g. from a SIGTERM handler)."""
+
+
+_STOPPING = [False]
+
+
+def stop_all() -> None:
+    """Stop every server this process started and has not stopped yet; start no new one after this."""
+    _STOPPING[0] = True
+    for h in list(_LIVE):
+        h.stop()
+
 
 class ServerFailed(BrainbenchError):
     """The server did not start, never became healthy, failed its warm-up, or died."""
@@ -187,6 +200,8 @@ class ServerHandle:
 
     def start(self) -> "ServerHandle":
         """Start (or, for an endpoint, find) the server and wait until its health URL says 200."""
+        if _STOPPING[0]:
+            raise KeyboardInterrupt("stopping: no new server is started")
         self.starts += 1
         if self.spec.kind == "endpoint":
             self._await_ready()
@@ -208,6 +223,7 @@ class ServerHandle:
                                              env=env, preexec_fn=_die_with_parent)
             except OSError as e:
                 raise ServerFailed(f"{exe}: cannot start: {e.strerror}") from None
+        _LIVE.add(self)
         self.started_at = time.time()
         self._await_ready()
         return self
@@ -243,6 +259,7 @@ class ServerHandle:
         return f"{what}; last log line: {_last_line(self.log_path)}"
 
     def stop(self) -> None:
+        _LIVE.discard(self)
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
