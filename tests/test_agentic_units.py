@@ -177,3 +177,8 @@ def test_summary_metrics():
     assert ice["silent_per_error_line"] == 1.5
     assert s["errors_per_100_calls"]["disallowed_command.pipe_filter"] == round(100 / 12, 2)
     assert iceberg([])["hidden_share"]["rate"] is None
+
+
+def test_everyday_tool_names_are_not_narration():
+    assert not narrates("I read the brief and will answer now.", ["read", "bash"])
+    assert narrates("Next I run update_stage_status.", ["read", "bash", "update_stage_status"])

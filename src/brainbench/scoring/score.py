@@ -71,8 +71,11 @@ def degenerate(text: str) -> bool:
 
 
 def narrates(text: str, tool_names: list[str]) -> bool:
-    """The text names a tool or claims a closing action (used only on text-only turns that left the task open)."""
-    if any(re.search(rf"\b{re.escape(n)}\b", text) for n in tool_names):
+    """The text names a tool or claims a closing action (used only on text-only turns that left the task open).
+
+    Only identifier-like names (with an underscore: kanban_complete, ralf_spawn) count, so everyday words that
+    happen to be tool names ("read", "bash") never do."""
+    if any(re.search(rf"\b{re.escape(n)}\b", text) for n in tool_names if "_" in n):
         return True
     return bool(_CLAIM.search(text))
 
