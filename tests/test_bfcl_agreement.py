@@ -320,3 +320,15 @@ def test_greedy_pairing_disagreement(bfcl):
     assert bfcl_verdict(bfcl, entry, "parallel", calls, "") is False  # greedy: cat->#1, then dog fails #2
     assert our_verdict(entry, "parallel", calls, "") is True  # dog->#1, cat->#2
     assert our_verdict(entry, "parallel", calls, "", greedy=True) is False
+
+
+def test_text_calls_diagnostic(entries):
+    entry = entries["simple"][0]
+    name, args = correct_call(entry, entry["ground_truth"][0])
+    tcs = [make_call(name, json.dumps(args), in_text=True)]
+    res = ChatResult(content="```json\n{}\n```", tool_calls=tcs, finish_reason="stop", timing=Timing(sent=0.0, end=1.0))
+    rec = AttemptRecord(key="k", scenario_id="s", pack="p", scenario_hash="h", model="m", config_hash="c", trial=0,
+                        status="completed", turns=[Turn(index=0, dispatch=0, messages_before=1, result=res)])
+    spec = imp.scenario(entry, "simple")["checks"][0]
+    assert CHECKS["bfcl"](AttemptView.of(rec), spec) is not None  # BFCL FC rules: text is not a call
+    assert CHECKS["bfcl"](AttemptView.of(rec), {**spec, "text_calls": True}) is None

@@ -207,14 +207,15 @@ def ast_verdict(category: str, functions: list[dict], calls: list[tuple[str, dic
         return False, f"{f.kind}: {f}"
 
 
-def decode_first_reply(view: AttemptView) -> list[tuple[str, dict]] | None:
+def decode_first_reply(view: AttemptView, text_calls: bool = False) -> list[tuple[str, dict]] | None:
     """The first reply's structured calls as [(name, args)]; None when BFCL's FC decoder would fail
-    (no structured calls with non-empty text, or arguments that are not a JSON object)."""
+    (no structured calls with non-empty text, or arguments that are not a JSON object). With `text_calls`,
+    calls the model wrote as text (recovered by the runner) count too: not BFCL, a diagnostic."""
     turns = view.record.turns
     if not turns:
         return None
     r = turns[0].result
-    calls = [c for c in r.tool_calls if not c.in_text]
+    calls = [c for c in r.tool_calls if text_calls or not c.in_text]
     if not calls:
         return [] if r.content == "" else None
     out = []
@@ -234,9 +235,11 @@ def relevance_verdict(category: str, decoded: list[tuple[str, dict]] | None) -> 
 
 @register("bfcl")
 def check_bfcl(view: AttemptView, spec: dict) -> str | tuple[str, str] | None:
-    """BFCL verdict for an imported case: spec = {category, functions (BFCL docs), ground_truth}."""
+    """BFCL verdict for an imported case: spec = {category, functions (BFCL docs), ground_truth}; `text_calls: true`
+    also accepts calls written as text (a diagnostic that separates a template/parser mismatch from a wrong call;
+    BFCL's own FC rules, the default, do not)."""
     category = spec["category"]
-    decoded = decode_first_reply(view)
+    decoded = decode_first_reply(view, bool(spec.get("text_calls")))
     if category in RELEVANCE:
         ok, why = relevance_verdict(category, decoded)
         return None if ok else (why, "unneeded_call" if "irrelevance" in category else "wrong_result")
