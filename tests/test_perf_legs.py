@@ -134,8 +134,8 @@ async def test_timing_server_schedule_is_measured_and_role_chunk_ignored(client)
         await srv.close()
     for lv in report["levels"]:
         # loose bounds: this is a correctness test, the precision goals live in bench/measurement_truth.py
-        assert 55 <= lv["ttft_ms_median"] <= 90, lv
-        assert 5.0 <= lv["itl_ms_median"] <= 8.0, lv
+        assert 55 <= lv["ttft_ms_median"] <= 150, lv  # ~0 if the role-only chunk started the clock
+        assert 4.0 <= lv["itl_ms_median"] <= 10.0, lv
         assert lv["completion_tokens_median"] == 12
     assert stats["completed"] >= 8 and stats["requests"][0]["tokens"] in (8, 1, 12)
 

@@ -117,16 +117,28 @@ class Conn:
     async def send(self, data: bytes) -> None:
         await self.loop.sock_sendall(self.sock, data)
 
-    async def recv(self) -> tuple[bytes, float]:
+    async def recv(self, limit: int = _BUF) -> tuple[bytes, float]:
+        """Up to `limit` bytes and their arrival time.
+
+        A read that spans several received packets carries the last packet's stamp, so callers that
+        want one stamp per server write ask for exactly one write's bytes (see `peek`)."""
         while True:
             try:
-                data, anc, _, _ = self.sock.recvmsg(_BUF, _CMSG)
+                data, anc, _, _ = self.sock.recvmsg(max(1, limit), _CMSG)
             except (BlockingIOError, InterruptedError):
                 await self._readable()
                 continue
             t, kern = stamp_from(anc, time.perf_counter())
             self.kernel_stamps += kern
             return data, t
+
+    async def peek(self, n: int = 256) -> bytes:
+        """Up to `n` received bytes without consuming them (waits for at least one); b"" at EOF."""
+        while True:
+            try:
+                return self.sock.recv(n, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                await self._readable()
 
     async def _readable(self) -> None:
         fut = self.loop.create_future()
@@ -177,9 +189,12 @@ class TlsConn:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def recv(self) -> tuple[bytes, float]:
-        data = await self.reader.read(_BUF)
+    async def recv(self, limit: int = _BUF) -> tuple[bytes, float]:
+        data = await self.reader.read(max(1, limit))
         return data, time.perf_counter()
+
+    async def peek(self, n: int = 256) -> bytes | None:
+        return None  # not available through TLS: callers fall back to plain reads
 
     def idle_ok(self) -> bool:
         return not self.closed and not self.writer.is_closing() and not self.reader.at_eof()

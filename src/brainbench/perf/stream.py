@@ -104,7 +104,7 @@ class RawStreamClient:
             try:
                 await conn.send(data)
                 while b"\r\n\r\n" not in buf:
-                    chunk, t = await conn.recv()
+                    chunk, t = await conn.recv(await self._head_limit(conn, buf))
                     if not chunk:
                         raise ConnectionResetError("connection closed before the response head")
                     buf += chunk
@@ -115,6 +115,35 @@ class RawStreamClient:
                     raise
                 conn, reused = await self._connect()
         raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _head_limit(conn: Conn | TlsConn, buf: bytearray) -> int:
+        """Read exactly to the end of the response head, so the body starts on a fresh stamp."""
+        ahead = await conn.peek(8192)
+        if not ahead:
+            return 1 << 16
+        i = (bytes(buf[-3:]) + ahead).find(b"\r\n\r\n")
+        return len(ahead) if i < 0 else i + 4 - len(buf[-3:])
+
+    @staticmethod
+    async def _chunk_limit(conn: Conn | TlsConn, frame: bytearray, need: int | None) -> int:
+        """How many bytes complete the current HTTP chunk (one server write): reading exactly that much
+        gives each chunk its own arrival stamp even when several are already waiting."""
+        if need is not None:
+            return max(1, need - len(frame))
+        ahead = await conn.peek(64)
+        if not ahead:
+            return 1 << 16
+        head = bytes(frame) + ahead
+        i = head.find(b"\r\n")
+        if i < 0:
+            return len(ahead)
+        try:
+            size = int(head[:i].split(b";")[0] or b"0", 16)
+        except ValueError:
+            return len(ahead)
+        total = i + 2 + (size + 2 if size else 2)
+        return max(1, total - len(frame))
 
     async def _once(self, body: dict[str, Any]) -> ChatResult:
         payload = json.dumps(body).encode()
@@ -196,7 +225,8 @@ class RawStreamClient:
                 self._split(out, text, t)
             if done:
                 return self._flush(out, text, t, sse), True
-            data, t = await conn.recv()
+            limit = await self._chunk_limit(conn, frame, need) if chunked else 1 << 16
+            data, t = await conn.recv(limit)
             if not data:
                 return self._flush(out, text, t, sse), length is None and not chunked
 

@@ -214,34 +214,38 @@ class TimingServer:
         await writer.send(start)
         late: list[float] = []
         writes: list[float] = []
+
+        def final(first: float | None) -> bytes:
+            end = {"id": rid, "object": obj_name, "model": self.model, "choices": [], "usage": usage}
+            if first is not None:
+                pred_ms = (time.perf_counter() - first) * 1000
+                p_ms = (first - t_recv) * 1000
+                end["timings"] = {
+                    "cache_n": 0, "prompt_n": usage["prompt_tokens"], "prompt_ms": p_ms,
+                    "prompt_per_second": usage["prompt_tokens"] / p_ms * 1000 if p_ms > 0 else None,
+                    "predicted_n": n, "predicted_ms": pred_ms,
+                    "predicted_per_second": n / pred_ms * 1000 if pred_ms > 0 else None}
+            data = f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode()
+            return chunk({}, "", "length") + f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+
+        # everything rendered before the first deadline: at a deadline the server only sends
+        pieces = [chunk({"content": f" tok{i}"}, f" tok{i}") for i in range(n)]
+        if role == "first" and pieces:
+            pieces[0] = chunk({"role": "assistant", "content": ""}) + pieces[0]
+        tail = None if self.schedule.llama_timings else final(None)
         try:
             for i in range(n):
                 target = t_recv + ttft + i * gap
                 delay = target - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                pieces = b""
-                if i == 0 and role == "first":
-                    pieces += chunk({"role": "assistant", "content": ""})
-                pieces += chunk({"content": f" tok{i}"}, f" tok{i}")
+                out = pieces[i]
                 if i == n - 1:
-                    pieces += chunk({}, "", "length")
-                    final = {"id": rid, "object": obj_name, "model": self.model, "choices": [], "usage": usage}
-                    if self.schedule.llama_timings:
-                        first = writes[0] if writes else time.perf_counter()
-                        pred_ms = (time.perf_counter() - first) * 1000
-                        p_ms = (first - t_recv) * 1000
-                        final["timings"] = {
-                            "cache_n": 0, "prompt_n": usage["prompt_tokens"], "prompt_ms": p_ms,
-                            "prompt_per_second": usage["prompt_tokens"] / p_ms * 1000 if p_ms > 0 else None,
-                            "predicted_n": n, "predicted_ms": pred_ms,
-                            "predicted_per_second": n / pred_ms * 1000 if pred_ms > 0 else None}
-                    data = f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode()
-                    pieces += f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n"
+                    out += tail if tail is not None else final(writes[0] if writes else time.perf_counter())
                 now = time.perf_counter()
                 late.append((now - target) * 1000)
                 writes.append(now)
-                await writer.send(pieces)
+                await writer.send(out)
         except (ConnectionError, asyncio.CancelledError):
             self.stats.aborted += 1
             raise ConnectionError("client went away")
