@@ -354,3 +354,32 @@ async def test_persistent_infra_fault_is_not_scored(fake, tmp_path):
                         client_retries=1)
     assert row["status"] == "infra_error" and not row["scored"] and row["failures"] == []
     assert row["infra_events"] == 2
+
+
+async def test_json_lines_are_all_recovered(fake, tmp_path):
+    lines = ('{"name": "write_file", "arguments": {"path": "status.txt", "content": "READY"}}\n'
+             '{"name": "kanban_complete", "arguments": {"task_id": "t_b2d4e6f8", "summary": "READY written"}}\n'
+             '{"type": "object"}')
+    row = await run_one(fake, tmp_path, "kanban", "k-write-status", [Reply.text(lines), Reply.text("ok")])
+    assert row["failures"] == ["tool_call_in_text", "tool_call_in_text"] and row["passed"] and row["tool_calls"] == 2
+
+
+async def test_broken_text_call_is_answered_as_malformed(fake, tmp_path):
+    """A text call with a missing brace is a call, not prose: the model gets a malformed_args error back."""
+    broken = '{"name": "write_file", "arguments": {"path": "status.txt", "content": "READY"}'
+    seen = []
+
+    def brain(messages):
+        tools = [m for m in messages if m["role"] == "tool"]
+        seen[:] = [t["content"] for t in tools]
+        return [Reply.text(broken), write_ready(), complete(), Reply.text("ok")][min(len(tools), 3)]
+
+    row = await run_one(fake, tmp_path, "kanban", "k-write-status", brain)
+    assert row["failures"] == ["malformed_args", "tool_call_in_text"] and row["passed"] and row["clean"]
+    assert "not valid JSON" in seen[0]
+
+
+async def test_json_in_prose_is_not_a_call(fake, tmp_path):
+    code = 'Here is a record: {"name": "Ada", "langs": ["python"]} and a function:\ndef f(): pass'
+    row = await run_one(fake, tmp_path, "refusal", "r-write-code", [Reply.text(code)])
+    assert row["failures"] == [] and row["passed"] and row["tool_calls"] == 0

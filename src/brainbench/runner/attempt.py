@@ -9,18 +9,57 @@ end the attempt as `infra_error`, never as a model failure.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
-from ..client.types import ChatResult
+from ..client.types import ChatResult, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
 from .records import AttemptRecord, Dispatch, ToolResult, Turn
+
+
+_CALL_NAME = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w.\-]*)"')
+
+
+def recover_more_text_calls(content: str, offered: list[str] | None = None) -> list[ToolCall]:
+    """What `recover_text_calls` leaves: several bare JSON calls one after another (JSON lines), and a call
+    written as text that is not valid JSON (e.g. a missing closing brace). In a reply that does not start
+    with JSON, only objects naming an offered tool are taken as calls.
+
+    The broken call (only for a name in `offered`, so prose quoting JSON is never taken for a call) is kept
+    as one call with `arguments=None` and a parse error: the environment answers it with a `malformed_args`
+    error the model can act on, instead of the harness reading it as prose.
+    """
+    dec = json.JSONDecoder()
+    calls: list[ToolCall] = []
+    i = 0
+    while True:
+        i = min((j for j in (content.find("{", i), content.find("[", i)) if j >= 0), default=-1)
+        if i < 0:
+            break
+        try:
+            _, end = dec.raw_decode(content, i)
+        except json.JSONDecodeError:
+            i += 1
+            continue
+        calls += recover_text_calls(content[i:end])
+        i = end
+    if not content.lstrip().startswith(("{", "[")):  # JSON inside prose: only calls of offered tools count
+        calls = [c for c in calls if c.name in (offered or [])]
+    if calls:
+        return calls
+    m = next((m for m in _CALL_NAME.finditer(content) if m.group(1) in (offered or [])), None)
+    if not m:
+        return []
+    return [ToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=m.group(1), arguments_raw="{}", arguments=None,
+                     parse_error="the tool call written as text is not valid JSON", in_text=True, raw_text=content)]
 
 
 def _opening(scenario: Scenario, reminder: str | None) -> list[dict[str, Any]]:
@@ -100,7 +139,8 @@ class AttemptRunner:
         result.request = {k: v for k, v in result.request.items() if k != "messages"}  # messages_before says which
         record.infra_events += result.events
         if not result.tool_calls and tools:
-            result.tool_calls = recover_text_calls(result.content)
+            result.tool_calls = recover_text_calls(result.content) or recover_more_text_calls(
+                result.content, [t["function"]["name"] for t in tools])
         turn = Turn(index=len(record.turns), dispatch=d, messages_before=len(messages), result=result)
         record.turns.append(turn)
         if result.tool_calls:
