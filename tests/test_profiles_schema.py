@@ -24,7 +24,7 @@ BASE = {"name": "small", "server": {"kind": "llama-server", "brain": "brain-smal
 
 
 def test_example_profiles_validate():
-    files = sorted((REPO / "profiles").glob("*.yaml"))
+    files = sorted((REPO / "profiles").rglob("*.yaml"))
     assert len(files) >= 4
     for f in files:
         p = load_profile(f)

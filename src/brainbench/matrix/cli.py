@@ -62,8 +62,15 @@ def _report(matrix_dir: Path) -> Path | None:
         from ..report.render import write_report
     except ImportError:
         return None
-    dirs = [Path(matrix_dir) / e["dir"] for e in _manifest(matrix_dir)["profiles"]
-            if e.get("dir") and (Path(matrix_dir) / e["dir"] / "brainbench.sqlite").exists()]
+    from ..store import RunStore
+
+    dirs = []
+    for e in _manifest(matrix_dir)["profiles"]:  # profiles with scored attempts (a failed server has none)
+        d = Path(matrix_dir) / (e.get("dir") or e["name"])
+        if (d / "brainbench.sqlite").exists():
+            with RunStore(d) as store:
+                if store.count().get("completed"):
+                    dirs.append(d)
     if not dirs:
         return None
     html = Path(matrix_dir) / "report.html"
@@ -123,7 +130,7 @@ def matrix_cmd(
         for p in plist:
             legs = ", ".join(f"{lg.name} ({lg.type})" for lg in p.legs)
             cmd = ServerHandle(p, Path("server.log")).command_line() if p.server.kind != "endpoint" else p.server.base_url
-            out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False)
+            out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False, soft_wrap=True)
         return
     with _ui() as (log, progress):
         log(f"matrix of {len(plist)} profile(s) in {mdir}")
