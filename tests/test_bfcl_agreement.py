@@ -3,8 +3,10 @@
 BFCL's checker (`bfcl_eval.eval_checker.ast_eval.ast_checker` and `bfcl_eval.utils.is_empty_output`, from the
 pinned bfcl-eval wheel) and ours (`brainbench.scoring.bfcl_ast`, through the imported scenarios' checks) judge:
 
-1. stored replies of real models (tests/data/bfcl_outputs.jsonl: what brain-small and brain-medium answered on
-   sampled BFCL categories, kept verbatim as tool calls + text);
+1. stored replies of real models (tests/data/bfcl_outputs.jsonl: the first replies of brain-small and
+   brain-medium on sampled simple/parallel/irrelevance cases, verbatim; both brains write their calls as JSON
+   text, which FC rules do not count, so each such reply also appears with those same calls re-sent as
+   structured calls: the models' real arguments through the AST path);
 2. synthetic replies built from every ground truth of every imported category: the correct call(s), and
    mutations of them (wrong value, wrong type, int for float, extra/missing parameters, wrong or dotted
    function name, dropped/duplicated/reordered parallel calls, undecodable arguments, plain text, ...).
@@ -289,8 +291,7 @@ def test_synthetic_replies_agree_on_every_category(bfcl, entries):
 
 
 def test_stored_model_outputs_agree(bfcl, entries):
-    if not DATA.is_file():
-        pytest.skip(f"{DATA} not recorded yet")
+    assert DATA.is_file(), f"{DATA} missing"
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     by_id = {cat: {e["id"]: e for e in items} for cat, items in entries.items()}
     disagreements: list = []
