@@ -151,6 +151,7 @@ def pack_dirs(extra: list[Path] | None = None) -> list[Path]:
 
 SUITES: dict[str, list[str]] = {
     "agentic": ["kanban", "shell", "home", "refusal"],
+    "quality": ["toolcall", "instruct", "structured", "extract", "math", "bugfind", "cli", "context", "stress"],
 }
 
 
