@@ -252,6 +252,7 @@ def demo(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 
 @app.command()
 def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+          markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (discipline per pack; errors per 100 calls by class).")] = False,
           judge_endpoint: Annotated[Optional[str], typer.Option("--judge-endpoint", help="OpenAI-compatible URL of an LLM judge (a separate pass; verdicts stored as judge:<version>).")] = None,
           judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Model name the judge endpoint serves.")] = None,
           judge_all: Annotated[bool, typer.Option("--judge-all", help="Judge every attempt, not only open-ended cases (meta.judge).")] = False,
@@ -267,6 +268,10 @@ def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="
         judged = _judge(store, judge_endpoint, judge_model, judge_all, judge_api_key_env) if judge_endpoint else None
     if json_out:
         out.print_json(data={"rescored": n, "summary": result, **({"judge": judged} if judged else {})})
+    elif markdown:
+        from .scoring.markdown import class_table, discipline_table
+
+        sys.stdout.write(discipline_table(result) + "\n\n" + class_table(result) + "\n")
     else:
         console.print(f"re-scored {n} attempts from {run_dir}")
         out.print(summary_table(result))
