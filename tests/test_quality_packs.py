@@ -56,3 +56,38 @@ def test_known_good_needles_pass(packs):
             assert v.passed, sc.id
             decoy = sc.messages[0]["content"].split("west gate is ")[1].split(".")[0]
             assert not score_attempt(sc, record(result(decoy))).passed, sc.id
+
+
+def _concrete(x):
+    """A concrete value satisfying an expected-argument spec, or raise LookupError when there is none to make."""
+    if isinstance(x, dict) and x and all(k.startswith("$") for k in x):
+        if "$any" in x:
+            return _concrete(x["$any"][0])
+        if "$set" in x:
+            return [_concrete(i) for i in x["$set"]]
+        if "$approx" in x:
+            return x["$approx"]
+        raise LookupError(x)
+    if isinstance(x, dict):
+        return {k: _concrete(v) for k, v in x.items()
+                if not (isinstance(v, dict) and ("$optional" in v or "$absent" in v))}
+    if isinstance(x, list):
+        return [_concrete(i) for i in x]
+    return x
+
+
+def test_known_good_tool_calls_pass(packs):
+    checked = 0
+    for sc in packs["toolcall"].scenarios:
+        specs = [c.model_dump() for c in sc.checks]
+        match = next((s for s in specs if s["type"] == "tool_calls_match"), None)
+        if match is None or not match["calls"] or len(specs) > 1 + ("call_sequence" in [s["type"] for s in specs]):
+            continue
+        try:
+            calls = [(c["name"], _concrete(c.get("args") or {})) for c in match["calls"]]
+        except LookupError:
+            continue
+        v = score_attempt(sc, record(result("", calls=calls), result("Done.")))
+        assert v.passed, (sc.id, v.details)
+        checked += 1
+    assert checked >= 8
