@@ -45,6 +45,8 @@ def test_answer_line_takes_the_last():
     assert answer_line("Answer = x=1, y=2") == "x=1, y=2"
     assert answer_line("the answer is 4") is None
     assert answer_line("**Final Answer:** 12") == "12"
+    assert answer_line("so:\n\\[ANSWER: x=3, y=2\\]") == "x=3, y=2"
+    assert answer_line("$ANSWER: 7.5$") == "7.5"
 
 
 def test_detect_language():

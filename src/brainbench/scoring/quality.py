@@ -233,13 +233,15 @@ def check_extract_fields(view: AttemptView, spec: dict) -> str | None:
 # math
 # ================================================================================================
 
-_ANSWER_LINE = re.compile(r"(?im)^[ \t>*_#-]*\**(?:final[ \t]+)?answer\**[ \t]*\**[ \t]*[:=][ \t]*(.+?)[ \t*_]*$")
+_ANSWER_LINE = re.compile(r"(?im)^[ \t>*_#-]*(?:\\\[|\$\$?)?[ \t]*\**(?:final[ \t]+)?answer\**[ \t]*\**[ \t]*[:=][ \t]*(.+?)[ \t*_]*$")
 
 
 def answer_line(text: str) -> str | None:
     """The text after the last `ANSWER:` line."""
     found = _ANSWER_LINE.findall(text)
-    return found[-1].strip().strip("`$* ") if found else None
+    if not found:
+        return None
+    return re.sub(r"\s*(\\\]|\$\$?)\s*$", "", found[-1].strip()).strip("`$* ")  # LaTeX \[ ... \] or $ ... $
 
 
 def parse_pairs(line: str) -> dict[str, str]:
