@@ -167,3 +167,15 @@ def test_broken_pack_files_give_one_clear_line(tmp_path, text, needle):
         load_pack(tmp_path)
     msg = str(ei.value)
     assert needle in msg and "\n" not in msg and str(tmp_path) in msg
+
+
+def test_server_command_line_is_loopback_and_respects_user_context(tmp_path, monkeypatch):
+    from brainbench.backend import server
+
+    monkeypatch.setattr(server, "binary", lambda name="llama-server": tmp_path / "llama-server")
+    srv = server.LlamaServer(tmp_path / "m.gguf", log_path=tmp_path / "log", parallel=4, extra_args=["-c", "4096"])
+    assert srv.cmd[srv.cmd.index("--host") + 1] == "127.0.0.1"
+    assert srv.cmd.count("-c") == 1 and srv.cmd[srv.cmd.index("-c") + 1] == "4096"
+    default = server.LlamaServer(tmp_path / "m.gguf", log_path=tmp_path / "log", parallel=4, ctx_per_slot=1000)
+    assert default.cmd[default.cmd.index("-c") + 1] == "4000"
+    assert "--port" not in " ".join(default.profile()["args"])

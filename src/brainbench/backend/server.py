@@ -50,10 +50,12 @@ class LlamaServer:
         self.port = free_port()
         self.log_path = log_path
         self.ready_timeout = ready_timeout
+        extra = list(extra_args or [])
+        ctx = [] if any(a in ("-c", "--ctx-size") for a in extra) else ["-c", str(ctx_per_slot * parallel)]
         self.args = [
             "-m", str(model_path), "--host", "127.0.0.1", "--port", str(self.port), "--jinja",
-            "-c", str(ctx_per_slot * parallel), "--parallel", str(parallel), "--no-webui",
-            *(["-t", str(threads)] if threads else []), *(["--alias", alias] if alias else []), *(extra_args or []),
+            *ctx, "--parallel", str(parallel), "--no-webui",
+            *(["-t", str(threads)] if threads else []), *(["--alias", alias] if alias else []), *extra,
         ]
         self.cmd = [str(exe), *self.args]
         self.proc: subprocess.Popen | None = None
