@@ -131,11 +131,11 @@ def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: Spe
             report, samples = asyncio.run(run_legs(endpoint, opt, meter, settings, log))
     finally:
         meter_info = meter.describe()
+        bw, bw_source = _bandwidth(settings, meter, local_cpu=bool(spec.brain) and not meter.available)  # before NVML shuts
         meter.close()
     decode_median = (report.get("decode") or {}).get("decode_tps", {}).get("median")
     model_bytes = settings.model_gb * 1e9 if settings.model_gb else \
         (MODELS[spec.brain].size if spec.brain and spec.brain in MODELS else None)
-    bw, bw_source = _bandwidth(settings, meter, local_cpu=bool(spec.brain))
     roof = roofline(model_bytes, bw, decode_median, active_fraction=settings.active_fraction,
                     bandwidth_source=bw_source)
     out = {
