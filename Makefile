@@ -8,6 +8,8 @@ BB = $(VENV)/bin/brainbench
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	# BFCL's questions, answers and checker for the agreement test; --no-deps: its declared deps pull torch and vendor SDKs
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps "bfcl-eval==2026.3.23" "filelock>=3.20"
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,7 +28,7 @@ sysdeps:
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 test: setup sysdeps
-	$(VENV)/bin/python -m pytest -q -rs
+	BRAINBENCH_REQUIRE_BFCL=1 $(VENV)/bin/python -m pytest -q -rs
 
 unit: install
 	$(VENV)/bin/python -m pytest -q -m "not integration"
