@@ -383,3 +383,9 @@ async def test_json_in_prose_is_not_a_call(fake, tmp_path):
     code = 'Here is a record: {"name": "Ada", "langs": ["python"]} and a function:\ndef f(): pass'
     row = await run_one(fake, tmp_path, "refusal", "r-write-code", [Reply.text(code)])
     assert row["failures"] == [] and row["passed"] and row["tool_calls"] == 0
+
+
+async def test_a_model_that_cannot_stop_gets_one_turn_after_the_closeout(fake, tmp_path):
+    row = await run_one(fake, tmp_path, "kanban", "k-write-status", [write_ready(), complete(), complete()])
+    # the closing turn, then one more turn of calls (refused: the card is done), then the dispatch ends
+    assert row["failures"] == ["tool_error", "call_after_closeout"] and row["passed"] and row["turns"] == 3

@@ -74,6 +74,11 @@ class AgenticEnv(Environment):
         if self._closed_at is None:
             self._closed_at = self._ncalls
 
+    @property
+    def closed(self) -> bool:
+        """The task's terminal call has been made (the runner then allows one more turn)."""
+        return self._closed_at is not None
+
     def final_state(self) -> dict[str, Any]:
         return {**self.state, "_calls": self._ncalls, "_closed_at_call": self._closed_at}
 

@@ -2,7 +2,10 @@
 
 The harness plays the dispatcher: a turn that ends in plain text while the environment still has an
 open obligation gets the turn-end nudge; a dispatch that still ends with it open is a protocol
-violation and is re-dispatched (up to `retries` times) with a short reminder. Infrastructure failures
+violation and is re-dispatched (up to `retries` times) with a short reminder. Where the environment
+says the task is closed (`env.closed`: the terminal call was made), the model gets one more turn; if that
+turn makes calls again, they run (scoring counts them as calls after the close-out) and the dispatch
+ends, instead of letting a model that cannot stop burn its turn budget. Infrastructure failures
 end the attempt as `infra_error`, never as a model failure.
 """
 
@@ -121,10 +124,15 @@ class AttemptRunner:
                         reminder: str | None) -> Dispatch:
         messages = _opening(scenario, reminder)
         tools = env.tool_specs(scenario.tools)
-        nudges = 0
+        nudges = closed_turns = 0
         for _ in range(scenario.max_turns):
             turn = await self._turn(scenario, env, record, messages, tools, d)
             if turn.tool_results:
+                if getattr(env, "closed", False):  # the closing call is terminal: one more turn, then stop
+                    closed_turns += 1
+                    if closed_turns > 1:
+                        return Dispatch(index=d, end_reason="stop", open_obligation=env.open_obligation(),
+                                        messages=messages)
                 continue
             obligation = env.open_obligation()
             if obligation is None or nudges >= env.max_nudges:
