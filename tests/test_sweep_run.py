@@ -36,7 +36,7 @@ def test_one_at_a_time_keeps_rejects_and_logs_crashes(tmp_path):
     assert saved["best"]["label"] == "chunk_gap=0.002"
 
 
-def test_sweep_resumes_from_stored_experiments(tmp_path):
+def test_sweep_resumes_from_stored_experiments_and_rechecks(tmp_path):
     opts = SweepOptions(params=[("chunk_gap", ["0.002"])])
     Sweep(base(tmp_path), tmp_path / "sw", opts).run()
     logs = sorted((tmp_path / "sw" / "experiments").glob("*/server.log"))
@@ -44,6 +44,13 @@ def test_sweep_resumes_from_stored_experiments(tmp_path):
     again = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
     assert [e["status"] for e in again["experiments"]] == ["baseline", "kept"]
     assert [p.read_text().count("\n$ ") for p in logs] == before  # no server was started again
+    opts.recheck = True
+    third = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    rc = third["recheck"]
+    assert rc["baseline"]["label"] == "baseline" and rc["best"]["label"] == "chunk_gap=0.002"
+    assert rc["gain"] > 1.0  # 5x shorter chunk gap, measured again back to back
+    assert [p.read_text().count("\n$ ") for p in logs] == [n + 1 for n in before]  # only the rechecks ran
+    assert "Re-measured back to back" in (tmp_path / "sw" / "sweep.md").read_text()
 
 
 def test_grid_mode(tmp_path):
@@ -73,3 +80,12 @@ def test_sweep_cli(tmp_path):
     assert "best: chunk_gap=0.002" in proc.stdout and "--chunk-gap 0.002" in proc.stdout
     proc = bb("sweep", p.source, "--param", "chunk_gap", "-o", str(tmp_path / "sw2"))
     assert proc.returncode == 2 and "NAME=v1,v2" in proc.stderr
+
+
+def test_paired_mode_compares_with_the_best_measured_just_before(tmp_path):
+    opts = SweepOptions(params=[("chunk_gap", ["0.002", "0.02"])], paired=True)
+    data = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    kept, slower = data["experiments"][1], data["experiments"][2]
+    assert kept["status"] == "kept" and "(re-measured now)" in kept["reason"]
+    assert kept["extra"]["best_remeasured"]["label"] == "baseline"
+    assert slower["status"] == "rejected" and slower["extra"]["best_remeasured"]["label"] == "chunk_gap=0.002"

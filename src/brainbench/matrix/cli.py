@@ -233,6 +233,8 @@ def sweep_cmd(
     pack: Annotated[list[str], typer.Option("--pack", help="Discipline pack(s) (default: the fixed agentic subset, else smoke).")] = [],
     limit_per_pack: Annotated[Optional[int], typer.Option("--limit-per-pack", min=1, help="First N scenarios of each pack.")] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-k", min=1, help="Discipline trials per scenario.")] = None,
+    paired: Annotated[bool, typer.Option("--paired", help="Re-measure the current best's speed just before each candidate and compare with that.")] = False,
+    recheck: Annotated[bool, typer.Option("--recheck", help="At the end, re-measure baseline and best speed back to back (drift on a shared machine).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -252,7 +254,8 @@ def sweep_cmd(
     speed = speed.model_copy(update={k: v for k, v in {"requests": requests, "max_tokens": max_tokens}.items() if v})
     disc = disc.model_copy(update={k: v for k, v in {"packs": pack or None, "limit_per_pack": limit_per_pack,
                                                      "trials": trials}.items() if v})
-    opts = SweepOptions(params=params, mode=mode, min_gain=min_gain, speed=speed, discipline=disc)
+    opts = SweepOptions(params=params, mode=mode, min_gain=min_gain, speed=speed, discipline=disc, recheck=recheck,
+                        paired=paired)
     sdir = out_dir or _default_dir("sweep", base.name)
     with _ui() as (log, progress):
         log(f"sweep of {base.name} in {sdir}: " + "; ".join(f"{n}={','.join(v)}" for n, v in params))
@@ -276,4 +279,8 @@ def sweep_cmd(
     b = data["best"]
     out.print(f"best: [bold]{b['label']}[/] at {b['tps']:.2f} tok/s, discipline {_pct(b['discipline'])}", highlight=False)
     out.print(b["command_line"], highlight=False, soft_wrap=True)
+    rc = data.get("recheck") or {}
+    for key in ("baseline", "best"):
+        if rc.get(key) and rc[key].get("tps"):
+            out.print(f"recheck {key} ({rc[key]['label']}): {rc[key]['tps']:.2f} tok/s", highlight=False)
     console.print(f"stored: {sdir}/sweep.json, {sdir}/sweep.md, chart {sdir}/progression.svg")

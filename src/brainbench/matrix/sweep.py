@@ -13,7 +13,8 @@ agentic subset). The decision, in order:
 
 `one-at-a-time` (default) walks the parameters in the order given, each value applied to the current best;
 `grid` tries every combination applied to the profile. Stored experiments are reused (by config identity),
-so running the same sweep again resumes it.
+so running the same sweep again resumes it. On a machine whose load drifts, `paired` re-measures the current
+best's speed just before each candidate, and `recheck` re-measures baseline and best back to back at the end.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class SweepOptions:
     """A config must be this much faster (fraction) than the best so far to be kept."""
     speed: SpeedLeg | None = None
     discipline: AgenticLeg | None = None
+    recheck: bool = False
+    """At the end, re-measure the baseline's and the best config's speed back to back (machine drift)."""
+    paired: bool = False
+    """Re-measure the current best's speed just before each candidate and compare with that (a shared machine
+    whose load drifts over the sweep would otherwise credit the drift to whichever config ran later)."""
 
 
 @dataclass
@@ -111,6 +117,7 @@ class Sweep:
         self.log = log
         self.progress = progress
         self.experiments: list[Experiment] = []
+        self.recheck: dict[str, Any] | None = None
         self.by_identity: dict[str, Experiment] = {}
 
     # -- running one experiment ----------------------------------------------------------------------
@@ -167,30 +174,57 @@ class Sweep:
             if prof.identity() in self.by_identity:
                 self.log(f"skip {_label(changes)}: same config as experiment {self.by_identity[prof.identity()].index}")
                 continue
+            ref_tps, ref_cv = best.tps, best.tps_cv
+            if self.opts.paired:
+                now = self._recheck(best, best_profile)
+                if now.get("tps"):
+                    ref_tps, ref_cv = now["tps"], now["tps_cv"]
             exp = self._measure(prof, full)
             exp.label = _label(changes)
+            if self.opts.paired:
+                exp.extra["best_remeasured"] = {"label": best.label, "tps": ref_tps, "tps_cv": ref_cv}
             if exp.status != "crashed":
                 ok, why = discipline_gate(exp.discipline, ref)
                 if not ok:
                     exp.status, exp.reason = "rejected", why
                 else:
                     # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
-                    margin = max(self.opts.min_gain, best.tps_cv or 0.0, exp.tps_cv or 0.0)
-                    if exp.tps is not None and best.tps is not None and exp.tps > best.tps * (1 + margin):
-                        gain = exp.tps / best.tps - 1
+                    margin = max(self.opts.min_gain, ref_cv or 0.0, exp.tps_cv or 0.0)
+                    now = " (re-measured now)" if self.opts.paired else ""
+                    if exp.tps is not None and ref_tps is not None and exp.tps > ref_tps * (1 + margin):
+                        gain = exp.tps / ref_tps - 1
                         exp.status, exp.milestone = "kept", True
-                        exp.reason = (f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {best.tps:.2f} ({best.label}); "
+                        exp.reason = (f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps:.2f} ({best.label}{now}); "
                                       f"discipline {_pct(exp.discipline)}")
                         best, best_profile, best_changes = exp, prof, full
                     else:
                         exp.status = "rejected"
-                        exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {best.tps or 0:.2f} "
-                                      f"(needs > {(best.tps or 0) * (1 + margin):.2f}, +{100 * margin:.0f}%)")
+                        exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {ref_tps or 0:.2f}{now} "
+                                      f"(needs > {(ref_tps or 0) * (1 + margin):.2f}, +{100 * margin:.0f}%)")
             exp.best_tps_after = best.tps
             self.log(f"  -> {exp.status}: {exp.reason}")
             self._write()
         self.best, self.best_profile = best, best_profile
+        if self.opts.recheck:
+            self.recheck = {"baseline": self._recheck(base, self.base)}
+            if best is not base:
+                self.recheck["best"] = self._recheck(best, best_profile)
+                b, t = self.recheck["baseline"]["tps"], self.recheck["best"]["tps"]
+                self.recheck["gain"] = round(t / b - 1, 4) if b and t else None
         return self._write()
+
+    def _recheck(self, exp: Experiment, profile: Profile) -> dict[str, Any]:
+        """The speed leg once more, now (a fresh leg name, so it is never reused from an earlier run)."""
+        data = profile.model_dump(mode="json")
+        name = f"recheck-{int(time.time())}"
+        data["legs"] = [{**data["legs"][0], "name": name}]
+        p = Profile.model_validate(data)
+        p.source = profile.source
+        self.log(f"recheck: {exp.label}")
+        rec = ProfileRun(p, self.out_dir / exp.dir, self.log, self.progress).run()
+        r = rec["legs"][name].get("result") or {}
+        return {"label": exp.label, "tps": r.get("decode_tps_median"), "tps_cv": r.get("decode_tps_cv"),
+                "status": rec["legs"][name].get("status"), "at": time.time()}
 
     def _candidates(self) -> list[dict[str, str]]:
         if self.opts.mode == "grid":
@@ -208,7 +242,7 @@ class Sweep:
         data = {
             "kind": "brainbench-sweep", "profile": self.base.name, "source": self.base.source, "mode": self.opts.mode,
             "params": [{"name": n, "values": v} for n, v in self.opts.params], "min_gain": self.opts.min_gain,
-            "updated": time.time(), "experiments": [asdict(e) for e in self.experiments],
+            "updated": time.time(), "experiments": [asdict(e) for e in self.experiments], "recheck": self.recheck,
             "best": None if best is None else {"index": best.index, "label": best.label, "changes": best.changes,
                                                "tps": best.tps, "discipline": best.discipline,
                                                "command_line": best.command_line},
@@ -235,4 +269,12 @@ def sweep_markdown(data: dict[str, Any]) -> str:
     if b:
         out += [f"Best: **{b['label']}** at {b['tps']:.2f} tok/s, discipline {_pct(b['discipline'])}:", "",
                 "```sh", b["command_line"], "```", ""]
+    rc = data.get("recheck")
+    if rc:
+        line = "Re-measured back to back at the end: " + ", ".join(
+            f"{v['label']} {v['tps']:.2f} tok/s" + (f" (CV {100 * v['tps_cv']:.0f}%)" if v.get("tps_cv") is not None else "")
+            for k, v in rc.items() if isinstance(v, dict) and v.get("tps"))
+        if rc.get("gain") is not None:
+            line += f"; best vs baseline {100 * rc['gain']:+.1f}%"
+        out += [line + ".", ""]
     return "\n".join(out)
