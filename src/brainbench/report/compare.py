@@ -34,7 +34,13 @@ def compare_tables(rep: dict[str, Any]) -> list[Table]:
         t = Table(title=f"{e['label']} ({e['run_name']})  vs  {b['label']} ({b['run_name']})")
         for col in ("pack", "n", "pass", "clean (baseline)", "clean (this)", "Δ clean", "judged", "pass^k"):
             t.add_column(col, justify="right" if col == "n" else "left")
-        for p, pd in d["packs"].items():
+        only_speed = [who for who, x in (("the baseline", b), ("this run", e)) if x.get("speed_only")]
+        if only_speed:  # a speed-only side has no rates: say so, never show 0%
+            t.add_row("ALL", "", f"[dim]discipline not measured in {' and '.join(only_speed)} (speed legs only)[/]",
+                      pct(b["summary"]["overall"]["clean"]) if not b.get("speed_only") else "not measured",
+                      pct(e["summary"]["overall"]["clean"]) if not e.get("speed_only") else "not measured",
+                      "–", _v(None), "")
+        for p, pd in ({} if only_speed else d["packs"]).items():
             cs = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
             bs = b["summary"]["overall"] if p == "ALL" else b["summary"]["packs"].get(p)
             if not cs or not bs:
@@ -61,9 +67,22 @@ def compare_tables(rep: dict[str, Any]) -> list[Table]:
             u = x["useful"]["chosen"] or x["useful"]["own"]
             return num(u["clean_tasks_per_hour"], 0) if u else "not measured"
 
+        def per_gb(x: dict[str, Any]) -> str:
+            return "not measured" if x.get("speed_only") else num(x["efficiency"]["clean_pct_per_gb"], 1)
+
+        def peak(x: dict[str, Any]) -> str:
+            tps = [p["gen_tps_aggregate"] for c in x["curves"] for p in c["points"] if p.get("gen_tps_aggregate")]
+            return num(max(tps), 1) if tps else "not measured"
+
+        def jpt(x: dict[str, Any]) -> str:
+            vals = [en["joules_per_token"] for en in x["energy"] if en.get("joules_per_token")]
+            return num(min(vals), 3) if vals else "not measured"
+
         s.add_row("clean tasks / h", useful(b), useful(e), "", "")
+        s.add_row("peak aggregate tok/s", peak(b), peak(e), "", "")
+        s.add_row("lowest J / token", jpt(b), jpt(e), "", "")
         s.add_row("model file GB", num(b["efficiency"]["gb"], 2), num(e["efficiency"]["gb"], 2), "", "")
-        s.add_row("clean % per GB", num(b["efficiency"]["clean_pct_per_gb"], 1), num(e["efficiency"]["clean_pct_per_gb"], 1), "", "")
+        s.add_row("clean % per GB", per_gb(b), per_gb(e), "", "")
         s.add_row("tok/s per GB", num(b["efficiency"]["tps_per_gb"], 1), num(e["efficiency"]["tps_per_gb"], 1), "", "")
         tables.append(s)
 
@@ -74,6 +93,8 @@ def compare_tables(rep: dict[str, Any]) -> list[Table]:
                 f.add_column(col)
 
             def cell(x: dict[str, Any], c: str) -> str:
+                if x.get("speed_only"):
+                    return "not measured"
                 o = x["summary"]["overall"]
                 n = o["failures_by_class"].get(c, 0)
                 per = o["errors_per_100_calls"].get(c)

@@ -3,6 +3,11 @@
 Built on `store.export.export_data` (the export contract) plus the stored transcripts. Every part is
 optional: a run without a speed leg, without energy, without a known model size or host record gets
 `None` there and the views say "not measured" / "unknown" instead of failing.
+
+A run directory that holds only `brainbench speed` legs (no attempts at all) becomes a *speed-only* entry
+(`speed_only: True`): an empty summary (every rate None, never 0), no attempts, and its speed figures,
+speed-leg details and provenance from the legs themselves. The views show its discipline parts as
+"not measured" and leave it out of the speed × discipline scatter.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ..client.errors import BrainbenchError
 from ..runner.records import AttemptRecord
 from ..store.db import RunStore
 from ..store.export import export_data
+from .speedlegs import speed_details
 
 GB = 1e9
 MAX_TRANSCRIPTS = 150
@@ -216,6 +222,8 @@ def speed_parts(results: list[dict[str, Any]], model: str, single_model: bool) -
             tps = _num(en.get("gen_tps") or en.get("tokens_per_s"))
             if jpt is None and w and tps:
                 jpt = w / tps
+            if tps is None and w and jpt:  # `brainbench speed` stores watts and J/token: tok/s = W / (J/token)
+                tps = w / jpt
             if jpt:
                 extra_energy.append({"concurrency": _num(en.get("concurrency")) or (1.0 if r["name"] == "decode" else None),
                                      "watts": w, "gen_tps_aggregate": tps, "joules_per_token": jpt,
@@ -374,7 +382,9 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
         data["server"] = store.get_meta("server") or {}
         data["host"] = store.get_meta("host") or {}
         data["created"] = store.get_meta("created")
+        data["speed_server"] = store.get_meta("speed_server") or {}
         scen = store.get_meta("scenarios") or {}
+    data["attempts_stored"] = len(records)
     if packs:
         data["attempts"] = [r for r in data["attempts"] if r["pack"] in packs]
         data["summary"] = summary(data["attempts"])
@@ -431,20 +441,44 @@ def _tasks_per_hour(records: list[AttemptRecord], model: str) -> dict[str, Any] 
     return {"tasks": len(done), "span_s": span, "tasks_per_hour": len(done) / span * 3600}
 
 
-def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, float]) -> dict[str, Any]:
-    s = run["summary"][model]
+def empty_summary() -> dict[str, Any]:
+    """A model summary with no attempts: every rate None (shown as "not measured"), never 0."""
+    from ..scoring.metrics import summarise
+
+    return {"overall": summarise([]), "packs": {}, "infra_errors": 0}
+
+
+def speed_models(results: list[dict[str, Any]]) -> list[str]:
+    """Models with stored speed figures (speed legs, matrix speed results, mined logs), in first-seen order."""
+    models: list[str] = []
+    for r in results:
+        m = r.get("model")
+        if m and m not in models and isinstance(r.get("data"), dict):
+            if r["kind"] == "speed" or speed_parts([r], m, True)["curves"]:
+                models.append(m)
+    return models
+
+
+def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, float],
+           speed_only: bool = False) -> dict[str, Any]:
+    s = run["summary"].get(model) or empty_summary()
     rows = [r for r in run["attempts"] if r["model"] == model]
     records = [r for r in run["records"] if r.model == model]
     meta = run["run"] or {}
     speed = speed_parts(run["results"], model, single)
+    legs = speed_details(run["results"], model, single)
     samples, src = decode_samples(records)
     own = mean_ci(samples)
     decode = speed["decode"] or ({**own, "source": src} if own else None)
     clean_rate = s["overall"]["clean"]["rate"]
-    size, size_src = model_size(meta, run["server"], run["results"], overrides, model, model)
+    server = run["server"]
+    if speed_only:  # no `brainbench run` meta: what the speed legs recorded stands in
+        meta = {**meta, "backend": meta.get("backend") or (legs or {}).get("backend") or {}}
+        server = server or run.get("speed_server") or (legs or {}).get("server") or {}
+    size, size_src = model_size(meta, server, run["results"], overrides, model, model)
     e: dict[str, Any] = {
         "model": model, "label": model, "run_dir": run["run_dir"], "run_name": Path(run["run_dir"]).name,
-        "summary": s, "rows": rows, "decode": decode, "decode_own": ({**own, "source": src} if own else None),
+        "speed_only": speed_only, "speed_legs": legs, "summary": s, "rows": rows, "decode": decode, "decode_own": ({**own, "source": src} if own else None),
         "curves": speed["curves"], "energy": speed["energy"],
         "size_bytes": size, "size_source": size_src,
         "iceberg": _iceberg(rows, s.get("iceberg")),
@@ -455,10 +489,11 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
                  and (r.get("model") == model or single)],
         "tasks_per_hour": _tasks_per_hour(records, model),
         "provenance": {
-            "run_dir": run["run_dir"], "backend": meta.get("backend") or {}, "server": run["server"],
+            "run_dir": run["run_dir"], "backend": meta.get("backend") or {}, "server": server,
             "host": run["host"], "trials": meta.get("trials"), "concurrency": meta.get("concurrency"),
             "retries": meta.get("retries"), "packs": meta.get("packs") or sorted(s["packs"]),
             "suites": meta.get("suites") or [], "created": run.get("created"),
+            "gpus": ((legs or {}).get("meter") or {}).get("gpus") or [],
             "config_hashes": sorted({r.config_hash for r in records}),
             "infra_events": len(run["infra_events"]),
         },
@@ -579,6 +614,14 @@ def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str]
     for d in run_dirs:
         run = load_run(d, packs)
         models = list(run["summary"])
+        if not models and not run["attempts_stored"]:  # speed legs only (`brainbench speed -o RUN_DIR`)
+            speed = speed_models(run["results"])
+            for m in speed:
+                entries.append(_entry(run, m, len(speed) == 1, overrides, speed_only=True))
+            if speed:
+                continue
+            raise ReportError(f"{d}: nothing to report: no attempts and no speed legs stored "
+                              f"(run `brainbench run` or `brainbench speed -o {d}` first?)")
         if not models:
             what = f" in pack(s) {', '.join(packs)}" if packs else ""
             raise ReportError(f"{d}: no scored attempts{what} to report (run `brainbench score {d}` first?)")
@@ -652,8 +695,9 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
     for e in entries:
         for c, n in e["summary"]["overall"].get("failures_by_class", {}).items():
             classes[c] += n
+    speed_only = all(e["speed_only"] for e in entries)
     return {
-        "title": title or ("brainbench: " + " vs ".join(e["label"] for e in entries)),
+        "title": title or (("brainbench speed: " if speed_only else "brainbench: ") + " vs ".join(e["label"] for e in entries)),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "entries": entries, "baseline": base_entries, "baseline_dir": str(baseline) if baseline else None,
         "packs": packs, "failure_classes": [c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
@@ -661,4 +705,8 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         "loose_logs": [dict(x, color=PALETTE[(len(entries) + i) % len(PALETTE)]) for i, x in enumerate(loose_logs)],
         "has_curves": any(e["curves"] for e in entries) or bool(loose_logs),
         "has_energy": any(e["energy"] for e in entries),
+        "has_speed_legs": any(e["speed_legs"] for e in entries),
+        "speed_only": speed_only,
+        "any_speed_only": any(e["speed_only"] for e in entries),
+        "discipline_entries": [e for e in entries if not e["speed_only"]],
     }

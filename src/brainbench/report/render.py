@@ -22,7 +22,10 @@ CURVE_METRICS = [
     ("completions_per_min", "completions per minute"),
     ("ttft_ms_median", "TTFT median (ms)"),
     ("ttft_ms_p99", "TTFT p99 (ms)"),
+    ("itl_ms_median", "inter-token latency median (ms)"),
+    ("joules_per_token", "joules per token"),
 ]
+NOT_MEASURED_DISCIPLINE = "not measured (speed legs only)"
 
 
 # -- filters ------------------------------------------------------------------------------------------
@@ -88,6 +91,11 @@ def speed(d: Any) -> str:
     return s
 
 
+def pct_gap(v: Any, signed: bool = True) -> str:
+    """A relative gap (0.008) as `+0.8%` (or `0.8%` unsigned)."""
+    return "–" if v is None else (f"{100 * v:+.1f}%" if signed else f"{100 * v:.1f}%")
+
+
 def verdict_class(v: str | None) -> str:
     return {"better": "good", "worse": "bad", "within noise": "noise"}.get(v or "", "na")
 
@@ -95,7 +103,8 @@ def verdict_class(v: str | None) -> str:
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("brainbench.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class)
+    env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
+                       gap=pct_gap)
     return env
 
 
@@ -108,6 +117,10 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
     for e in entries:
         c = e["summary"]["overall"]["clean"]
         d = e["decode"]
+        if e.get("speed_only"):  # no clean pass rate: not a point, named under the chart instead
+            pts.append({"label": e["label"], "color": e["color"], "x": d["value"] if d else None, "y": None,
+                        "why": "discipline not measured: speed legs only"})
+            continue
         pts.append({
             "label": e["label"], "color": e["color"], "href": f"#brain-{e['id']}",
             "x": d["value"] if d else None,
@@ -122,6 +135,10 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
             for e in entries:
                 s = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
                 if s is None:
+                    continue
+                if e.get("speed_only"):
+                    rows.append({"group": p, "label": e["label"], "color": e["color"], "value": None,
+                                 "note": NOT_MEASURED_DISCIPLINE})
                     continue
                 if metric == "pass_hat_k":
                     ks = [int(k) for k, v in s["pass_hat_k"].items() if v is not None]
@@ -140,7 +157,8 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
     out["iceberg"] = svg.iceberg([{"label": e["label"], "attempts": e["iceberg"]["attempts"],
                                    "clean": e["iceberg"]["clean"], "visible": e["iceberg"]["error_line"],
                                    "invisible": e["iceberg"]["silent"],
-                                   "retry": e["iceberg"]["passed_after_retry"]} for e in entries])
+                                   "retry": e["iceberg"]["passed_after_retry"]} for e in entries
+                                  if not e.get("speed_only")])
     curves = []
     for key, title in CURVE_METRICS:
         series = []
@@ -171,14 +189,16 @@ DISCIPLINE = [
 
 def discipline_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
     """Agentic-discipline rates the scorer provides (absent metrics are left out, n = 0 shows as n/a)."""
-    present = [m for m in DISCIPLINE if any(m[0] in e["summary"]["overall"] for e in rep["entries"])]
+    present = [m for m in DISCIPLINE if any(m[0] in e["summary"]["overall"] for e in rep["entries"]
+                                            if not e.get("speed_only"))]
     rows = []
     for p in rep["packs"] + ["ALL"]:
         for e in rep["entries"]:
             s = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
             if s is None:
                 continue
-            rows.append({"pack": p, "entry": e, "cells": [s.get(key) for key, _, _ in present]})
+            rows.append({"pack": p, "entry": e, "cells": [s.get(key) for key, _, _ in present],
+                         "speed_only": bool(e.get("speed_only"))})
     return [{"metrics": present, "rows": rows}] if present else []
 
 

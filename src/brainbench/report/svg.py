@@ -114,10 +114,13 @@ def scatter(points: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int
                  f'{esc(p["label"])}</text>')
         g.append("</g>" + ("</a>" if p.get("href") else ""))
         body.append("".join(g))
-    if missing:
-        names = ", ".join(str(p["label"]) for p in missing)
-        body.append(f'<text x="{left + 6}" y="{top + ph - 8}" fill="#a00" font-size="11">'
-                    f'not plotted (speed not measured): {esc(names)}</text>')
+    why: dict[str, list[str]] = {}
+    for p in missing:  # each point may say why it is missing (default: no speed figure)
+        why.setdefault(p.get("why") or ("speed not measured" if p.get("x") is None else "rate not measured"),
+                       []).append(str(p["label"]))
+    for i, (reason, names) in enumerate(why.items()):
+        body.append(f'<text x="{left + 6}" y="{top + ph - 8 - 14 * i}" fill="#a00" font-size="11">'
+                    f'not plotted ({esc(reason)}): {esc(", ".join(names))}</text>')
     return _svg(w, h, body, f"{y_label} against {x_label}")
 
 
