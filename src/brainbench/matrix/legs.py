@@ -34,28 +34,28 @@ def leg_id(profile: Profile, leg: Any) -> str:
 
 
 async def run_speed(leg: SpeedLeg, endpoint: Endpoint, log: Log = lambda s: None) -> dict[str, Any]:
-    """Single-stream decode (gated on its CV) and, for concurrency levels above 1, a sweep; via brainbench.perf."""
-    from ..perf.energy import EnergyMeter
-    from ..perf.legs import Driver, SpeedOptions, decode_leg, sweep_leg
+    """Single-stream decode (gated on its CV) and, for concurrency levels above 1, a sweep: brainbench.perf's
+    own legs and timed client (`brainbench speed` measures the same way), energy where NVML sees a GPU."""
+    from ..perf.energy import EnergyMeter, make_source
+    from ..perf.legs import SpeedOptions
+    from ..perf.run import SpeedSettings, run_legs
 
     levels = sorted({c for c in leg.concurrency if c > 1})
     opt = SpeedOptions(legs=["decode"] + (["sweep"] if levels else []), gen_tokens=leg.max_tokens,
                        prompt_tokens=leg.prompt_tokens, warmup=leg.warmup, decode_runs=leg.requests,
                        cv_max=leg.cv_max, max_runs=leg.max_runs or leg.requests, concurrency=levels,
                        requests_per_level=leg.requests_per_level)
+    settings = SpeedSettings(energy="auto", timeout=leg.timeout_s, store_requests=False)
     t0 = time.monotonic()
-    async with ChatClient(endpoint, timeout=leg.timeout_s, retries=0) as timed, \
-            ChatClient(endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5) as setup:
-        d = Driver(timed, setup, endpoint.api)
-        probe = await d.probe()
-        decode, _ = await decode_leg(d, opt, log=log)
-        out: dict[str, Any] = {"probe": probe, "decode": decode}
-        if levels:
-            meter = EnergyMeter(None)
-            try:
-                out["sweep"], _ = await sweep_leg(d, opt, meter, log=log)
-            finally:
-                meter.close()
+    meter = EnergyMeter(make_source("auto"))
+    try:
+        report, _ = await run_legs(endpoint, opt, meter, settings, log)
+    finally:
+        meter.close()
+    decode = report.get("decode") or {}
+    out: dict[str, Any] = {"probe": report.get("probe"), "decode": decode}
+    if report.get("sweep"):
+        out["sweep"] = report["sweep"]
     dt = decode.get("decode_tps") or {}
     out["decode_tps_median"] = dt.get("median")
     out["decode_tps_cv"] = dt.get("cv")

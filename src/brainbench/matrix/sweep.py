@@ -7,6 +7,7 @@ agentic subset). The decision, in order:
 - crashed: the server did not start, was never healthy, failed warm-up, or died during a leg;
 - rejected (discipline): its pass rate is below the lower end of the baseline's 95% Wilson interval, i.e.
   beyond the trial noise; however fast it is (seed 004: a faster config with 38% structured-output failures);
+- rejected (unstable): a request of its speed leg failed;
 - kept: faster than the best so far by more than `min_gain` and more than the speed noise (the larger decode
   tok/s CV of the two configs): a milestone, it becomes the new best;
 - rejected (no gain): otherwise.
@@ -146,6 +147,8 @@ class Sweep:
             exp.status, exp.reason = "crashed", f"{bad.get('status')}: {bad.get('reason') or ''}".strip()
         sr = speed.get("result") or {}
         exp.tps, exp.tps_cv, exp.ttft_ms = sr.get("decode_tps_median"), sr.get("decode_tps_cv"), sr.get("ttft_ms_median")
+        if sr.get("errors"):
+            exp.extra["speed_errors"] = sr["errors"]
         exp.discipline = (disc.get("result") or {}).get("pass")
         self.experiments.append(exp)
         self.by_identity[ident] = exp
@@ -187,6 +190,9 @@ class Sweep:
                 ok, why = discipline_gate(exp.discipline, ref)
                 if not ok:
                     exp.status, exp.reason = "rejected", why
+                elif exp.extra.get("speed_errors"):
+                    exp.status = "rejected"
+                    exp.reason = f"{exp.extra['speed_errors']} request(s) of the speed leg failed: not a stable config"
                 else:
                     # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
                     margin = max(self.opts.min_gain, ref_cv or 0.0, exp.tps_cv or 0.0)
