@@ -58,3 +58,16 @@ async def test_dead_endpoint_and_bad_scheme():
             await raw.chat(MSG)
     with pytest.raises(EndpointError):
         RawStreamClient("ftp://x/v1", "m")
+
+
+async def test_stale_keep_alive_connection_is_replaced_once(fake):
+    import socket
+
+    srv = fake(ScriptedBrain([Reply.text("one two")]))
+    async with RawStreamClient(srv.base_url, "fake-model") as raw:
+        await raw.chat(MSG)
+        for conn, _ in raw._idle:  # the server "timed out" every pooled connection, unnoticed
+            conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.idle_ok = lambda: True
+        r = await raw.chat(MSG)
+        assert r.content == "one two"

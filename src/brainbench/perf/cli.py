@@ -99,5 +99,8 @@ def speed_cmd(
     if json_out:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        Console().print(render(report))
+        console = Console()
+        if not console.is_terminal:  # piped or captured: keep the tables readable
+            console = Console(width=max(console.width, 160))
+        console.print(render(report))
         err.print(f"stored: {run_dir}  (brainbench export {run_dir} --format json)")

@@ -39,6 +39,11 @@ def _infra(kind: str, detail: str) -> InfraError:
     return InfraError(detail, [InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)])
 
 
+IDLE_MAX_S = 2.0
+"""Kept-alive connections idle longer than this are closed rather than reused (servers time them out;
+a new connection costs nothing in the figures: the clock starts after it is open)."""
+
+
 class RawStreamClient:
     """POST /chat/completions with stream=true; one keep-alive connection per request in flight."""
 
@@ -54,7 +59,7 @@ class RawStreamClient:
         self.host_header = u.netloc
         self.api_key = api_key
         self.timeout = timeout
-        self._idle: list[Conn | TlsConn] = []
+        self._idle: list[tuple[Conn | TlsConn, float]] = []
         self.kernel_stamps = 0
         """Reads whose stamp came from the kernel (SO_TIMESTAMPNS); the rest are read times."""
 
@@ -66,7 +71,7 @@ class RawStreamClient:
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
-        for c in idle:
+        for c, _ in idle:
             c.close()
 
     def body(self, messages: list[dict[str, Any]], tools: list[dict] | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +90,11 @@ class RawStreamClient:
         except (ConnectionError, OSError) as e:
             raise _infra("stream_reset", f"connection failed mid-request: {type(e).__name__}: {e}") from None
 
-    async def _connect(self) -> tuple[Conn | TlsConn, bool]:
-        while self._idle:
-            c = self._idle.pop()
-            if c.idle_ok():
+    async def _connect(self, fresh: bool = False) -> tuple[Conn | TlsConn, bool]:
+        now = time.monotonic()
+        while self._idle and not fresh:
+            c, since = self._idle.pop()
+            if now - since < IDLE_MAX_S and c.idle_ok():
                 return c, True
             c.close()
         if self.ssl is not None:
@@ -113,7 +119,7 @@ class RawStreamClient:
                 conn.close()
                 if not reused or attempt:  # a stale keep-alive connection: once more, on a fresh one
                     raise
-                conn, reused = await self._connect()
+                conn, reused = await self._connect(fresh=True)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -168,7 +174,7 @@ class RawStreamClient:
         timing.end = events[-1][0] if events and status < 400 else time.perf_counter()
         self.kernel_stamps += conn.kernel_stamps - k0
         if complete and headers.get("connection", "").lower() != "close":
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
         else:
             conn.close()
         if status >= 400:
