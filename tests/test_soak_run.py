@@ -102,3 +102,29 @@ def test_soak_cli_exit_code_and_summary(tmp_path):
     proc = bb("soak", p.source, "--sessions", "2", "--turns", "2", "-o", str(tmp_path / "run"))
     assert proc.returncode == 1, proc.stderr
     assert "FAIL" in proc.stdout and "silent-empty" in proc.stdout
+
+
+def test_endpoint_kind_watches_the_given_pid(tmp_path):
+    import subprocess
+    import sys
+
+    from brainbench.backend.server import free_port
+    from brainbench.profiles.schema import profile_from_data
+
+    port = free_port()
+    srv = subprocess.Popen([sys.executable, "-m", "brainbench.testing.fakeproc", "--port", str(port), "--words", "8",
+                            "--die-after", "4"], stdout=subprocess.DEVNULL)
+    try:
+        p = profile_from_data({"name": "ep", "server": {"kind": "endpoint", "base_url": f"http://127.0.0.1:{port}/v1",
+                                                        "model": "fake", "pid": srv.pid, "ready_timeout_s": 20},
+                               "warmup": {"requests": 0},
+                               "legs": [{"type": "soak", "sessions": 4, "turns": 2, "max_tokens": 8}]}, "ep.yaml")
+        ProfileRun(p, tmp_path / "run").run()
+        srv.wait(timeout=10)
+        with RunStore(tmp_path / "run") as store:
+            s = store.results("soak")[-1]["data"]
+        assert s["crashes"]["process_death"] == 1 and s["dead"]  # an endpoint is never restarted by brainbench
+        assert s["memory"]["samples"] >= 1
+    finally:
+        srv.kill()
+        srv.wait()
