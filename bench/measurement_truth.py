@@ -278,6 +278,8 @@ def main() -> int:
                 e, own = probe(mid)
                 if e < 0.05:
                     best = mid
+                if own < 0.05 and mid > (best_own or 0):
+                    best_own = mid
             record["search"] = search
             record["sustained"] = best
             record["sustained_vs_delivered"] = best_own
