@@ -22,7 +22,7 @@ def _kind(e: dict[str, Any]) -> str:
 
 def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -> str:
     exps = data.get("experiments", [])
-    left, right, top, bottom = 64, 20, 56, 150
+    left, right, top, bottom = 64, 20, 56, 125
     plot_w, plot_h = width - left - right, height - top - bottom
     vals = [e["tps"] for e in exps if e.get("tps")]
     vmax = max(vals, default=1.0) * 1.15 or 1.0
@@ -66,8 +66,12 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
             out.append(f'<text x="{cx:.1f}" y="{top + plot_h - 6:.1f}" text-anchor="middle" fill="#ffffff" font-weight="bold">✗</text>')
         if e.get("best_tps_after"):
             step_pts.append((cx, y(e["best_tps_after"])))
+        d = e.get("discipline") or {}
+        if d.get("n"):
+            out.append(f'<text x="{cx:.1f}" y="{top + plot_h + 13}" text-anchor="middle" fill="#555" font-size="10">'
+                       f'{d["k"]}/{d["n"]}</text>')
         lab = escape(e["label"] if len(e["label"]) <= 28 else e["label"][:27] + "…")
-        ly = top + plot_h + 12
+        ly = top + plot_h + 27
         out.append(f'<text x="{cx:.1f}" y="{ly}" text-anchor="end" transform="rotate(-40 {cx:.1f} {ly})">{lab}</text>')
     if step_pts:  # one horizontal segment per experiment slot, joined vertically: a step line
         path = ""
@@ -85,5 +89,6 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
         lx += 24 + 7 * len(text)
     out.append(f'<line x1="{lx}" y1="37" x2="{lx + 18}" y2="37" stroke="#f28e2b" stroke-width="2"/>')
     out.append(f'<text x="{lx + 22}" y="41">best so far</text>')
+    out.append(f'<text x="{left - 6}" y="{top + plot_h + 13}" text-anchor="end" fill="#555" font-size="10">pass</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
