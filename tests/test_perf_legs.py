@@ -177,3 +177,16 @@ def test_speed_cli_errors_are_clear(fake, tmp_path):
         result = CliRunner().invoke(app, ["speed", *args, "--out", str(tmp_path / "r")])
         assert isinstance(result.exception, BrainbenchError), (args, result.output, result.exception)
         assert needle in str(result.exception), str(result.exception)
+
+
+def test_embedded_server_gets_one_shared_kv_pool_sized_for_the_legs():
+    from brainbench.backend import BackendSpec
+    from brainbench.perf.run import embedded_server_args
+
+    opt = SpeedOptions(concurrency=[1, 64], prompt_tokens=128, gen_tokens=64, prefill_lengths=[128, 2048])
+    assert opt.max_parallel() == 64
+    args = embedded_server_args(BackendSpec(brain="brain-small"), opt).server_args
+    assert args[-1] == "--kv-unified" and int(args[-2]) >= 64 * (128 + 64) and int(args[-2]) % 256 == 0
+    mine = embedded_server_args(BackendSpec(brain="brain-small", server_args=["-c", "4096"]), opt).server_args
+    assert mine == ["-c", "4096"]
+    assert embedded_server_args(BackendSpec(endpoint="http://x/v1", model="m"), opt).server_args == []

@@ -91,3 +91,11 @@ def test_every_reported_figure_is_defined_and_mapped():
     assert {"ttft_ms", "itl_ms", "chunk_gap_ms", "tpot_ms", "e2e_ms"} <= ours
     assert "| `itl_ms` | TPOT |" in markdown_mapping()
     assert markdown_definitions().count("\n") == len(DEFINITIONS) + 1
+
+
+def test_docs_speed_page_matches_the_definitions_module():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "speed.md").read_text()
+    assert markdown_definitions() in page
+    assert markdown_mapping() in page

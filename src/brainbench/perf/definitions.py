@@ -10,9 +10,12 @@ from __future__ import annotations
 
 DEFINITIONS: dict[str, str] = {
     # per request
-    "sent": "The instant the client starts writing the request headers to the socket (httpcore trace; GuideLLM "
-            "uses the same instant); the time spent before it is client queueing (queue_ms), not latency.",
-    "queue_ms": "Client-side time from issuing a request to its first header write (connection set-up, event loop).",
+    "sent": "The instant the request starts going onto the socket (the lean client stamps it just before the "
+            "send; through httpx, httpcore's send_request_headers.started; GuideLLM uses the same instant).",
+    "queue_s": "Client-side time from issuing a request to `sent` (opening a connection, a busy event loop); "
+               "kept per request, never part of TTFT or E2E.",
+    "arrival": "When a chunk reached the client host: the kernel's receive timestamp of the packet that "
+               "completed it (SO_TIMESTAMPNS), else the time the read returned (TLS, other OSes).",
     "ttft_ms": "Time to first token: from `sent` to the arrival of the first "
                "token-bearing chunk (content, reasoning or tool-call delta; role-only chunks do not count).",
     "ttft_content_ms": "Time to the first chunk carrying answer content.",

@@ -58,13 +58,18 @@ class SpeedOptions:
                  (self.agent_concurrency if "agent" in self.legs else [])
         return max([1, *levels])
 
-    def ctx_per_slot(self) -> int:
-        """Context one server slot needs for the largest request of the chosen legs (plus margin)."""
-        need = [self.prompt_tokens + self.gen_tokens]
+    def ctx_total(self) -> int:
+        """Context an embedded server needs (unified KV pool shared by its slots): the largest single
+        request, or every slot of the busiest level at once, whichever is more, plus margin."""
+        one_sweep = self.prompt_tokens + self.gen_tokens + 64
+        agent = self.agent_system_tokens + 200 + self.agent_turns * (self.agent_gen_tokens + self.agent_tool_tokens + 40)
+        need = [one_sweep]
+        if "sweep" in self.legs:
+            need.append(max(self.concurrency) * one_sweep)
         if "prefill" in self.legs:
-            need.append(max(self.prefill_lengths, default=0) + 8)
+            need.append(max(self.prefill_lengths, default=0) + 64)
         if "agent" in self.legs:
-            need.append(self.agent_system_tokens + 200 + self.agent_turns * (self.agent_gen_tokens + self.agent_tool_tokens + 40))
+            need.append(max(self.agent_concurrency) * agent)
         return (int(max(need) * 1.25) + 512 + 255) // 256 * 256
 
 

@@ -43,12 +43,13 @@ class SpeedSettings:
 
 
 def embedded_server_args(spec: BackendSpec, opt: SpeedOptions) -> BackendSpec:
-    """Give the embedded server enough slots and context for the legs (unless the user set -c)."""
+    """Give the embedded server enough context for the legs, in one KV pool its slots share (unless the
+    user set -c or the KV layout); open_backend gives it one slot per request in flight."""
     if not spec.brain:
         return spec
     args = list(spec.server_args)
-    if not any(a in ("-c", "--ctx-size") for a in args):
-        args += ["-c", str(opt.ctx_per_slot() * opt.max_parallel())]
+    if not any(a in ("-c", "--ctx-size", "-kvu", "--kv-unified", "-no-kvu", "--no-kv-unified") for a in args):
+        args += ["-c", str(opt.ctx_total()), "--kv-unified"]
     return BackendSpec(**{**spec.__dict__, "server_args": args})
 
 
