@@ -18,28 +18,13 @@ from brainbench.runner.run import RunPlan, execute, prepare
 from brainbench.store import RunStore
 from brainbench.testing import ByConversation, FakeServer, Reply
 from brainbench.client import ChatClient, Endpoint
+from test_runner_store import perfect_smoke
 
 HOST = {"cpu": "Test CPU 9000", "cores": 8, "ram_bytes": 32 * 2**30, "gpus": [{"name": "Fake GPU 24G", "memory_bytes": 24 * 2**30}],
         "os": "Linux 6.1", "arch": "x86_64", "python": "3.11.7", "brainbench": "0.1.0", "llama_cpp": "0.3.36"}
 
 
-def good_brain(messages):
-    last = messages[-1]
-    user = next(m["content"] for m in messages if m["role"] == "user")
-    tools_done = [m for m in messages if m["role"] == "tool"]
-    if "capital of France" in user:
-        return Reply.text("Paris")
-    if "17 + 25" in user:
-        return Reply.text("42")
-    if "temperature in Paris" in user:
-        return Reply.call("get_weather", {"city": "Paris"}) if not tools_done else Reply.text("It is 18 °C.")
-    if "Ada Lovelace" in user:
-        if not tools_done:
-            return Reply.call("lookup_user", {"name": "Ada Lovelace"})
-        if len(tools_done) == 1:
-            return Reply.call("get_orders", {"user_id": json.loads(last["content"])["user_id"]})
-        return Reply.text("Ada Lovelace has 3 orders.")
-    raise AssertionError(user)
+good_brain = perfect_smoke  # the scripted brain that does every smoke scenario right
 
 
 class SloppyBrain:
