@@ -218,7 +218,8 @@ class TimingServer:
         def final(first: float | None) -> bytes:
             end = {"id": rid, "object": obj_name, "model": self.model, "choices": [], "usage": usage}
             if first is not None:
-                pred_ms = (time.perf_counter() - first) * 1000
+                # like llama-server: predicted_ms spans n token intervals (first to last write spans n - 1)
+                pred_ms = (time.perf_counter() - first) * 1000 * (n / (n - 1) if n > 1 else 1)
                 p_ms = (first - t_recv) * 1000
                 end["timings"] = {
                     "cache_n": 0, "prompt_n": usage["prompt_tokens"], "prompt_ms": p_ms,
