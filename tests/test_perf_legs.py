@@ -190,3 +190,18 @@ def test_embedded_server_gets_one_shared_kv_pool_sized_for_the_legs():
     mine = embedded_server_args(BackendSpec(brain="brain-small", server_args=["-c", "4096"]), opt).server_args
     assert mine == ["-c", "4096"]
     assert embedded_server_args(BackendSpec(endpoint="http://x/v1", model="m"), opt).server_args == []
+
+
+async def test_ollama_native_api_sweep_with_eval_counts(fake):
+    srv = fake(ScriptedBrain([Reply.text(EIGHT, chunk_gap=0.001)]))
+    ep = Endpoint(srv.base_url, "fake-model", api="ollama")
+    async with ChatClient(ep, retries=0, http=timed_http(None, 30.0)) as timed, ChatClient(ep, retries=1) as setup:
+        d = Driver(timed, setup, api="ollama")
+        probe = await d.probe()
+        assert probe["fixed_length_fields"] == []  # Ollama cannot hold the length: actual lengths are reported
+        report, samples = await sweep_leg(d, SpeedOptions(concurrency=[2], requests_per_level=4, gen_tokens=8),
+                                          EnergyMeter(None))
+    lv = report["levels"][0]
+    assert lv["errors"] == 0 and lv["completion_tokens_median"] == 8
+    assert lv["cross_check"]["server"] == "ollama"
+    assert all(s.ttft_content_s is not None for s in samples)
