@@ -89,6 +89,8 @@ class RawStreamClient:
             raise _infra("timeout", f"timed out after {self.timeout:.0f}s") from None
         except (ConnectionError, OSError) as e:
             raise _infra("stream_reset", f"connection failed mid-request: {type(e).__name__}: {e}") from None
+        except (ValueError, IndexError) as e:  # not HTTP, or broken chunked framing
+            raise _infra("bad_http", f"malformed HTTP response: {type(e).__name__}: {e}") from None
 
     async def _connect(self, fresh: bool = False) -> tuple[Conn | TlsConn, bool]:
         now = time.monotonic()
