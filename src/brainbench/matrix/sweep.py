@@ -5,8 +5,9 @@ Each experiment is the profile with some settings changed, run as a two-leg prof
 agentic subset). The decision, in order:
 
 - crashed: the server did not start, was never healthy, failed warm-up, or died during a leg;
-- rejected (discipline): its pass rate is below the lower end of the baseline's 95% Wilson interval, i.e.
-  beyond the trial noise; however fast it is (seed 004: a faster config with 38% structured-output failures);
+- rejected (discipline): its pass rate is worse than the baseline's beyond the trial noise: the 95% interval of
+  the difference (Newcombe's method, from the two Wilson intervals) lies wholly below zero; however fast it
+  is (seed 004: a faster config with 38% structured-output failures);
 - rejected (unstable): a request of its speed leg failed;
 - kept: faster than the best so far by more than `min_gain` and more than the speed noise (the larger decode
   tok/s CV of the two configs): a milestone, it becomes the new best;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -97,15 +99,24 @@ def _pct(r: dict[str, Any] | None) -> str:
 
 
 def discipline_gate(cand: dict[str, Any] | None, ref: dict[str, Any] | None) -> tuple[bool, str]:
-    """Reject when the candidate's pass rate is below the reference's 95% Wilson lower bound."""
+    """Reject when the candidate's pass rate is worse than the reference's beyond trial noise.
+
+    "Beyond noise" is judged from the two 95% Wilson intervals with Newcombe's method for a difference of
+    proportions (hybrid score interval): reject when the whole interval of (candidate − reference) is below 0.
+    """
     if not cand or cand.get("rate") is None:
         return False, "no discipline result (every attempt was an infrastructure error)"
     if not ref or ref.get("rate") is None:
         return True, ""
-    lo = ref["ci95"][0]
-    if cand["rate"] < lo:
-        return False, (f"discipline {_pct(cand)} is below the baseline's 95% interval "
-                       f"(baseline {_pct(ref)}): beyond trial noise, rejected however fast")
+    p1, (l1, u1) = ref["rate"], ref["ci95"]
+    p2, (l2, u2) = cand["rate"], cand["ci95"]
+    d = p2 - p1
+    upper = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    lower = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    if upper < 0:
+        return False, (f"discipline {_pct(cand)} vs baseline {_pct(ref)}: worse beyond trial noise "
+                       f"(difference {100 * d:+.0f} pp, 95% CI [{100 * lower:+.0f}, {100 * upper:+.0f}]), "
+                       f"rejected however fast")
     return True, ""
 
 
@@ -179,7 +190,7 @@ class Sweep:
                 continue
             ref_tps, ref_cv = best.tps, best.tps_cv
             if self.opts.paired:
-                now = self._recheck(best, best_profile)
+                now = self._recheck(best, best_profile, f"before-{prof.identity()}")
                 if now.get("tps"):
                     ref_tps, ref_cv = now["tps"], now["tps_cv"]
             exp = self._measure(prof, full)
@@ -219,10 +230,11 @@ class Sweep:
                 self.recheck["gain"] = round(t / b - 1, 4) if b and t else None
         return self._write()
 
-    def _recheck(self, exp: Experiment, profile: Profile) -> dict[str, Any]:
-        """The speed leg once more, now (a fresh leg name, so it is never reused from an earlier run)."""
+    def _recheck(self, exp: Experiment, profile: Profile, tag: str | None = None) -> dict[str, Any]:
+        """The speed leg once more. Tagged (paired: before which candidate) it is stored and reused on resume;
+        untagged (the final recheck) it gets a fresh name and always runs."""
         data = profile.model_dump(mode="json")
-        name = f"recheck-{int(time.time())}"
+        name = f"recheck-{tag or int(time.time())}"
         data["legs"] = [{**data["legs"][0], "name": name}]
         p = Profile.model_validate(data)
         p.source = profile.source
