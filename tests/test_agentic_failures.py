@@ -389,3 +389,20 @@ async def test_a_model_that_cannot_stop_gets_one_turn_after_the_closeout(fake, t
     row = await run_one(fake, tmp_path, "kanban", "k-write-status", [write_ready(), complete(), complete()])
     # the closing turn, then one more turn of calls (refused: the card is done), then the dispatch ends
     assert row["failures"] == ["tool_error", "call_after_closeout"] and row["passed"] and row["turns"] == 3
+
+
+async def test_announced_call_without_a_call_is_narration(fake, tmp_path):
+    row = await run_one(fake, tmp_path, "home", "h-cal-move", [Reply.text(
+        "To move the standup I will call the `calendar_update` function with the event_id of the standup.")])
+    assert row["failures"] == ["narrated_action", "wrong_result"]
+
+
+async def test_call_in_an_unparseable_syntax_is_narration(fake, tmp_path):
+    row = await run_one(fake, tmp_path, "home", "h-draft-reply", [Reply.text(
+        '<tools>\n  <draft_create to="kai@example.com" subject="Invoice" body="We received it"\n</tools>')])
+    assert row["failures"] == ["narrated_action", "wrong_result"]
+
+
+async def test_mentioning_a_tool_in_an_answer_is_not_narration(fake, tmp_path):
+    row = await run_one(fake, tmp_path, "refusal", "r-capital", [Reply.text("No search_web needed: it is Tokyo.")])
+    assert row["failures"] == [] and row["passed"]

@@ -70,14 +70,27 @@ def degenerate(text: str) -> bool:
     return False
 
 
-def narrates(text: str, tool_names: list[str]) -> bool:
-    """The text names a tool or claims a closing action (used only on text-only turns that left the task open).
+_INTENT = (r"\b(i will|i'll|i am going to|i'm going to|let me|let's|i need to|i should|we need to|now i|i would|"
+           r"calling|i can call|you can call)\b[^.\n]{0,80}?")
 
-    Only identifier-like names (with an underscore: kanban_complete, ralf_spawn) count, so everyday words that
-    happen to be tool names ("read", "bash") never do."""
-    if any(re.search(rf"\b{re.escape(n)}\b", text) for n in tool_names if "_" in n):
+
+def narrates(text: str, tool_names: list[str], intent_only: bool = False) -> bool:
+    """The text narrates an action instead of calling it.
+
+    On a text-only turn that left the task open: it names a tool or claims a closing action. On any other
+    text-only turn that ended a dispatch (`intent_only`): it announces a call ("I will call the
+    `calendar_update` function ...") or writes one in a syntax no parser takes (`<draft_create to=...>`,
+    `light_set(room=...)`). Only identifier-like names (with an underscore: kanban_complete, light_set)
+    count, so everyday words that happen to be tool names ("read", "bash") never do."""
+    names = [re.escape(n) for n in tool_names if "_" in n]
+    if not names:
+        return False if intent_only else bool(_CLAIM.search(text))
+    alt = "|".join(names)
+    if re.search(_INTENT + rf"`?\b({alt})\b", text, re.IGNORECASE) or re.search(rf"<({alt})\b|\b({alt})\s*\(", text):
         return True
-    return bool(_CLAIM.search(text))
+    if intent_only:
+        return False
+    return bool(re.search(rf"\b({alt})\b", text)) or bool(_CLAIM.search(text))
 
 
 def _prose_outside_calls(turn) -> str:
@@ -134,7 +147,8 @@ def classify_trace(view: AttemptView, scenario: Scenario) -> list[str]:
     for t in rec.turns:
         text_only = not t.result.tool_calls
         left_open = t.nudge is not None or (t.dispatch in open_end and last_turn.get(t.dispatch) == t.index)
-        if text_only and left_open and narrates(t.result.content, names):
+        ended = last_turn.get(t.dispatch) == t.index
+        if text_only and (left_open or ended) and narrates(t.result.content, names, intent_only=not left_open):
             out.append("narrated_action")
     closed_at = rec.final_state.get("_closed_at_call")
     if isinstance(closed_at, int):

@@ -64,8 +64,10 @@ _ENTRIES = [
     ("policy_violation", "silent",
      "A mutation the policy forbids happened (an email sent, a protected device changed); the tool executed it."),
     ("narrated_action", "silent",
-     "A text-only reply that names a tool or claims the closing action ('marked the card as done') while the "
-     "task was still open: the action was narrated instead of called."),
+     "The action was narrated instead of called: a text-only reply that names a tool or claims the closing "
+     "action ('marked the card as done') while the task was still open, or a reply that ended the dispatch "
+     "announcing a call ('I will call the `calendar_update` function') or writing one in a syntax no parser "
+     "takes (`<draft_create to=...>`, `light_set(room=...)`)."),
     ("malformed_args", "error_line",
      "Arguments missing a required field, of the wrong type, or not parseable as a JSON object."),
     ("unknown_tool", "error_line", "A call to a tool name that was not offered (hallucinated tool)."),
