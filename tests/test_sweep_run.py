@@ -19,6 +19,7 @@ def test_one_at_a_time_keeps_rejects_and_logs_crashes(tmp_path):
     ex = {e["label"]: e for e in data["experiments"]}
     assert [e["status"] for e in data["experiments"]] == ["baseline", "rejected", "kept", "rejected", "crashed"]
     assert ex["chunk_gap=0.02"]["reason"].startswith("no gain")
+    assert ex["chunk_gap=0.02"]["discipline"] is None and ex["chunk_gap=0.02"]["extra"]["discipline_skipped"]
     assert ex["chunk_gap=0.002"]["milestone"] and ex["chunk_gap=0.002"]["tps"] > 2 * ex["baseline"]["tps"]
     broken = ex["broken=true"]
     assert broken["discipline"]["k"] == 0 and "worse beyond trial noise" in broken["reason"]

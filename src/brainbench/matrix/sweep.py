@@ -134,35 +134,47 @@ class Sweep:
 
     # -- running one experiment ----------------------------------------------------------------------
 
-    def _measure(self, profile: Profile, changes: dict[str, str]) -> Experiment:
+    def _measure(self, profile: Profile, changes: dict[str, str],
+                 slower: Callable[[Experiment], str | None] | None = None) -> Experiment:
+        """Speed first; the discipline leg only when `slower` finds no reason to stop there (seed 004's loop:
+        a config that is not faster is rejected without paying for its quality run)."""
         ident = profile.identity()
         d = self.out_dir / "experiments" / ident
         exp = Experiment(index=len(self.experiments), label=_label(changes), changes=dict(changes), identity=ident,
                          dir=str(d.relative_to(self.out_dir)))
+        self.experiments.append(exp)
+        self.by_identity[ident] = exp
         self.log(f"experiment {exp.index}: {exp.label}")
         t0 = time.monotonic()
         d.mkdir(parents=True, exist_ok=True)
         (d / "profile.json").write_text(json.dumps({**profile.model_dump(mode="json"), "source": profile.source}, indent=2))
-        rec = ProfileRun(profile, d, self.log, self.progress).run()
-        exp.wall_s = round(time.monotonic() - t0, 1)
         try:
             exp.command_line = ServerHandle(profile, d / "server.log").command_line(port=profile.server.port or 8080)
-        except Exception as e:  # a command line that cannot be built is itself a crash reason
+        except Exception as e:  # noqa: BLE001 - shown in the log; the start itself will say what is wrong
             exp.command_line = f"(cannot build: {e})"
-        legs = rec.get("legs", {})
-        speed, disc = legs.get("speed", {}), legs.get("discipline", {})
-        if rec["status"] == "failed":
-            exp.status, exp.reason = "crashed", rec.get("reason") or "server failed"
-        elif speed.get("status") != "done" or disc.get("status") not in ("done",):
-            bad = speed if speed.get("status") != "done" else disc
-            exp.status, exp.reason = "crashed", f"{bad.get('status')}: {bad.get('reason') or ''}".strip()
+        rec = ProfileRun(profile.model_copy(update={"legs": profile.legs[:1]}), d, self.log, self.progress).run()
+        speed = rec.get("legs", {}).get("speed", {})
+        exp.wall_s = round(time.monotonic() - t0, 1)
+        if rec["status"] == "failed" or speed.get("status") != "done":
+            exp.status = "crashed"
+            exp.reason = rec.get("reason") or f"{speed.get('status')}: {speed.get('reason') or ''}".strip()
+            return exp
         sr = speed.get("result") or {}
         exp.tps, exp.tps_cv, exp.ttft_ms = sr.get("decode_tps_median"), sr.get("decode_tps_cv"), sr.get("ttft_ms_median")
         if sr.get("errors"):
             exp.extra["speed_errors"] = sr["errors"]
+        why = slower(exp) if slower else None
+        if why:
+            exp.status, exp.reason = "rejected", why
+            exp.extra["discipline_skipped"] = "not faster: the discipline leg was not run"
+            return exp
+        rec = ProfileRun(profile, d, self.log, self.progress).run()
+        disc = rec.get("legs", {}).get("discipline", {})
+        exp.wall_s = round(time.monotonic() - t0, 1)
+        if rec["status"] == "failed" or disc.get("status") != "done":
+            exp.status = "crashed"
+            exp.reason = rec.get("reason") or f"{disc.get('status')}: {disc.get('reason') or ''}".strip()
         exp.discipline = (disc.get("result") or {}).get("pass")
-        self.experiments.append(exp)
-        self.by_identity[ident] = exp
         return exp
 
     # -- the walk ------------------------------------------------------------------------------------
@@ -193,11 +205,21 @@ class Sweep:
                 now = self._recheck(best, best_profile, f"before-{prof.identity()}")
                 if now.get("tps"):
                     ref_tps, ref_cv = now["tps"], now["tps_cv"]
-            exp = self._measure(prof, full)
+            now = " (re-measured now)" if self.opts.paired else ""
+
+            def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv) -> str | None:
+                # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
+                margin = max(self.opts.min_gain, ref_cv or 0.0, e.tps_cv or 0.0)
+                if e.tps is None or ref_tps is None or e.tps > ref_tps * (1 + margin):
+                    return None
+                return (f"no gain: {e.tps:.2f} tok/s vs best {ref_tps:.2f}{now} "
+                        f"(needs > {ref_tps * (1 + margin):.2f}, +{100 * margin:.0f}%)")
+
+            exp = self._measure(prof, full, no_gain)
             exp.label = _label(changes)
             if self.opts.paired:
                 exp.extra["best_remeasured"] = {"label": best.label, "tps": ref_tps, "tps_cv": ref_cv}
-            if exp.status != "crashed":
+            if exp.status == "pending":
                 ok, why = discipline_gate(exp.discipline, ref)
                 if not ok:
                     exp.status, exp.reason = "rejected", why
@@ -205,19 +227,11 @@ class Sweep:
                     exp.status = "rejected"
                     exp.reason = f"{exp.extra['speed_errors']} request(s) of the speed leg failed: not a stable config"
                 else:
-                    # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
-                    margin = max(self.opts.min_gain, ref_cv or 0.0, exp.tps_cv or 0.0)
-                    now = " (re-measured now)" if self.opts.paired else ""
-                    if exp.tps is not None and ref_tps is not None and exp.tps > ref_tps * (1 + margin):
-                        gain = exp.tps / ref_tps - 1
-                        exp.status, exp.milestone = "kept", True
-                        exp.reason = (f"{exp.tps:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps:.2f} ({best.label}{now}); "
-                                      f"discipline {_pct(exp.discipline)}")
-                        best, best_profile, best_changes = exp, prof, full
-                    else:
-                        exp.status = "rejected"
-                        exp.reason = (f"no gain: {exp.tps or 0:.2f} tok/s vs best {ref_tps or 0:.2f}{now} "
-                                      f"(needs > {(ref_tps or 0) * (1 + margin):.2f}, +{100 * margin:.0f}%)")
+                    gain = exp.tps / ref_tps - 1 if exp.tps and ref_tps else 0.0
+                    exp.status, exp.milestone = "kept", True
+                    exp.reason = (f"{exp.tps or 0:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps or 0:.2f} ({best.label}{now}); "
+                                  f"discipline {_pct(exp.discipline)}")
+                    best, best_profile, best_changes = exp, prof, full
             exp.best_tps_after = best.tps
             self.log(f"  -> {exp.status}: {exp.reason}")
             self._write()

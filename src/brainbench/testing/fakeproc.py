@@ -28,7 +28,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--words", type=int, default=12, help="Words per reply (the decoded tokens).")
     ap.add_argument("--chunk-gap", type=float, default=0.002, help="Seconds between streamed chunks (sets tok/s).")
     ap.add_argument("--slowdown", type=float, default=0.0, help="Chunk gap grows by this fraction per request served.")
-    ap.add_argument("--broken", nargs="?", const="true", default="false", help="Answer garbage (fails every check), however fast.")
+    ap.add_argument("--broken", nargs="?", const="true", default="false", help="Answer garbage (fails every check), twice as fast: seed 004's faster-but-broken config.")
     ap.add_argument("--health-delay", type=float, default=0.0, help="/health says 503 Loading model this long.")
     ap.add_argument("--never-healthy", action="store_true")
     ap.add_argument("--exit-at-start", type=int, default=None, help="Exit at once with this code.")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and max_tokens < len(words):
             text = " ".join(words[:max_tokens])
-        gap = a.chunk_gap * (1 + a.slowdown * n)
+        gap = a.chunk_gap * (1 + a.slowdown * n) / (2 if broken else 1)
         n_words = len(text.split())
         prompt = 5 + sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
         return Reply(content=text, chunk_gap=gap,
