@@ -182,3 +182,13 @@ def test_summary_metrics():
 def test_everyday_tool_names_are_not_narration():
     assert not narrates("I read the brief and will answer now.", ["read", "bash"])
     assert narrates("Next I run update_stage_status.", ["read", "bash", "update_stage_status"])
+
+
+def test_bash_description_names_no_unpublished_script(tmp_path):
+    """A tool description's example is copied verbatim by small models: it must never name a script the
+    scenario does not publish (an example naming db_query.py produced 30 script_not_allowed in a real run)."""
+    env = get_env("shell")({"scripts": {"fetch_context": {}}}, tmp_path)
+    text = str(env.tool_specs(["bash", "read"]))
+    assert "fetch_context.py" in text
+    for other in ("db_query", "embedding_search", "context_cache", "inventory", "ralf_spawn"):
+        assert other not in text

@@ -283,7 +283,7 @@ class ShellEnv(AgenticEnv):
         """Run one allow-listed command: `uv run scripts/<name>.py [flags]`. No pipes, chains or other binaries.
 
         Args:
-            command: The command line, e.g. `uv run scripts/db_query.py --sql "SELECT 1"`.
+            command: One command line from the allowed forms listed below, with your values filled in.
         """
         name, flags, positionals = classify(command, self.scripts)
         spec = self.scripts[name]
