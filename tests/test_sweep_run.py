@@ -32,7 +32,7 @@ def test_one_at_a_time_keeps_rejects_and_logs_crashes(tmp_path):
     root = ET.fromstring(svg)  # well-formed, self-contained
     assert root.tag.endswith("svg") and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
     md = (tmp_path / "sw" / "sweep.md").read_text()
-    assert "| 3 | broken=true | rejected |" in md and "```sh" in md
+    assert "| 3 | broken=true | chunk_gap=0.002, broken=true | rejected |" in md and "```sh" in md
     saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert saved["best"]["label"] == "chunk_gap=0.002"
 
@@ -89,6 +89,6 @@ def test_paired_mode_compares_with_the_best_measured_just_before(tmp_path):
     opts = SweepOptions(params=[("chunk_gap", ["0.002", "0.02"])], paired=True)
     data = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
     kept, slower = data["experiments"][1], data["experiments"][2]
-    assert kept["status"] == "kept" and "(re-measured now)" in kept["reason"]
+    assert kept["status"] == "kept" and "re-measured just before" in kept["reason"]
     assert kept["extra"]["best_remeasured"]["label"] == "baseline"
     assert slower["status"] == "rejected" and slower["extra"]["best_remeasured"]["label"] == "chunk_gap=0.002"

@@ -62,6 +62,12 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
         else:
             out.append(f'<text x="{cx:.1f}" y="{top + plot_h - 6:.1f}" text-anchor="middle" fill="{color}" font-size="14">'
                        f'✗<title>{tip}</title></text>')
+        rm = (e.get("extra") or {}).get("best_remeasured") or {}
+        if rm.get("tps"):  # paired mode: what the candidate was actually compared with
+            yy = y(rm["tps"])
+            out.append(f'<line x1="{cx - bar_w / 2 - 5:.1f}" y1="{yy:.1f}" x2="{cx + bar_w / 2 + 5:.1f}" y2="{yy:.1f}" '
+                       f'stroke="#222" stroke-width="2" stroke-dasharray="3,2"><title>best ({escape(str(rm.get("label")))}) '
+                       f're-measured just before: {rm["tps"]:.2f} tok/s</title></line>')
         if kind == "discipline":
             out.append(f'<text x="{cx:.1f}" y="{top + plot_h - 6:.1f}" text-anchor="middle" fill="#ffffff" font-weight="bold">✗</text>')
         if e.get("best_tps_after"):
@@ -86,9 +92,13 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
                       ("discipline", "rejected: discipline"), ("crashed", "crashed")):
         out.append(f'<rect x="{lx}" y="32" width="10" height="10" fill="{COLORS[key]}"/>')
         out.append(f'<text x="{lx + 14}" y="41">{text}</text>')
-        lx += 24 + 7 * len(text)
+        lx += 24 + 6 * len(text)
     out.append(f'<line x1="{lx}" y1="37" x2="{lx + 18}" y2="37" stroke="#f28e2b" stroke-width="2"/>')
     out.append(f'<text x="{lx + 22}" y="41">best so far</text>')
+    if any(((e.get("extra") or {}).get("best_remeasured") or {}).get("tps") for e in exps):
+        lx += 100
+        out.append(f'<line x1="{lx}" y1="37" x2="{lx + 18}" y2="37" stroke="#222" stroke-width="2" stroke-dasharray="3,2"/>')
+        out.append(f'<text x="{lx + 22}" y="41">best re-measured just before</text>')
     out.append(f'<text x="{left - 6}" y="{top + plot_h + 13}" text-anchor="end" fill="#555" font-size="10">pass</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

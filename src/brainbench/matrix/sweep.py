@@ -205,14 +205,14 @@ class Sweep:
                 now = self._recheck(best, best_profile, f"before-{prof.identity()}")
                 if now.get("tps"):
                     ref_tps, ref_cv = now["tps"], now["tps_cv"]
-            now = " (re-measured now)" if self.opts.paired else ""
+            now = ", re-measured just before" if self.opts.paired else ""
 
             def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv) -> str | None:
                 # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
                 margin = max(self.opts.min_gain, ref_cv or 0.0, e.tps_cv or 0.0)
                 if e.tps is None or ref_tps is None or e.tps > ref_tps * (1 + margin):
                     return None
-                return (f"no gain: {e.tps:.2f} tok/s vs best {ref_tps:.2f}{now} "
+                return (f"no gain: {e.tps:.2f} tok/s vs best {ref_tps:.2f} ({best.label}{now}) "
                         f"(needs > {ref_tps * (1 + margin):.2f}, +{100 * margin:.0f}%)")
 
             exp = self._measure(prof, full, no_gain)
@@ -290,11 +290,13 @@ class Sweep:
 
 
 def sweep_markdown(data: dict[str, Any]) -> str:
-    rows = ["| # | config | status | decode tok/s (CV) | discipline pass [95% CI] | reason |", "|---|---|---|---|---|---|"]
+    rows = ["| # | step | config (vs the profile) | status | decode tok/s (CV) | discipline pass [95% CI] | reason |",
+            "|---|---|---|---|---|---|---|"]
     for e in data["experiments"]:
         tps = "–" if e["tps"] is None else f"{e['tps']:.2f}" + (f" ({100 * e['tps_cv']:.0f}%)" if e["tps_cv"] is not None else "")
         st = e["status"] + (" ★" if e["milestone"] and e["status"] == "kept" else "")
-        rows.append(f"| {e['index']} | {e['label']} | {st} | {tps} | {_pct(e['discipline'])} | {e['reason'].replace('|', '/')} |")
+        rows.append(f"| {e['index']} | {e['label']} | {_label(e['changes'])} | {st} | {tps} | {_pct(e['discipline'])} | "
+                    f"{e['reason'].replace('|', '/')} |")
     out = [f"Sweep of `{data['profile']}` ({data['mode']}; params: "
            + "; ".join(f"{p['name']}={','.join(p['values'])}" for p in data["params"]) + ")", "", *rows, ""]
     b = data.get("best")
