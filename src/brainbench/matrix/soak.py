@@ -21,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import httpx
+
 from ..client import ChatClient
 from ..client.errors import BrainbenchError, InfraError
 from ..perf.measure import sample_from_result
@@ -47,6 +49,16 @@ class _Shared:
     restarts: int = 0
     dead: bool = False
     life: int = 0
+
+
+def _client(endpoint: Any, timeout: float) -> ChatClient:
+    """A client that opens a fresh connection per request: a keep-alive connection the server closed while
+    idle would otherwise fail the next request ("disconnected without sending a response") and be counted
+    as a reset; with no pooled connection, every reset counted is a real one."""
+    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
+                             limits=httpx.Limits(max_keepalive_connections=0))
+    return ChatClient(endpoint, timeout=timeout, retries=2, backoff=0.5, http=http)
 
 
 def _median(xs: list[float | None]) -> float | None:
@@ -127,7 +139,7 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
     deadline = t_start + leg.duration_s
     mem: list[dict[str, Any]] = []
     sessions: list[dict[str, Any]] = []
-    shared = _Shared(client=ChatClient(server.endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5), up=asyncio.Event())
+    shared = _Shared(client=_client(server.endpoint, leg.timeout_s), up=asyncio.Event())
     shared.up.set()
     clients = [shared.client]
     sem = asyncio.Semaphore(leg.concurrency)
@@ -158,7 +170,7 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
                         shared.up.set()
                         return
                     # turns still in flight keep the old client; every client is closed at the end
-                    shared.client = ChatClient(server.endpoint, timeout=leg.timeout_s, retries=2, backoff=0.5)
+                    shared.client = _client(server.endpoint, leg.timeout_s)
                     clients.append(shared.client)
                     shared.life += 1
                     log(f"server restarted ({shared.restarts}/{leg.max_restarts})")
