@@ -117,7 +117,7 @@ async def main_async(a: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     print(f"\nllama-server gap = median over requests of (brainbench − server) ÷ server for the same request "
-          f"(decode: +{(dec_x.get('expected_gap') or 0) * 100:.1f}% expected from the definitions, see docs/speed.md); "
+          f"(decode: +{(dec_x.get('expected_gap') or 0) * 100:.1f}% expected from the definitions, see the README's speed section); "
           f"token counts matched on {len(dec_all) - dec_x.get('token_count_mismatches', 0)}/{len(dec_all)} decode and "
           f"{len(pre_all) - pre_x.get('token_count_mismatches', 0)}/{len(pre_all)} prefill requests; "
           f"fixed length: {probe['fixed_length']}")

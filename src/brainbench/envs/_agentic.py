@@ -4,7 +4,7 @@
   order the harness dispatched them) closed the task, so scoring can count calls made after it.
 - The repeated-failure guard, as hermes-agent does it: the 2nd identical failing call (same tool, same
   arguments) gets a loop warning appended to its error; from the 5th identical failure on, the call is
-  refused without running. Thresholds: `REPEAT_WARN`, `REPEAT_BLOCK` (docs/agentic.md).
+  refused without running. Thresholds: `REPEAT_WARN`, `REPEAT_BLOCK` (README, "Failure taxonomy").
 - A workspace: files from the scenario state written under the per-attempt workdir (never the host's
   paths), and read back for scoring.
 """

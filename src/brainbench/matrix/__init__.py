@@ -1,4 +1,4 @@
-"""Matrix runs, soak tests and config sweeps over server profiles (see docs/matrix.md).
+"""Matrix runs, soak tests and config sweeps over server profiles (README, "Profiles, matrix runs, soak tests and config sweeps").
 
 - `run.run_matrix`: every profile's server in turn, its legs, one matrix directory, resumable;
 - `engine.ProfileRun`: one profile into one run directory (start, health, warm-up, legs, stop);

@@ -1,6 +1,6 @@
 """Speed: decode and prefill, latency percentiles, concurrency sweeps, agent turns, energy, server cross-checks.
 
-Definitions of every figure live in `definitions.py` (and docs/speed.md). Heavy or optional imports
+Definitions of every figure live in `definitions.py` (and the README's speed section). Heavy or optional imports
 (NVML) happen inside functions, so importing this package is cheap.
 """
 

@@ -1,6 +1,6 @@
 """One line per figure `brainbench speed` reports, and how each maps to vLLM, GuideLLM and llama-bench.
 
-`docs/speed.md` is generated from (and tested against) this module, so the code and the docs cannot drift.
+The README's speed definitions are generated from (and tested against) this module, so the code and the docs cannot drift.
 Times are taken on the client's monotonic clock; token counts come from the server's `usage`, never from
 counting chunks. A *token-bearing chunk* is a streamed chunk whose delta carries content, reasoning or a
 tool-call fragment; role-only and empty chunks are not token-bearing and never start the TTFT clock.

@@ -71,7 +71,7 @@ def iceberg(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Summary of scored attempts (see docs/agentic.md for every formula).
+    """Summary of scored attempts (README, "Metrics", has every formula).
 
     Each row: pack, scenario, passed, clean, failures, tool_calls, tool_errors and, where scoring recorded
     them, strict_passed, in_text_calls, obligation, first_dispatch_open, denied, recovered.
