@@ -156,7 +156,29 @@ class SeriesTime:
 
 
 @dataclass
-class Partial:
+class Tally:
+    """Counters a task collects and the merge sums: one definition for both sides."""
+
+    stats_lines: int = 0
+    corrupt_lines: int = 0
+    skipped_engine: int = 0
+    unlabelled: int = 0
+    no_timestamp: int = 0
+    completions: int = 0
+    http_status: Counter = field(default_factory=Counter)
+    spec: SpecAcc = field(default_factory=SpecAcc)
+    capacity: list = field(default_factory=list)
+
+    def add(self, other: "Tally") -> None:
+        for name in ("stats_lines", "corrupt_lines", "skipped_engine", "unlabelled", "no_timestamp", "completions"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.http_status.update(other.http_status)
+        self.spec.merge(other.spec)
+        self.capacity.extend(other.capacity)
+
+
+@dataclass
+class Partial(Tally):
     """What one task (a byte range of one file) contributes; merged in task order."""
 
     index: int = 0
@@ -170,15 +192,6 @@ class Partial:
     head_reset: bool = False
     """The task's first window was dropped (unlabelled): carried completions are dropped with it."""
     series: dict = field(default_factory=dict)
-    stats_lines: int = 0
-    corrupt_lines: int = 0
-    skipped_engine: int = 0
-    unlabelled: int = 0
-    no_timestamp: int = 0
-    completions: int = 0
-    http_status: Counter = field(default_factory=Counter)
-    spec: SpecAcc = field(default_factory=SpecAcc)
-    capacity: list = field(default_factory=list)
     truncated: str | None = None
 
 
@@ -493,21 +506,12 @@ def scan_files(paths: list[Path], opts: Options, workers: int | None = None, *,
 
 
 @dataclass
-class Merged:
+class Merged(Tally):
     buckets: dict = field(default_factory=dict)
     series: dict = field(default_factory=dict)
     deltas: dict = field(default_factory=dict)
     """series id -> Counter of whole-second gaps between its consecutive stats lines."""
-    stats_lines: int = 0
-    corrupt_lines: int = 0
-    skipped_engine: int = 0
-    unlabelled: int = 0
-    no_timestamp: int = 0
-    completions: int = 0
     unattributed: int = 0
-    http_status: Counter = field(default_factory=Counter)
-    spec: SpecAcc = field(default_factory=SpecAcc)
-    capacity: list = field(default_factory=list)
     bytes: int = 0
     truncated: list = field(default_factory=list)
     span: float = 0.0
@@ -551,15 +555,7 @@ def merge(partials: list[Partial]) -> Merged:
             last_t[sid] = l
             d.update(s.deltas)
             prev_end = l if prev_end is None else max(prev_end, l)
-        out.stats_lines += p.stats_lines
-        out.corrupt_lines += p.corrupt_lines
-        out.skipped_engine += p.skipped_engine
-        out.unlabelled += p.unlabelled
-        out.no_timestamp += p.no_timestamp
-        out.completions += p.completions
-        out.http_status.update(p.http_status)
-        out.spec.merge(p.spec)
-        out.capacity.extend(p.capacity)
+        out.add(p)
         if p.truncated:
             out.truncated.append(p.truncated)
     out.unattributed = carry
