@@ -30,6 +30,13 @@ def test_healthy_soak_passes_and_stores_every_session(tmp_path):
     assert s["memory"]["rss"]["first_mb"] > 5  # the fake server's own RSS was watched
 
 
+def test_a_connection_the_server_closed_while_idle_is_not_a_crash(tmp_path):
+    # the server drops every reused keep-alive connection unanswered; a pooled client would count each as a reset
+    rec, s, _ = soak(tmp_path, ("--drop-reused", "--chunk-gap", "0.01"), min_retention=0.5)
+    assert s["crashes"]["total"] == 0 and s["passed"], (s["crashes"], s["reasons"])
+    assert s["sessions_complete"] == 4 and s["turns"] == 8
+
+
 def test_silent_empty_turns_fail_the_soak(tmp_path):
     _, s, _ = soak(tmp_path, ("--empty-every", "3", "--empty-delay", "0.25"))
     assert s["silent_empty"] >= 2

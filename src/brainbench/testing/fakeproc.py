@@ -37,6 +37,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--empty-every", type=int, default=0, help="Every Nth reply is HTTP 200 with nothing decoded.")
     ap.add_argument("--empty-delay", type=float, default=1.0)
     ap.add_argument("--loading-first", type=int, default=0, help="The first N chat requests get 503 Loading model.")
+    ap.add_argument("--drop-reused", action="store_true", help="Close a kept-alive connection, unanswered, when a "
+                    "second request arrives on it (a server that timed out an idle connection as the client reused it).")
     args, unknown = ap.parse_known_args(argv)
     if unknown:  # llama-server flags (-m, --jinja, -ub, --chat-template-file, ...): accepted, shown, ignored
         print(f"fakeproc: ignoring {' '.join(unknown)}", flush=True)
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
             super().do_GET()
 
         def do_POST(self) -> None:  # noqa: N802
+            self.served = getattr(self, "served", 0) + 1
+            if a.drop_reused and self.served > 1:
+                self.close_connection = True
+                return
             with st.lock:
                 st.requests += 1
                 n = st.requests
