@@ -75,6 +75,17 @@ def test_llama_server_timings_per_request_and_flag():
     assert dec["token_count_mismatches"] == 1
 
 
+def test_ttft_outside_the_server_is_client_ttft_minus_prompt_ms():
+    # 52.6 ms TTFT against 24.2 ms of server prompt time (an H100 prefill of 509 tokens): 28.4 ms elsewhere
+    s = [sample(ttft=t, e2e=1.0, n=10, server={"predicted_n": 10, "predicted_ms": 900.0, "predicted_per_second": 11.1,
+                                                "prompt_n": 509, "prompt_ms": 24.2, "prompt_per_second": 21033.0})
+         for t in (0.0526, 0.0530, 0.0700)]
+    pre = summarize_requests(s, "prefill")
+    assert pre["ttft_outside_server_ms_median"] == pytest.approx(28.8, abs=0.01)
+    assert per_request(s)[0]["ttft_outside_server_ms"] == pytest.approx(28.4, abs=0.01)
+    assert "ttft_outside_server_ms_median" not in summarize_requests(s, "decode")
+
+
 def test_ollama_eval_counts():
     s = [sample(ttft=0.1, e2e=1.1, n=101, server={"eval_count": 101, "eval_duration": 1_000_000_000,
                                                   "prompt_eval_count": 10, "prompt_eval_duration": 1_000_000})]

@@ -41,6 +41,14 @@ def server_kind(samples: Iterable[Sample]) -> str | None:
     return None
 
 
+def _outside_ms(ttft_s: float | None, prompt_ms: float | None) -> float | None:
+    """Client TTFT minus the server's own prompt time: HTTP, queueing, templating, tokenising and the first
+    decode step. On a GPU it can be as large as the prefill itself, which is why client prefill tok/s reads low."""
+    if ttft_s is None or not isinstance(prompt_ms, (int, float)):
+        return None
+    return _r(ttft_s * 1000 - prompt_ms, 2)
+
+
 def per_request(samples: Iterable[Sample]) -> list[dict[str, Any]]:
     """Client vs server, request by request, for servers that time each request (llama-server, Ollama)."""
     rows = []
@@ -60,6 +68,7 @@ def per_request(samples: Iterable[Sample]) -> list[dict[str, Any]]:
                 "completion_tokens": s.completion_tokens, "server_predicted_n": t.get("predicted_n"),
                 "new_prompt_tokens": s.new_prompt_tokens, "server_prompt_n": t.get("prompt_n"),
                 "server_cache_n": t.get("cache_n"),
+                "ttft_outside_server_ms": _outside_ms(s.ttft_s, t.get("prompt_ms")),
             })
         elif "eval_duration" in t:  # Ollama, durations in ns
             ev_n, ev_d = t.get("eval_count"), t.get("eval_duration")
@@ -107,6 +116,9 @@ def summarize_requests(samples: list[Sample], what: str = "decode") -> dict[str,
         mism = [r for r in rows if what == "decode" and r["server_predicted_n"] != r["completion_tokens"]
                 or what == "prefill" and r["server_prompt_n"] != r["new_prompt_tokens"]]
         out["token_count_mismatches"] = len(mism)
+        if what == "prefill":
+            outside = [r["ttft_outside_server_ms"] for r in rows if r.get("ttft_outside_server_ms") is not None]
+            out["ttft_outside_server_ms_median"] = _r(percentile(outside, 50), 2) if outside else None
     if rows[0]["server"] == "ollama" and what == "prefill":
         out["note"] = "Ollama's prompt eval rate is inflated by prompt-cache hits"
     return out

@@ -52,14 +52,15 @@ def decode_table(d: dict[str, Any]) -> Table:
 
 def prefill_table(p: dict[str, Any]) -> Table:
     t = Table(title="prefill (cache-busted vs cache-warm)", title_justify="left")
-    for c in ("prompt tokens", "cold TTFT ms", "cold prefill tok/s", "server tok/s", "gap", "warm TTFT ms",
-              "warm cached", "speed-up"):
+    for c in ("prompt tokens", "cold TTFT ms", "cold prefill tok/s", "server tok/s", "gap", "TTFT outside server ms",
+              "warm TTFT ms", "warm cached", "speed-up"):
         t.add_column(c, justify="right")
     for r in p["lengths"]:
         xc = r["cold"].get("cross_check") or {}
         t.add_row(fmt(r["prompt_tokens"], 0), fmt(r["cold"]["ttft_ms"]["median"]),
                   fmt(r["cold"]["prefill_tps"]["median"]), fmt(xc.get("server_tps_median")),
                   pct(xc.get("gap_median")) + (" !" if xc.get("flagged") else ""),
+                  fmt(xc.get("ttft_outside_server_ms_median"), 1),
                   fmt(r["warm"]["ttft_ms"]["median"]), fmt(r["warm"]["cached_tokens_median"], 0),
                   NA if r["ttft_speedup_warm"] is None else f"x{r['ttft_speedup_warm']:.1f}")
     return t
