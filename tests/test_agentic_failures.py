@@ -356,6 +356,22 @@ async def test_persistent_infra_fault_is_not_scored(fake, tmp_path):
     assert row["infra_events"] == 2
 
 
+async def test_a_call_the_server_cannot_parse_is_malformed_not_infra(fake, tmp_path):
+    """llama-server answers HTTP 500 when the model's tool call is broken JSON: a model failure, scored."""
+    broken = Reply.http_error(500, "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] "
+                                   "parse error at line 1, column 3: syntax error while parsing object key")
+
+    def brain(messages):
+        if not any(m["role"] in ("tool", "assistant") or "could not be parsed" in str(m["content"]) for m in messages):
+            return broken
+        done = sum(m["role"] == "tool" for m in messages)
+        return [write_ready(), complete(), Reply.text("ok")][min(done, 2)]
+
+    row = await run_one(fake, tmp_path, "kanban", "k-write-status", brain)
+    assert row["status"] == "completed" and row["scored"] and row["infra_events"] == 0
+    assert row["failures"] == ["malformed_args"] and row["passed"] and row["tool_errors"] == 1
+
+
 async def test_json_lines_are_all_recovered(fake, tmp_path):
     lines = ('{"name": "write_file", "arguments": {"path": "status.txt", "content": "READY"}}\n'
              '{"name": "kanban_complete", "arguments": {"task_id": "t_b2d4e6f8", "summary": "READY written"}}\n'

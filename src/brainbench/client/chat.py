@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .errors import EndpointError, InfraError
+from .errors import EndpointError, InfraError, ServerRejectedOutput
 from .parse import make_call, split_think
 from .types import ChatResult, InfraEvent, Timing, Usage
 
@@ -74,7 +74,11 @@ class ChatClient:
         self.backoff = backoff
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0), headers=headers, limits=httpx.Limits(max_connections=512)
+            timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
+            # drop idle connections well before servers do (llama-server's cpp-httplib: 5 s, httpx's default
+            # is also 5 s): reusing one the server is closing fails the request ("disconnected without sending
+            # a response"), which would be retried and logged as a reset although the server did nothing wrong
+            limits=httpx.Limits(max_connections=512, keepalive_expiry=2.0),
         )
 
     async def __aenter__(self) -> "ChatClient":
@@ -167,6 +171,8 @@ class ChatClient:
         await resp.aread()
         text = _error_text(resp)
         code = resp.status_code
+        if code == 500 and "failed to parse tool call" in text.lower():
+            raise ServerRejectedOutput(f"HTTP {code}: {text}")
         if code == 503 and "loading" in text.lower():
             raise _Retry("loading_model", f"503 Loading model: {text}")
         if code >= 500 or code == 429:

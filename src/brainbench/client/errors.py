@@ -23,3 +23,9 @@ class EndpointError(BrainbenchError):
     def __init__(self, message: str, events: list[InfraEvent] | None = None):
         super().__init__(message)
         self.events = events or []
+
+
+class ServerRejectedOutput(BrainbenchError):
+    """The server could not parse the model's own output (llama-server answers HTTP 500 "Failed to parse tool
+    call arguments as JSON" when the model writes a broken call). A model failure, not infrastructure: retrying
+    would re-sample and hide it, so the attempt records it as `malformed_args` and goes on."""

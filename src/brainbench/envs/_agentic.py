@@ -82,6 +82,9 @@ class AgenticEnv(Environment):
     def final_state(self) -> dict[str, Any]:
         return {**self.state, "_calls": self._ncalls, "_closed_at_call": self._closed_at}
 
+    def note_unparsed_call(self) -> None:
+        self._ncalls += 1
+
     # -- the dispatcher's view of a call ------------------------------------------------------------
 
     async def call(self, name: str, arguments: dict[str, Any] | None, offered: list[str] | None = None,

@@ -150,6 +150,9 @@ class Environment:
         names = self.tool_names() if offered is None else offered
         return [self._specs[n].openai() for n in names if n in self._specs]
 
+    def note_unparsed_call(self) -> None:
+        """A call the server refused to parse never reaches `call`; environments that number calls count it."""
+
     async def call(self, name: str, arguments: dict[str, Any] | None, offered: list[str] | None = None,
                    parse_error: str | None = None) -> ToolOutcome:
         """Run one tool call; model mistakes come back as a classified, model-visible error."""

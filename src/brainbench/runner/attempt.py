@@ -22,7 +22,8 @@ from typing import Any
 
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
-from ..client.types import ChatResult, ToolCall
+from ..client.errors import ServerRejectedOutput
+from ..client.types import ChatResult, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
 from .records import AttemptRecord, Dispatch, ToolResult, Turn
@@ -63,6 +64,26 @@ def recover_more_text_calls(content: str, offered: list[str] | None = None) -> l
         return []
     return [ToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=m.group(1), arguments_raw="{}", arguments=None,
                      parse_error="the tool call written as text is not valid JSON", in_text=True, raw_text=content)]
+
+
+REJECTED_CALL = "(unparsed call)"
+
+
+def _rejected_turn(record: AttemptRecord, messages: list[dict[str, Any]], d: int, detail: str) -> Turn:
+    """The server refused the model's reply because it could not parse its tool call: the model made a
+    malformed call we never saw. Record it as one `malformed_args` call and tell the model, as a tool error
+    would, so the attempt goes on (a retry would re-sample and hide the failure)."""
+    call = ToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=REJECTED_CALL, arguments=None,
+                    parse_error=f"the server could not parse this tool call ({detail})")
+    result = ChatResult(tool_calls=[call], finish_reason="server_rejected", timing=Timing(sent=time.perf_counter()))
+    turn = Turn(index=len(record.turns), dispatch=d, messages_before=len(messages), result=result)
+    error = "Your last tool call could not be parsed: its arguments were not valid JSON. Call the tool again " \
+            "with a JSON object as its arguments."
+    turn.tool_results = [ToolResult(call_id=call.id, name=call.name, ok=False, output=json.dumps({"error": error}),
+                                    error_kind="malformed_args")]
+    messages.append({"role": "user", "content": error})
+    record.turns.append(turn)
+    return turn
 
 
 def _opening(scenario: Scenario, reminder: str | None) -> list[dict[str, Any]]:
@@ -143,7 +164,11 @@ class AttemptRunner:
         return Dispatch(index=d, end_reason="turn_budget", open_obligation=env.open_obligation(), messages=messages)
 
     async def _turn(self, scenario, env, record, messages, tools, d) -> Turn:
-        result = await self.client.chat(messages, tools=tools or None, **scenario.params)
+        try:
+            result = await self.client.chat(messages, tools=tools or None, **scenario.params)
+        except ServerRejectedOutput as e:
+            env.note_unparsed_call()
+            return _rejected_turn(record, messages, d, str(e))
         result.request = {k: v for k, v in result.request.items() if k != "messages"}  # messages_before says which
         record.infra_events += result.events
         if not result.tool_calls and tools:
