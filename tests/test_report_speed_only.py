@@ -241,3 +241,26 @@ def test_a_run_with_nothing_in_it_still_fails(tmp_path):
         pass
     with pytest.raises(ReportError, match="nothing to report"):
         write_report([tmp_path / "empty"], md=tmp_path / "x.md")
+
+
+def test_energy_by_gpu_shows_each_card_and_the_group(tmp_path):
+    """A model split across two GPUs: each card's draw and joules, then the group's total and J/token."""
+    split = {"measured": True, "seconds": 10.0, "joules": 5000.0, "avg_watts": 500.0, "joules_per_token": 0.5,
+             "devices": [{"index": 0, "name": "NVIDIA H200", "joules": 3000.0, "avg_watts": 300.0, "peak_watts": 410.0},
+                         {"index": 1, "name": "NVIDIA H200", "joules": 2000.0, "avg_watts": 200.0, "peak_watts": 260.0}]}
+    run = tmp_path / "split"
+    with RunStore(run, create=True) as store:
+        store.put_result("speed", "summary", MODEL, {**SUMMARY, "energy": {"measured": True, "gpus": [GPU, {**GPU, "index": 1}]}})
+        store.put_result("speed", "decode", MODEL, {**DECODE, "energy": split, "requests": []})
+        store.put_result("speed", "sweep", MODEL, {"levels": [{**LEVELS[0], "energy": split}], "requests": []})
+    report = build_report([run])
+    rows = report["entries"][0]["speed_legs"]["energy_by_gpu"]
+    assert [(r["leg"], r["gpu"], r["watts"], r["total"]) for r in rows[:3]] == [
+        ("decode", "GPU0 NVIDIA H200", 300.0, False), ("decode", "GPU1 NVIDIA H200", 200.0, False),
+        ("decode", "all 2 GPUs", 500.0, True)]
+    assert rows[2]["joules"] == 5000.0 and rows[2]["joules_per_token"] == 0.5 and rows[0]["peak_watts"] == 410.0
+    assert [r["leg"] for r in rows[3:]] == ["sweep c=1"] * 3
+    md = render_markdown(report)
+    assert "| decode | **all 2 GPUs** | 500 |" in md and "| decode | GPU1 NVIDIA H200 | 200 | 260 | 2,000 |" in md
+    html = render_html(report)
+    assert 'id="gpu-energy-table"' in html and "<b>all 2 GPUs</b>" in html

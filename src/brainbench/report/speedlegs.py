@@ -52,6 +52,22 @@ def _energy(en: Any) -> dict[str, Any] | None:
             "sample_hz": _n(en.get("sample_hz"))}
 
 
+def _gpu_rows(leg: str, en: Any) -> list[dict[str, Any]]:
+    """Per-GPU power and energy of one leg, then the group's total: with a model split across GPUs (seed
+    001) a user needs each card's draw and the group's joules per token."""
+    en = _d(en)
+    devs = [d for d in en.get("devices") or [] if isinstance(d, dict)]
+    if not en.get("measured") or not devs:
+        return []
+    rows = [{"leg": leg, "gpu": f"GPU{d.get('index')} {d.get('name') or ''}".strip(), "total": False,
+             "watts": _n(d.get("avg_watts")), "peak_watts": _n(d.get("peak_watts")), "joules": _n(d.get("joules")),
+             "joules_per_token": None} for d in devs]
+    rows.append({"leg": leg, "gpu": f"all {len(devs)} GPU{'s' if len(devs) > 1 else ''}", "total": True,
+                 "watts": _n(en.get("avg_watts")), "peak_watts": None, "joules": _n(en.get("joules")),
+                 "joules_per_token": _n(en.get("joules_per_token"))})
+    return rows
+
+
 def _decode(d: dict[str, Any]) -> dict[str, Any]:
     tps = _d(d.get("decode_tps"))
     gate = _d(d.get("gate"))
@@ -147,10 +163,12 @@ def speed_details(results: list[dict[str, Any]], model: str, single_model: bool)
         "meter": {"measured": bool(meter.get("measured")), "reason": meter.get("reason"), "gpus": gpus} if meter else None,
         "roofline": _roofline(summ.get("roofline"), gpus),
         "decode": None, "prefill": [], "agent": [], "cross_check": [], "knee": None, "knee_rule": None,
+        "energy_by_gpu": [],
     }
     dec = legs.get("decode")
     if dec:
         out["decode"] = _decode(dec["data"])
+        out["energy_by_gpu"] += _gpu_rows("decode", dec["data"].get("energy"))
         cc = _cross("decode", dec["data"].get("cross_check"))
         if cc:
             out["cross_check"].append(cc)
@@ -171,6 +189,7 @@ def speed_details(results: list[dict[str, Any]], model: str, single_model: bool)
                 cc = _cross(f"sweep c={x.get('concurrency')}", x.get("cross_check"))
                 if cc:
                     out["cross_check"].append(cc)
+                out["energy_by_gpu"] += _gpu_rows(f"sweep c={x.get('concurrency')}", x.get("energy"))
     elif summ.get("knee") is not None:
         out["knee"], out["knee_rule"] = summ.get("knee"), summ.get("knee_rule")
     ag = legs.get("agent")
