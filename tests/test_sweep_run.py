@@ -49,7 +49,7 @@ def test_sweep_resumes_from_stored_experiments_and_rechecks(tmp_path):
     third = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
     rc = third["recheck"]
     assert rc["baseline"]["label"] == "baseline" and rc["best"]["label"] == "chunk_gap=0.002"
-    assert rc["gain"] > 1.0  # 5x shorter chunk gap, measured again back to back
+    assert rc["gain"] > 1.0 and rc["confirmed"] is True  # 5x shorter chunk gap, measured again back to back
     assert [p.read_text().count("\n$ ") for p in logs] == [n + 1 for n in before]  # only the rechecks ran
     assert "Re-measured back to back" in (tmp_path / "sw" / "sweep.md").read_text()
 
@@ -92,3 +92,16 @@ def test_paired_mode_compares_with_the_best_measured_just_before(tmp_path):
     assert kept["status"] == "kept" and "re-measured just before" in kept["reason"]
     assert kept["extra"]["best_remeasured"]["label"] == "baseline"
     assert slower["status"] == "rejected" and slower["extra"]["best_remeasured"]["label"] == "chunk_gap=0.002"
+
+
+def test_recheck_verdict_catches_steps_that_were_drift():
+    from brainbench.matrix.sweep import recheck_verdict
+
+    # the quiet-machine sweep in the README: three kept steps, then back to back the best was 4.1% slower
+    v = recheck_verdict({"tps": 41.58, "tps_cv": 0.05}, {"tps": 39.87, "tps_cv": 0.07}, 0.03)
+    assert v["confirmed"] is False and "-4.1%" in v["verdict"] and "keep the baseline" in v["verdict"]
+    v = recheck_verdict({"tps": 40.0, "tps_cv": 0.05}, {"tps": 41.8, "tps_cv": 0.02}, 0.03)
+    assert v["confirmed"] is False and "+4.5%" in v["verdict"]  # a gain inside the noise is not confirmed
+    v = recheck_verdict({"tps": 0.81, "tps_cv": 0.53}, {"tps": 21.21, "tps_cv": 0.15}, 0.03)
+    assert v["confirmed"] is True
+    assert recheck_verdict({"tps": None}, {"tps": 3.0}, 0.03)["confirmed"] is None

@@ -283,4 +283,6 @@ def sweep_cmd(
     for key in ("baseline", "best"):
         if rc.get(key) and rc[key].get("tps"):
             out.print(f"recheck {key} ({rc[key]['label']}): {rc[key]['tps']:.2f} tok/s", highlight=False)
+    if rc.get("verdict"):
+        out.print(("[green]" if rc.get("confirmed") else "[yellow]") + f"recheck {rc['verdict']}[/]", highlight=False)
     console.print(f"stored: {sdir}/sweep.json, {sdir}/sweep.md, chart {sdir}/progression.svg")

@@ -242,6 +242,7 @@ class Sweep:
                 self.recheck["best"] = self._recheck(best, best_profile)
                 b, t = self.recheck["baseline"]["tps"], self.recheck["best"]["tps"]
                 self.recheck["gain"] = round(t / b - 1, 4) if b and t else None
+                self.recheck.update(recheck_verdict(self.recheck["baseline"], self.recheck["best"], self.opts.min_gain))
         return self._write()
 
     def _recheck(self, exp: Experiment, profile: Profile, tag: str | None = None) -> dict[str, Any]:
@@ -311,4 +312,23 @@ def sweep_markdown(data: dict[str, Any]) -> str:
         if rc.get("gain") is not None:
             line += f"; best vs baseline {100 * rc['gain']:+.1f}%"
         out += [line + ".", ""]
+        if rc.get("verdict"):
+            out += [f"**Recheck {rc['verdict']}.**", ""]
     return "\n".join(out)
+
+
+def recheck_verdict(baseline: dict[str, Any], best: dict[str, Any], min_gain: float) -> dict[str, Any]:
+    """Does the best still beat the baseline when both run back to back? Each kept step beat the best so far by
+    more than the noise of two measurements minutes apart; on a machine whose load drifts, several such steps can
+    add up to a "best" that is no faster at all. Same margin as a step: min_gain and the larger CV."""
+    b, t = baseline.get("tps"), best.get("tps")
+    if not b or not t:
+        return {"confirmed": None, "verdict": "not re-measured: a recheck leg failed"}
+    gain = t / b - 1
+    margin = max(min_gain, baseline.get("tps_cv") or 0.0, best.get("tps_cv") or 0.0)
+    if gain > margin:
+        return {"confirmed": True, "verdict": f"confirmed: back to back the best is {100 * gain:+.1f}% over the "
+                                              f"baseline (needs > +{100 * margin:.0f}%)"}
+    return {"confirmed": False, "verdict": f"NOT confirmed: back to back the best is {100 * gain:+.1f}% vs the baseline "
+                                           f"(needs > +{100 * margin:.0f}%); the kept steps were within drift, "
+                                           "keep the baseline"}
