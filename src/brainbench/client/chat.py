@@ -68,6 +68,7 @@ class ChatClient:
         retries: int = 3,
         backoff: float = 1.0,
         http: httpx.AsyncClient | None = None,
+        pooled: bool = True,
     ):
         self.endpoint = endpoint
         self.retries = retries
@@ -77,8 +78,10 @@ class ChatClient:
             timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
             # drop idle connections well before servers do (llama-server's cpp-httplib: 5 s, httpx's default
             # is also 5 s): reusing one the server is closing fails the request ("disconnected without sending
-            # a response"), which would be retried and logged as a reset although the server did nothing wrong
-            limits=httpx.Limits(max_connections=512, keepalive_expiry=2.0),
+            # a response"), which would be retried and logged as a reset although the server did nothing wrong.
+            # Unpooled (a fresh connection per request) for soaks, where every reset counted must be the server's.
+            limits=httpx.Limits(max_connections=512, keepalive_expiry=2.0) if pooled
+            else httpx.Limits(max_keepalive_connections=0),
         )
 
     async def __aenter__(self) -> "ChatClient":

@@ -21,8 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import httpx
-
 from ..client import ChatClient
 from ..client.errors import BrainbenchError, InfraError
 from ..perf.measure import sample_from_result
@@ -52,13 +50,9 @@ class _Shared:
 
 
 def _client(endpoint: Any, timeout: float) -> ChatClient:
-    """A client that opens a fresh connection per request: a keep-alive connection the server closed while
-    idle would otherwise fail the next request ("disconnected without sending a response") and be counted
-    as a reset; with no pooled connection, every reset counted is a real one."""
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
-                             limits=httpx.Limits(max_keepalive_connections=0))
-    return ChatClient(endpoint, timeout=timeout, retries=2, backoff=0.5, http=http)
+    """A fresh connection per request: a keep-alive connection the server closed while idle would otherwise fail
+    the next request and be counted as a reset; unpooled, every reset counted is a real one."""
+    return ChatClient(endpoint, timeout=timeout, retries=2, backoff=0.5, pooled=False)
 
 
 def _median(xs: list[float | None]) -> float | None:
