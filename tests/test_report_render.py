@@ -92,7 +92,7 @@ def test_overview_scatter_and_packs(pair):
     # the scatter: one point per brain, speed on x from the speed leg
     assert good["decode"]["value"] == 30.0 and sloppy["decode"]["value"] == 90.0
     assert html.count('<g class="pt">') == 2
-    assert 'aria-label="clean pass rate against decode tok/s (single stream)"' in html
+    assert 'aria-label="clean pass rate against decode tok/s per request"' in html
     # per-pack rates with their intervals, in both formats
     assert "100% [76–100]" in md and "100% [76–100]" in html
     assert "| smoke | brain-small | 12 |" in md

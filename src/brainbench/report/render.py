@@ -128,7 +128,7 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
             "y": c["rate"], "y_lo": c["ci95"][0], "y_hi": c["ci95"][1],
             "tip": f"{e['label']}: clean {pct(c)}, decode {speed(d)} tok/s ({d['source'] if d else 'speed not measured'})",
         })
-    out: dict[str, Any] = {"scatter": svg.scatter(pts, "decode tok/s (single stream)", "clean pass rate")}
+    out: dict[str, Any] = {"scatter": svg.scatter(pts, "decode tok/s per request", "clean pass rate")}
     for metric in ("pass", "clean", "pass_hat_k"):
         rows = []
         for p in rep["packs"] + ["ALL"]:
