@@ -22,16 +22,6 @@ timeout 420 $PY -m brainbench speed --brain brain-small --server-arg "-ngl 99" -
 "$W/bin/llama-bench" -m "$M" -ngl 99 -p 512,2048 -n 128 -r 5 -o json > "$OUT/llama-bench.json" 2>/dev/null
 $PY bench/gpu/compare.py "$OUT/speed.json" "$OUT/llama-bench.json" | tee "$OUT/compare.txt"
 $PY -m brainbench report "$OUT/run" --html "$OUT/report.html" --md "$OUT/REPORT.md" >/dev/null 2>&1 || echo "report failed"
-$PY - "$OUT/speed.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(f"{'conc':>5} {'reqs':>5} {'err':>4} {'ttft_med':>9} {'ttft_p99':>9} {'itl_med':>8} {'itl_p99':>8} {'agg tok/s':>10} {'per-req':>8} {'compl/min':>9} {'J/tok':>7}")
-for r in d["sweep"]:
-    e = (r.get("energy") or {}).get("joules_per_token")
-    print(f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} {r['ttft_ms_median']:>9.1f} {r['ttft_ms_p99']:>9.1f} "
-          f"{r['itl_ms_median']:>8.2f} {r['itl_ms_p99']:>8.2f} {r['gen_tps_aggregate']:>10.1f} {r['gen_tps_per_request']:>8.1f} "
-          f"{r['completions_per_min']:>9.1f} {e if e is None else round(e, 4)!s:>7}")
-print("knee:", d.get("knee"), "| roofline:", json.dumps(d.get("roofline"))[:300])
-print("energy:", json.dumps(d.get("energy"))[:400])
-PY
+$PY bench/gpu/table.py "$OUT/speed.json"
+$PY -c 'import json,sys; print("energy:", json.dumps(json.load(open(sys.argv[1])).get("energy"))[:400])' "$OUT/speed.json"
 ls -la "$OUT" "$OUT/run"

@@ -208,8 +208,7 @@ class Sweep:
             now = ", re-measured just before" if self.opts.paired else ""
 
             def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv) -> str | None:
-                # a gain must beat both min_gain and the speed noise (the larger decode CV of the two)
-                margin = max(self.opts.min_gain, ref_cv or 0.0, e.tps_cv or 0.0)
+                margin = speed_margin(self.opts.min_gain, ref_cv, e.tps_cv)
                 if e.tps is None or ref_tps is None or e.tps > ref_tps * (1 + margin):
                     return None
                 return (f"no gain: {e.tps:.2f} tok/s vs best {ref_tps:.2f} ({best.label}{now}) "
@@ -317,6 +316,11 @@ def sweep_markdown(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def speed_margin(min_gain: float, *cvs: float | None) -> float:
+    """The gain a faster config must beat: min_gain and the speed noise (the larger decode CV of the two)."""
+    return max(min_gain, *(cv or 0.0 for cv in cvs))
+
+
 def recheck_verdict(baseline: dict[str, Any], best: dict[str, Any], min_gain: float) -> dict[str, Any]:
     """Does the best still beat the baseline when both run back to back? Each kept step beat the best so far by
     more than the noise of two measurements minutes apart; on a machine whose load drifts, several such steps can
@@ -325,7 +329,7 @@ def recheck_verdict(baseline: dict[str, Any], best: dict[str, Any], min_gain: fl
     if not b or not t:
         return {"confirmed": None, "verdict": "not re-measured: a recheck leg failed"}
     gain = t / b - 1
-    margin = max(min_gain, baseline.get("tps_cv") or 0.0, best.get("tps_cv") or 0.0)
+    margin = speed_margin(min_gain, baseline.get("tps_cv"), best.get("tps_cv"))
     if gain > margin:
         return {"confirmed": True, "verdict": f"confirmed: back to back the best is {100 * gain:+.1f}% over the "
                                               f"baseline (needs > +{100 * margin:.0f}%)"}
