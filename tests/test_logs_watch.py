@@ -30,7 +30,13 @@ class FakeServer:
         outer = self
 
         class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if kind == "drop_reused" else "HTTP/1.0"
+
             def do_GET(self):  # noqa: N802
+                self.served = getattr(self, "served", 0) + 1
+                if outer.kind == "drop_reused" and self.served > 1:  # keep-alive advertised, reuse dropped
+                    self.close_connection = True
+                    return
                 if outer.kind == "nometrics":
                     self.send_response(501)
                     self.end_headers()
@@ -126,6 +132,17 @@ def test_watch_llama_metrics_have_no_completions(tmp_path):
     assert b["running"] == 2 and b["completions_per_min"] is None and b["kv_cache_usage_mean"] == 25.0
     # 40 slot decodes and 100 prompt tokens per scrape interval
     assert b["gen_tps_mean"] > 0 and b["prefill_tps_active"] == pytest.approx(b["gen_tps_mean"] * 2.5, rel=1e-3)
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_scraped_again_not_a_gap():
+    srv = FakeServer("drop_reused")
+    srv.thread.start()
+    scraper = watch.Scraper(srv.url)
+    try:
+        assert [len(scraper.scrape()) > 0 for _ in range(3)] == [True, True, True]
+    finally:
+        scraper.close()
+        srv.httpd.shutdown()
 
 
 def test_watch_llama_server_without_metrics_flag_is_one_clear_line(tmp_path):

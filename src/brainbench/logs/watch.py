@@ -70,7 +70,12 @@ class Scraper:
         self.client.close()
 
     def scrape(self) -> list[tuple[str, dict[str, str], float]]:
-        r = self.client.get(self.url)
+        try:
+            r = self.client.get(self.url)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # a kept-alive connection the server closed between scrapes: once more on a fresh one; a second
+            # failure (or a timeout) is a real gap and is recorded as one
+            r = self.client.get(self.url)
         if r.status_code in (404, 501):
             hint = " (llama-server exports metrics only when started with --metrics)" if r.status_code == 501 else ""
             raise ScrapeError(f"{self.url} answered {r.status_code}{hint}")
