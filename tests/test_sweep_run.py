@@ -78,9 +78,10 @@ def test_discipline_gate_uses_both_intervals():
 
 def test_sweep_cli(tmp_path):
     p = base(tmp_path)
-    proc = bb("sweep", p.source, "--param", "chunk_gap=0.002", "-o", str(tmp_path / "sw"))
+    proc = bb("sweep", p.source, "--param", "chunk_gap=0.002", "--confirm", "-o", str(tmp_path / "sw"))
     assert proc.returncode == 0, proc.stderr
     assert "best: chunk_gap=0.002" in proc.stdout and "--chunk-gap 0.002" in proc.stdout
+    assert "confirmed (ABBA" in (tmp_path / "sw" / "sweep.md").read_text()
     proc = bb("sweep", p.source, "--param", "chunk_gap", "-o", str(tmp_path / "sw2"))
     assert proc.returncode == 2 and "NAME=v1,v2" in proc.stderr
 
@@ -105,3 +106,53 @@ def test_recheck_verdict_catches_steps_that_were_drift():
     v = recheck_verdict({"tps": 0.81, "tps_cv": 0.53}, {"tps": 21.21, "tps_cv": 0.15}, 0.03)
     assert v["confirmed"] is True
     assert recheck_verdict({"tps": None}, {"tps": 3.0}, 0.03)["confirmed"] is None
+
+
+def test_abba_keeps_only_a_gain_both_pairs_agree_on():
+    from brainbench.matrix.sweep import abba_verdict
+
+    # a real gain: both pairs +20% or so
+    v = abba_verdict(40.0, 48.0, 47.0, 39.0, 0.05)
+    assert v["kept"] and v["pair_gains"] == [0.2, 0.2051] and "confirmed" in v["why"]
+    # the quiet sweep's ubatch=128 step: +7.4% over the best just before, then (say) no faster in reverse order
+    v = abba_verdict(40.49, 43.50, 40.10, 41.20, 0.06)
+    assert not v["kept"] and v["why"].startswith("no gain: not confirmed in reverse order") and "needs both pairs > +6%" in v["why"]
+    # linear drift up 4% per run, no real difference: A1 B1 B2 A2 = 40, 41.6, 43.2, 44.8
+    v = abba_verdict(40.0, 41.6, 43.2, 44.8, 0.03)
+    assert not v["kept"] and v["pair_gains"][1] < 0
+    # one lucky run carries the pooled gain far beyond the margin but not the second pair
+    v = abba_verdict(40.0, 80.0, 40.5, 40.0, 0.03)
+    assert v["gain"] > 0.5 and not v["kept"]
+    v = abba_verdict(40.0, 48.0, None, 40.0, 0.03)
+    assert not v["kept"] and v["gain"] is None and "failed" in v["why"]
+
+
+def test_confirm_rejects_a_lucky_run_and_keeps_a_real_gain(tmp_path):
+    # the fake server's speed comes from a file, one line per server start: the candidate's first speed run
+    # lands on a fast start (a machine that was briefly quieter), every other start is the same speed
+    gaps = tmp_path / "gaps"
+    gaps.write_text("\n".join(["0.01"] * 3 + ["0.002"] + ["0.01"] * 20) + "\n")
+    lucky = fake_profile(tmp_path, "lucky", ("--gap-file", str(gaps)))
+    opts = SweepOptions(params=[("answer", ["OK"])], confirm=True)
+    assert opts.paired  # confirm needs the A before B
+    data = Sweep(lucky, tmp_path / "sw", opts).run()
+    exp = data["experiments"][1]
+    assert exp["tps"] > 3 * data["experiments"][0]["tps"]  # the lucky run itself
+    assert exp["status"] == "rejected" and "not confirmed in reverse order" in exp["reason"]
+    abba = exp["extra"]["abba"]
+    assert abba["pair_gains"][0] > 2 and abs(abba["pair_gains"][1]) < abba["margin"]
+    assert data["best"]["label"] == "baseline"
+    svg = (tmp_path / "sw" / "progression.svg").read_text()
+    assert svg.count("<circle") == 2 and "A B B A" in svg  # the B2 mark and its legend
+    ET.fromstring(svg)
+
+    real = SweepOptions(params=[("chunk_gap", ["0.002"])], confirm=True)
+    data = Sweep(base(tmp_path), tmp_path / "sw2", real).run()
+    exp = data["experiments"][1]
+    assert exp["status"] == "kept" and "confirmed (ABBA" in exp["reason"]
+    assert min(exp["extra"]["abba"]["pair_gains"]) > 1.0  # 5x shorter chunk gap, in both orders
+    logs = sorted((tmp_path / "sw2" / "experiments").glob("*/server.log"))
+    starts = [p.read_text().count("\n$ ") for p in logs]
+    again = Sweep(base(tmp_path), tmp_path / "sw2", real).run()  # resumed: the four speed runs are stored
+    assert again["experiments"][1]["extra"]["abba"] == exp["extra"]["abba"]
+    assert [p.read_text().count("\n$ ") for p in logs] == starts

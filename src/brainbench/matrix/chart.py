@@ -22,7 +22,8 @@ def _kind(e: dict[str, Any]) -> str:
 
 def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -> str:
     exps = data.get("experiments", [])
-    left, right, top, bottom = 64, 20, 56, 125
+    abba = any(((e.get("extra") or {}).get("abba") or {}).get("b2") for e in exps)
+    left, right, top, bottom = 64, 20, 72 if abba else 56, 125
     plot_w, plot_h = width - left - right, height - top - bottom
     vals = [e["tps"] for e in exps if e.get("tps")]
     vmax = max(vals, default=1.0) * 1.15 or 1.0
@@ -68,6 +69,11 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
             out.append(f'<line x1="{cx - bar_w / 2 - 5:.1f}" y1="{yy:.1f}" x2="{cx + bar_w / 2 + 5:.1f}" y2="{yy:.1f}" '
                        f'stroke="#222" stroke-width="2" stroke-dasharray="3,2"><title>best ({escape(str(rm.get("label")))}) '
                        f're-measured just before: {rm["tps"]:.2f} tok/s</title></line>')
+        ab = (e.get("extra") or {}).get("abba") or {}
+        if ab.get("b2"):  # --confirm: the candidate run again, after its discipline leg (B2 of A B B A)
+            out.append(f'<circle cx="{cx:.1f}" cy="{y(ab["b2"]):.1f}" r="4" fill="#ffffff" stroke="#222" stroke-width="1.5">'
+                       f'<title>confirmation (A B B A): {escape(str(ab.get("a1")))} / {escape(str(ab.get("b1")))} / '
+                       f'{ab["b2"]:.2f} / {escape(str(ab.get("a2")))} tok/s</title></circle>')
         if kind == "discipline":
             out.append(f'<text x="{cx:.1f}" y="{top + plot_h - 6:.1f}" text-anchor="middle" fill="#ffffff" font-weight="bold">✗</text>')
         if e.get("best_tps_after"):
@@ -99,6 +105,10 @@ def progression_svg(data: dict[str, Any], width: int = 900, height: int = 460) -
         lx += 100
         out.append(f'<line x1="{lx}" y1="37" x2="{lx + 18}" y2="37" stroke="#222" stroke-width="2" stroke-dasharray="3,2"/>')
         out.append(f'<text x="{lx + 22}" y="41">best re-measured just before</text>')
+    if abba:  # a second legend row
+        out.append(f'<circle cx="{left + 5}" cy="53" r="4" fill="#ffffff" stroke="#222" stroke-width="1.5"/>')
+        out.append(f'<text x="{left + 14}" y="57">candidate run again after its discipline leg (--confirm: A B B A; '
+                   f'kept only when both pairs agree)</text>')
     out.append(f'<text x="{left - 6}" y="{top + plot_h + 13}" text-anchor="end" fill="#555" font-size="10">pass</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

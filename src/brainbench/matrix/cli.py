@@ -234,6 +234,7 @@ def sweep_cmd(
     limit_per_pack: Annotated[Optional[int], typer.Option("--limit-per-pack", min=1, help="First N scenarios of each pack.")] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-k", min=1, help="Discipline trials per scenario.")] = None,
     paired: Annotated[bool, typer.Option("--paired", help="Re-measure the current best's speed just before each candidate and compare with that.")] = False,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Measure a would-be keep again in reverse order (best, candidate, candidate, best) and keep it only when both pairs agree; implies --paired.")] = False,
     recheck: Annotated[bool, typer.Option("--recheck", help="At the end, re-measure baseline and best speed back to back (drift on a shared machine).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
@@ -255,7 +256,7 @@ def sweep_cmd(
     disc = disc.model_copy(update={k: v for k, v in {"packs": pack or None, "limit_per_pack": limit_per_pack,
                                                      "trials": trials}.items() if v})
     opts = SweepOptions(params=params, mode=mode, min_gain=min_gain, speed=speed, discipline=disc, recheck=recheck,
-                        paired=paired)
+                        paired=paired, confirm=confirm)
     sdir = out_dir or _default_dir("sweep", base.name)
     with _ui() as (log, progress):
         log(f"sweep of {base.name} in {sdir}: " + "; ".join(f"{n}={','.join(v)}" for n, v in params))

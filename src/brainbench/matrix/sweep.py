@@ -16,7 +16,9 @@ agentic subset). The decision, in order:
 `one-at-a-time` (default) walks the parameters in the order given, each value applied to the current best;
 `grid` tries every combination applied to the profile. Stored experiments are reused (by config identity),
 so running the same sweep again resumes it. On a machine whose load drifts, `paired` re-measures the current
-best's speed just before each candidate, and `recheck` re-measures baseline and best back to back at the end.
+best's speed just before each candidate, `confirm` measures a would-be keep again in reverse order (best,
+candidate, candidate, best: ABBA) and keeps it only when both pairs agree, and `recheck` re-measures baseline
+and best back to back at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ class SweepOptions:
     paired: bool = False
     """Re-measure the current best's speed just before each candidate and compare with that (a shared machine
     whose load drifts over the sweep would otherwise credit the drift to whichever config ran later)."""
+    confirm: bool = False
+    """A candidate that passes both gates is measured again in reverse order, candidate then best (A B B A with
+    the paired measurement), and kept only when each pair shows it faster by more than the margin: one lucky
+    measurement is not enough, and drift is not credited to the later config. Implies `paired`."""
+
+    def __post_init__(self) -> None:
+        self.paired = self.paired or self.confirm
 
 
 @dataclass
@@ -226,11 +235,16 @@ class Sweep:
                     exp.status = "rejected"
                     exp.reason = f"{exp.extra['speed_errors']} request(s) of the speed leg failed: not a stable config"
                 else:
-                    gain = exp.tps / ref_tps - 1 if exp.tps and ref_tps else 0.0
-                    exp.status, exp.milestone = "kept", True
-                    exp.reason = (f"{exp.tps or 0:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps or 0:.2f} ({best.label}{now}); "
-                                  f"discipline {_pct(exp.discipline)}")
-                    best, best_profile, best_changes = exp, prof, full
+                    abba = self._confirm(exp, prof, best, best_profile, ref_tps, ref_cv) if self.opts.confirm else None
+                    if abba and not abba["kept"]:
+                        exp.status, exp.reason = "rejected", abba["why"]
+                    else:
+                        gain = exp.tps / ref_tps - 1 if exp.tps and ref_tps else 0.0
+                        exp.status, exp.milestone = "kept", True
+                        exp.reason = (f"{exp.tps or 0:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps or 0:.2f} "
+                                      f"({best.label}{now}); " + (f"{abba['why']}; " if abba else "")
+                                      + f"discipline {_pct(exp.discipline)}")
+                        best, best_profile, best_changes = exp, prof, full
             exp.best_tps_after = best.tps
             self.log(f"  -> {exp.status}: {exp.reason}")
             self._write()
@@ -243,6 +257,17 @@ class Sweep:
                 self.recheck["gain"] = round(t / b - 1, 4) if b and t else None
                 self.recheck.update(recheck_verdict(self.recheck["baseline"], self.recheck["best"], self.opts.min_gain))
         return self._write()
+
+    def _confirm(self, exp: Experiment, prof: Profile, best: Experiment, best_profile: Profile,
+                 a1: float | None, a1_cv: float | None) -> dict[str, Any]:
+        """The B A half of A B B A: the candidate again, then the best again (both stored, reused on resume)."""
+        b2 = self._recheck(exp, prof, "confirm")
+        a2 = self._recheck(best, best_profile, f"after-{prof.identity()}")
+        margin = speed_margin(self.opts.min_gain, a1_cv, exp.tps_cv, b2.get("tps_cv"), a2.get("tps_cv"))
+        v = abba_verdict(a1, exp.tps, b2.get("tps"), a2.get("tps"), margin)
+        exp.extra["abba"] = {"a1": a1, "b1": exp.tps, "b2": b2.get("tps"), "a2": a2.get("tps"), "margin": margin,
+                             **{k: v[k] for k in ("gain", "pair_gains")}}
+        return v
 
     def _recheck(self, exp: Experiment, profile: Profile, tag: str | None = None) -> dict[str, Any]:
         """The speed leg once more. Tagged (paired: before which candidate) it is stored and reused on resume;
@@ -319,6 +344,26 @@ def sweep_markdown(data: dict[str, Any]) -> str:
 def speed_margin(min_gain: float, *cvs: float | None) -> float:
     """The gain a faster config must beat: min_gain and the speed noise (the larger decode CV of the two)."""
     return max(min_gain, *(cv or 0.0 for cv in cvs))
+
+
+def abba_verdict(a1: float | None, b1: float | None, b2: float | None, a2: float | None,
+                 margin: float) -> dict[str, Any]:
+    """Best (A) and candidate (B) measured A B B A. Kept only when each pair (A1 B1, then B2 A2) shows B faster
+    by more than the margin: one lucky run cannot carry the step (the quiet sweep's kept steps were 7-14% "gains"
+    that a re-measurement took back), and a linear drift, which flatters B in one pair and A in the other, is
+    not credited to B. The pooled gain, sum(B) / sum(A) - 1, lies between the two and is reported."""
+    if None in (a1, b1, b2, a2) or not a1 or not a2:
+        return {"kept": False, "gain": None, "pair_gains": None,
+                "why": "not confirmed: a confirmation speed leg failed (not a stable config)"}
+    gain = (b1 + b2) / (a1 + a2) - 1
+    pairs = [round(b1 / a1 - 1, 4), round(b2 / a2 - 1, 4)]
+    runs = f"ABBA {a1:.2f} / {b1:.2f} / {b2:.2f} / {a2:.2f} tok/s, pooled {100 * gain:+.1f}%, pairs " + \
+        " and ".join(f"{100 * g:+.1f}%" for g in pairs)
+    if min(pairs) > margin:
+        return {"kept": True, "gain": round(gain, 4), "pair_gains": pairs, "why": f"confirmed ({runs})"}
+    need = f"needs both pairs > +{100 * margin:.0f}%"
+    return {"kept": False, "gain": round(gain, 4), "pair_gains": pairs,
+            "why": f"no gain: not confirmed in reverse order ({runs}; {need})"}
 
 
 def recheck_verdict(baseline: dict[str, Any], best: dict[str, Any], min_gain: float) -> dict[str, Any]:

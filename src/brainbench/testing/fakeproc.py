@@ -37,6 +37,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--empty-every", type=int, default=0, help="Every Nth reply is HTTP 200 with nothing decoded.")
     ap.add_argument("--empty-delay", type=float, default=1.0)
     ap.add_argument("--loading-first", type=int, default=0, help="The first N chat requests get 503 Loading model.")
+    ap.add_argument("--gap-file", default=None, help="Take this start's chunk gap from the first line of the file "
+                    "and remove it (the last line stays): a machine whose speed changes from one server start to the next.")
     ap.add_argument("--drop-reused", action="store_true", help="Close a kept-alive connection, unanswered, when a "
                     "second request arrives on it (a server that timed out an idle connection as the client reused it).")
     args, unknown = ap.parse_known_args(argv)
@@ -54,12 +56,26 @@ class _State:
         self.leak: list[bytearray] = []
 
 
+def _next_gap(path: str, default: float) -> float:
+    with open(path) as f:
+        lines = [ln.strip() for ln in f if ln.strip()]
+    if not lines:
+        return default
+    if len(lines) > 1:
+        with open(path, "w") as f:
+            f.write("\n".join(lines[1:]) + "\n")
+    print(f"fakeproc: chunk gap {lines[0]} from {path}", flush=True)
+    return float(lines[0])
+
+
 def main(argv: list[str] | None = None) -> None:
     a = _args(argv)
     print(f"fakeproc: pid {os.getpid()} port {a.port}", flush=True)
     if a.exit_at_start is not None:
         print("fakeproc: error: failed to load model (exit-at-start)", flush=True)
         sys.exit(a.exit_at_start)
+    if a.gap_file:
+        a.chunk_gap = _next_gap(a.gap_file, a.chunk_gap)
     st = _State(a)
     broken = a.broken.lower() in ("1", "true", "yes", "on")
 
