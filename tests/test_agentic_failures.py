@@ -372,6 +372,27 @@ async def test_a_call_the_server_cannot_parse_is_malformed_not_infra(fake, tmp_p
     assert row["failures"] == ["malformed_args"] and row["passed"] and row["tool_errors"] == 1
 
 
+FULL = Reply.http_error(400, "request (8791 tokens) exceeds the available context size (8192 tokens), try "
+                             "increasing it")  # llama-server's words, seen in a real sweep's discipline leg
+
+
+async def test_a_conversation_that_outgrows_the_context_ends_its_dispatch_not_the_run(fake, tmp_path):
+    """The server's 400 'exceeds the available context size' is neither infrastructure nor a dead endpoint: the
+    dispatch ends there, the dispatcher re-dispatches (a fresh conversation), and the attempt is scored."""
+    def brain(messages):
+        if not reminded(messages):
+            return write_ready() if len(messages) < 4 else FULL  # the first dispatch keeps growing, then no room
+        return [complete(), Reply.text("ok")][min(sum(m["role"] == "tool" for m in messages), 1)]
+
+    row = await run_one(fake, tmp_path, "kanban", "k-write-status", brain)
+    assert row["status"] == "completed" and row["scored"] and row["infra_events"] == 0
+    assert "context_exhausted" in row["failures"] and row["passed"] and not row["clean"]
+
+    row = await run_one(fake, tmp_path / "never", "kanban", "k-write-status", lambda m: FULL)
+    assert row["status"] == "completed" and not row["passed"] and row["infra_events"] == 0
+    assert row["failures"].count("context_exhausted") == 2  # first dispatch and the re-dispatch
+
+
 async def test_json_lines_are_all_recovered(fake, tmp_path):
     lines = ('{"name": "write_file", "arguments": {"path": "status.txt", "content": "READY"}}\n'
              '{"name": "kanban_complete", "arguments": {"task_id": "t_b2d4e6f8", "summary": "READY written"}}\n'

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from .errors import EndpointError, InfraError, ServerRejectedOutput
+from .errors import ContextExhausted, EndpointError, InfraError, ServerRejectedOutput
 from .parse import make_call, split_think
 from .types import ChatResult, InfraEvent, Timing, Usage
 
@@ -41,6 +42,14 @@ class Endpoint:
         """What may be stored: no key."""
         return {"base_url": self.base_url, "model": self.model, "api": self.api}
 
+
+_CONTEXT_FULL = re.compile(
+    r"exceeds? the available context size"  # llama-server
+    r"|maximum context length"  # vLLM, OpenAI
+    r"|context_length_exceeded"  # OpenAI's error code
+    r"|longer than the model's context length",  # SGLang
+    re.IGNORECASE)
+"""A 400 that says the conversation no longer fits the server's context window (see ContextExhausted)."""
 
 _VLLM_TOOLS_HINT = (
     " (vLLM needs `--enable-auto-tool-choice --tool-call-parser <parser>` to accept `tools`)"
@@ -176,6 +185,8 @@ class ChatClient:
         code = resp.status_code
         if code == 500 and "failed to parse tool call" in text.lower():
             raise ServerRejectedOutput(f"HTTP {code}: {text}")
+        if code in (400, 413) and _CONTEXT_FULL.search(text):
+            raise ContextExhausted(f"HTTP {code}: {text}")
         if code == 503 and "loading" in text.lower():
             raise _Retry("loading_model", f"503 Loading model: {text}")
         if code >= 500 or code == 429:

@@ -25,6 +25,13 @@ class EndpointError(BrainbenchError):
         self.events = events or []
 
 
+class ContextExhausted(BrainbenchError):
+    """The server refused the next request because the conversation no longer fits its context window
+    (llama-server: "exceeds the available context size"; vLLM: "maximum context length"). The server is fine and
+    the endpoint is right, so it is neither infrastructure nor a reason to stop the run: the attempt's dispatch
+    ends there and is scored, with `context_exhausted` among its failures."""
+
+
 class ServerRejectedOutput(BrainbenchError):
     """The server could not parse the model's own output (llama-server answers HTTP 500 "Failed to parse tool
     call arguments as JSON" when the model writes a broken call). A model failure, not infrastructure: retrying

@@ -359,7 +359,8 @@ def transcript(rec: AttemptRecord, verdict: dict[str, Any] | None) -> dict[str, 
         })
     return {
         "intro": intro, "turns": turns,
-        "dispatches": [{"index": d.index, "end_reason": d.end_reason, "open_obligation": d.open_obligation}
+        "dispatches": [{"index": d.index, "end_reason": d.end_reason, "open_obligation": d.open_obligation,
+                        "detail": d.detail}
                        for d in dispatches.values()],
         "reasons": details.get("reasons", []), "failures": failures,
         "infra_events": [f"{e.kind}: {e.detail}" for e in rec.infra_events], "error": rec.error,

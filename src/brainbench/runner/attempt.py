@@ -22,7 +22,7 @@ from typing import Any
 
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
-from ..client.errors import ServerRejectedOutput
+from ..client.errors import ContextExhausted, ServerRejectedOutput
 from ..client.types import ChatResult, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
@@ -147,7 +147,11 @@ class AttemptRunner:
         tools = env.tool_specs(scenario.tools)
         nudges = closed_turns = 0
         for _ in range(scenario.max_turns):
-            turn = await self._turn(scenario, env, record, messages, tools, d)
+            try:
+                turn = await self._turn(scenario, env, record, messages, tools, d)
+            except ContextExhausted as e:  # the conversation no longer fits: this dispatch ends, scored as it stands
+                return Dispatch(index=d, end_reason="context_exhausted", open_obligation=env.open_obligation(),
+                                messages=messages, detail=str(e))
             if turn.tool_results:
                 if getattr(env, "closed", False):  # the closing call is terminal: one more turn, then stop
                     closed_turns += 1

@@ -43,9 +43,11 @@ class Dispatch(BaseModel):
     """One dispatch of the task to the model: a conversation that ends in stop, budget or violation."""
 
     index: int
-    end_reason: Literal["stop", "turn_budget", "infra"]
+    end_reason: Literal["stop", "turn_budget", "context_exhausted", "infra"]
     open_obligation: str | None = None
     """What was still undone when the dispatch ended (e.g. 'card still in_progress'): a protocol violation."""
+    detail: str | None = None
+    """The server's own words when it ended the dispatch (context_exhausted: the 400 it answered)."""
     messages: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -155,6 +155,7 @@ def classify_trace(view: AttemptView, scenario: Scenario) -> list[str]:
         out += ["call_after_closeout"] * max(0, len(view.calls) - closed_at)
     if any(d.end_reason == "turn_budget" for d in rec.dispatches):
         out.append("turn_budget_exhausted")
+    out += ["context_exhausted" for d in rec.dispatches if d.end_reason == "context_exhausted"]
     return out
 
 

@@ -87,6 +87,10 @@ _ENTRIES = [
      f"The same call made >= {LOOP_CALLS} times, or degenerate repetitive text in one reply."),
     ("empty_response", "discipline", "A reply with no text, no reasoning and no call."),
     ("turn_budget_exhausted", "discipline", "A dispatch used its whole turn budget without ending."),
+    ("context_exhausted", "error_line",
+     "The conversation outgrew the server's context window: the server refused the next request (HTTP 400, its "
+     "words kept with the dispatch) and the dispatch ended there. A brain that loops or re-reads whole files runs "
+     "out sooner; so does a config with a smaller context per slot."),
 ]
 
 TAXONOMY: dict[str, FailureClass] = {i: FailureClass(i, layer, d) for i, layer, d in _ENTRIES}
