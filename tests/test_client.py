@@ -152,3 +152,66 @@ def test_recover_text_calls_shapes():
         assert calls[0].in_text and calls[0].raw_text
     assert recover_text_calls("The weather is nice.") == []
     assert recover_text_calls('{"not": "a call"}') == []
+
+
+class _DropReused:
+    """A real HTTP/1.1 server that advertises keep-alive but closes a connection, unanswered, when a request
+    arrives on it after the first (every request when `drop_all`): llama-server closes its connections after
+    each streamed response, so a pooled client's next request on one is never answered."""
+
+    def __init__(self, drop_all: bool = False):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.seen = 0
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                outer.seen += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.served = getattr(self, "served", 0) + 1
+                if drop_all or self.served > 1:
+                    self.close_connection = True
+                    return
+                data = b'{"choices":[{"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return Endpoint(base_url=f"http://127.0.0.1:{self.httpd.server_address[1]}/v1", model="m")
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def test_a_kept_alive_connection_the_server_let_go_is_retried_at_once_and_not_counted():
+    srv = _DropReused()
+    with srv as ep:
+        async with ChatClient(ep, retries=3, backoff=5.0) as c:  # a counted retry would sleep 5 s
+            results = [await c.chat(MSG, stream=False) for _ in range(4)]
+    assert [r.content for r in results] == ["ok"] * 4 and all(r.events == [] for r in results)
+    assert srv.seen == 7  # each reuse was dropped unanswered, then served on a fresh connection
+
+
+async def test_a_server_that_never_answers_still_counts_every_retry():
+    srv = _DropReused(drop_all=True)
+    with srv as ep:
+        async with ChatClient(ep, retries=2, backoff=0.01) as c:
+            with pytest.raises(InfraError) as e:
+                await c.chat(MSG, stream=False)
+    assert len(e.value.events) == 3 and {ev.kind for ev in e.value.events} == {"stream_reset"}
+    assert srv.seen == 4  # one free try, then the client's three counted tries

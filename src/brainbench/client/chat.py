@@ -29,6 +29,12 @@ class _Retry(Exception):
         self.kind, self.detail = kind, detail
 
 
+class _Unanswered(_Retry):
+    """Internal: the server closed the connection before a byte of the response, as it does to a kept-alive
+    connection it has already let go (llama-server closes every connection after a streamed response while
+    advertising keep-alive). The request was never served: try once more at once, on a fresh connection."""
+
+
 @dataclass
 class Endpoint:
     """Where to send requests. The API key lives only in memory (never in the store)."""
@@ -87,7 +93,7 @@ class ChatClient:
             timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
             # drop idle connections well before servers do (llama-server's cpp-httplib: 5 s, httpx's default
             # is also 5 s): reusing one the server is closing fails the request ("disconnected without sending
-            # a response"), which would be retried and logged as a reset although the server did nothing wrong.
+            # a response"). llama-server also closes after every streamed response; see _Unanswered.
             # Unpooled (a fresh connection per request) for soaks, where every reset counted must be the server's.
             limits=httpx.Limits(max_connections=512, keepalive_expiry=2.0) if pooled
             else httpx.Limits(max_keepalive_connections=0),
@@ -113,17 +119,22 @@ class ChatClient:
         """Send one chat turn, retrying infrastructure failures; returns the parsed, timed result."""
         body = self._body(messages, tools, tool_choice, stream, params)
         events: list[InfraEvent] = []
-        for attempt in range(self.retries + 1):
+        free, tries = True, 0  # free: one unanswered try (a kept-alive connection the server let go) is no event
+        while True:
             try:
                 result = await self._once(body, stream)
                 result.events = events
                 return result
             except _Retry as r:
-                last = attempt == self.retries
+                if isinstance(r, _Unanswered) and free:
+                    free = False
+                    continue
+                last = tries == self.retries
                 events.append(InfraEvent(kind=r.kind, detail=r.detail, at=time.time(), retried=not last))
                 if last:
                     break
-                await asyncio.sleep(self._delay(attempt, r.kind))
+                await asyncio.sleep(self._delay(tries, r.kind))
+                tries += 1
         raise InfraError(
             f"{self.endpoint.base_url}: {events[-1].detail} (gave up after {len(events)} tries)", events
         )
@@ -172,7 +183,11 @@ class ChatClient:
             raise _Retry("timeout", f"timed out ({type(e).__name__})") from e
         except httpx.ConnectError as e:
             raise _Retry("connect_error", f"cannot connect: {e}") from e
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+        except httpx.RemoteProtocolError as e:
+            if "without sending a response" in str(e):
+                raise _Unanswered("stream_reset", f"connection closed before any response: {e}") from e
+            raise _Retry("stream_reset", f"connection reset mid-response: {e}") from e
+        except (httpx.ReadError, httpx.WriteError) as e:
             raise _Retry("stream_reset", f"connection reset mid-response: {e}") from e
         result.request = body
         return result
