@@ -84,6 +84,20 @@ def test_ttft_outside_the_server_is_client_ttft_minus_prompt_ms():
     assert pre["ttft_outside_server_ms_median"] == pytest.approx(28.8, abs=0.01)
     assert per_request(s)[0]["ttft_outside_server_ms"] == pytest.approx(28.4, abs=0.01)
     assert "ttft_outside_server_ms_median" not in summarize_requests(s, "decode")
+    assert pre["ttft_outside_before_head_ms_median"] is None  # no head stamps: not guessed
+
+
+def test_ttft_outside_the_server_splits_at_the_response_head():
+    # this machine, brain-small, 1,970-token text prompt: head at 19.6 ms (templating, tokenising), 24.8 outside
+    srv = {"predicted_n": 4, "predicted_ms": 66.0, "predicted_per_second": 60.6, "prompt_n": 1970, "prompt_ms": 10390.6,
+           "prompt_per_second": 189.6}
+    s = [sample(ttft=10.4154, e2e=10.5, n=4, server=srv, prompt=1970)]
+    s[0].ttfb_s = 0.0196
+    pre = summarize_requests(s, "prefill")
+    assert pre["ttft_outside_server_ms_median"] == pytest.approx(24.8, abs=0.01)
+    assert pre["ttft_outside_before_head_ms_median"] == pytest.approx(19.6, abs=0.01)
+    s[0].ttfb_s = 0.5  # a head stamped after the server's clock started cannot be more than the outside time
+    assert summarize_requests(s, "prefill")["ttft_outside_before_head_ms_median"] == pytest.approx(24.8, abs=0.01)
 
 
 def test_ollama_eval_counts():

@@ -71,3 +71,14 @@ async def test_stale_keep_alive_connection_is_replaced_once(fake):
             conn.idle_ok = lambda: True
         r = await raw.chat(MSG)
         assert r.content == "one two"
+
+
+@pytest.mark.parametrize("client", ["raw", "httpx"])
+async def test_time_to_the_response_head_is_measured_apart(fake, client):
+    """A server that works before it answers with a head (llama-server templates and tokenises first): both
+    clients stamp the head, and the sample keeps it as ttfb_s, inside TTFT."""
+    srv = fake(ScriptedBrain([Reply.text("one two three", delay=0.08, chunk_gap=0.03)]))
+    c = RawStreamClient(srv.base_url, "fake-model") if client == "raw" else ChatClient(Endpoint(srv.base_url, "fake-model"))
+    async with c:
+        s = sample_from_result(await c.chat(MSG))
+    assert 0.08 <= s.ttfb_s < s.ttft_s < s.e2e_s

@@ -25,6 +25,9 @@ class Sample:
     sent: float | None = None
     end: float | None = None
     ttft_s: float | None = None
+    ttfb_s: float | None = None
+    """Time to the response head. llama-server sends it after templating and tokenising the prompt, before
+    prefill: the part of TTFT the server spends before its own prompt clock starts."""
     ttft_content_s: float | None = None
     ttft_reasoning_s: float | None = None
     ttft_tool_s: float | None = None
@@ -162,6 +165,8 @@ def sample_from_result(result: ChatResult, api: str = "openai") -> Sample:
         s.e2e_s = t.end - t.sent
     if t.first_token is not None:
         s.ttft_s = t.first_token - t.sent
+    if t.first_byte is not None and t.first_byte >= t.sent:
+        s.ttfb_s = t.first_byte - t.sent
     stamps = list(t.chunks)
     s.n_chunks = len(stamps)
     s.chunk_gaps_s = [b - a for a, b in zip(stamps, stamps[1:])]
