@@ -86,7 +86,7 @@ def split(base: str, words: int, reps: int) -> dict[str, dict[str, float]]:
 
 
 @contextmanager
-def embedded() -> Iterator[str]:
+def embedded(extra: list[str]) -> Iterator[str]:
     """brain-small on the embedded llama-server, one slot, bound to 127.0.0.1."""
     from brainbench.backend import binary, ensure_brain
 
@@ -94,7 +94,7 @@ def embedded() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([str(binary("llama-server")), "-m", str(ensure_brain("brain-small")), "--host", "127.0.0.1",
-                             "--port", str(port), "--jinja", "-c", "8192", "--parallel", "1", "--no-webui"],
+                             "--port", str(port), "--jinja", "-c", "8192", "--parallel", "1", "--no-webui", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--base", help="A running llama-server's root URL (default: start the embedded one).")
     ap.add_argument("--lengths", default="100,500,1800", help="Prompt sizes in words (about a token each).")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--server-args", default="", help="Extra flags for the embedded server, e.g. '--cache-ram 0'.")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
 
@@ -132,7 +133,7 @@ def main() -> None:
     if a.base:
         run(a.base.rstrip("/"))
     else:
-        with embedded() as base:
+        with embedded(a.server_args.split()) as base:
             run(base)
 
 
