@@ -2,7 +2,8 @@
 # On nvidia-h200-x2, in one call: build llama-server (CUDA, sm_90, all cores) while generating the RANDOM-WEIGHT
 # Qwen2.5-7B-shaped GGUF (bench/gpu/random_gguf.py), then serve it three ways with 16 slots: on one GPU, split by
 # layer over two, split by row over two; each gets brainbench speed (single-stream decode, sweep 1 and 16) with NVML
-# energy metered on the GPUs it uses (--gpus). Carry: .gpu/llama.cpp.tar.xz .gpu/whl .gpu/vocab.json.xz.
+# energy metered on the GPUs it uses (--gpus). FlashAttention kernels are left out of the build (FA=ON to keep
+# them): half the compile time, and the same for all three servers. Carry: .gpu/llama.cpp.tar.xz .gpu/whl .gpu/vocab.json.xz.
 # Each result is written to $OUT as soon as it exists (the call may run short of device time).
 set -uo pipefail
 W=/tmp/bbgpu
@@ -22,7 +23,7 @@ fi
 if [ ! -x "$W/bin/llama-server" ]; then
   cmake -S "$W/llama.cpp" -B "$W/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF > "$W/cmake.log" 2>&1
+    -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DGGML_CUDA_FA=${FA:-OFF} > "$W/cmake.log" 2>&1
   SECONDS=0
   cmake --build "$W/build" -j "$(nproc)" --target llama-server > "$W/build.log" 2>&1 || { tail -30 "$W/build.log"; exit 1; }
   echo "built llama-server in ${SECONDS}s" | tee "$OUT/build.txt"
