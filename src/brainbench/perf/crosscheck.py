@@ -51,8 +51,8 @@ def _outside_ms(ttft_s: float | None, prompt_ms: float | None) -> float | None:
 
 def _before_head_ms(s: Sample, outside: float | None) -> float | None:
     """The part of the outside time before the response head: llama-server templates and tokenises the prompt
-    before it answers with a head (measured on this machine: ~10 µs per prompt token), so this grows with the
-    prompt; what follows the head (the remainder) is sampling, the first SSE write and our read."""
+    and consults its host-RAM prompt cache (--cache-ram) before it answers with a head, so this grows with the
+    prompt (bench/ttft_split.py takes it apart); what follows the head is sampling, the first SSE write, our read."""
     if outside is None or s.ttfb_s is None:
         return None
     return _r(min(s.ttfb_s * 1000, outside), 2)

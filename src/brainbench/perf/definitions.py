@@ -22,7 +22,7 @@ DEFINITIONS: dict[str, str] = {
     "ttft_reasoning_ms": "Time to the first chunk carrying reasoning (reasoning_content / reasoning / Ollama thinking).",
     "ttft_tool_ms": "Time to the first chunk carrying a tool-call delta.",
     "ttfb_ms": "Time to first byte: from `sent` to the arrival of the response head (llama-server sends it "
-               "after templating and tokenising the prompt, before prefill).",
+               "after templating and tokenising the prompt and consulting its host prompt cache, before prefill).",
     "e2e_ms": "End-to-end latency: from `sent` to the end of the response stream.",
     "itl_ms": "Inter-token latency, per token: (E2E − TTFT) ÷ (completion_tokens − 1), one value per request "
               "(vLLM's TPOT, GuideLLM's ITL); n/a when the decode window is degenerate.",
@@ -82,7 +82,7 @@ DEFINITIONS: dict[str, str] = {
     "gap": "(client − server) ÷ server, per request then the median; flagged beyond 5% for rates and beyond "
            "10% (and 5 ms) for mean latencies.",
     "ttft_outside_server_ms": "Client TTFT − llama-server's timings.prompt_ms: time the server's prompt clock "
-                              "does not see (HTTP, templating, tokenising, sampling); per request, then the "
+                              "does not see (HTTP, templating, tokenising, prompt cache, sampling); per request, then the "
                               "median. `before head`: the part of it up to ttfb_ms.",
     "expected_gap": "The gap the definitions alone predict: llama-server's predicted_ms spans n token intervals "
                     "and our E2E − TTFT spans n − 1, so our decode_tps reads n ÷ (n − 1) higher (+0.8% at 128 "

@@ -26,8 +26,8 @@ class Sample:
     end: float | None = None
     ttft_s: float | None = None
     ttfb_s: float | None = None
-    """Time to the response head. llama-server sends it after templating and tokenising the prompt, before
-    prefill: the part of TTFT the server spends before its own prompt clock starts."""
+    """Time to the response head. llama-server sends it after templating and tokenising the prompt (and its host
+    prompt cache), before prefill: the part of TTFT the server spends before its own prompt clock starts."""
     ttft_content_s: float | None = None
     ttft_reasoning_s: float | None = None
     ttft_tool_s: float | None = None
