@@ -200,20 +200,11 @@ class Sweep:
         best, best_profile, best_changes = base, self.base, {}
         self._write()
         for changes in self._candidates():
-            if self.opts.mode == "grid":
-                prof, full = self.base, dict(changes)
-            else:
-                prof, full = best_profile, {**best_changes, **changes}
-            for name, value in changes.items():
-                prof = apply_param(prof, name, value)
+            prof, full = self._candidate(changes, best_profile, best_changes)
             if prof.identity() in self.by_identity:
                 self.log(f"skip {_label(changes)}: same config as experiment {self.by_identity[prof.identity()].index}")
                 continue
-            ref_tps, ref_cv = best.tps, best.tps_cv
-            if self.opts.paired:
-                now = self._recheck(best, best_profile, f"before-{prof.identity()}")
-                if now.get("tps"):
-                    ref_tps, ref_cv = now["tps"], now["tps_cv"]
+            ref_tps, ref_cv = self._reference(best, best_profile, prof)
             now = ", re-measured just before" if self.opts.paired else ""
 
             def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv) -> str | None:
@@ -227,24 +218,8 @@ class Sweep:
             exp.label = _label(changes)
             if self.opts.paired:
                 exp.extra["best_remeasured"] = {"label": best.label, "tps": ref_tps, "tps_cv": ref_cv}
-            if exp.status == "pending":
-                ok, why = discipline_gate(exp.discipline, ref)
-                if not ok:
-                    exp.status, exp.reason = "rejected", why
-                elif exp.extra.get("speed_errors"):
-                    exp.status = "rejected"
-                    exp.reason = f"{exp.extra['speed_errors']} request(s) of the speed leg failed: not a stable config"
-                else:
-                    abba = self._confirm(exp, prof, best, best_profile, ref_tps, ref_cv) if self.opts.confirm else None
-                    if abba and not abba["kept"]:
-                        exp.status, exp.reason = "rejected", abba["why"]
-                    else:
-                        gain = exp.tps / ref_tps - 1 if exp.tps and ref_tps else 0.0
-                        exp.status, exp.milestone = "kept", True
-                        exp.reason = (f"{exp.tps or 0:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps or 0:.2f} "
-                                      f"({best.label}{now}); " + (f"{abba['why']}; " if abba else "")
-                                      + f"discipline {_pct(exp.discipline)}")
-                        best, best_profile, best_changes = exp, prof, full
+            if exp.status == "pending" and self._judge(exp, prof, ref, best, best_profile, ref_tps, ref_cv, now):
+                best, best_profile, best_changes = exp, prof, full
             exp.best_tps_after = best.tps
             self.log(f"  -> {exp.status}: {exp.reason}")
             self._write()
@@ -257,6 +232,47 @@ class Sweep:
                 self.recheck["gain"] = round(t / b - 1, 4) if b and t else None
                 self.recheck.update(recheck_verdict(self.recheck["baseline"], self.recheck["best"], self.opts.min_gain))
         return self._write()
+
+    def _candidate(self, changes: dict[str, str], best_profile: Profile,
+                   best_changes: dict[str, str]) -> tuple[Profile, dict[str, str]]:
+        """The candidate's profile and its full changes: on the profile (grid) or on the current best."""
+        if self.opts.mode == "grid":
+            prof, full = self.base, dict(changes)
+        else:
+            prof, full = best_profile, {**best_changes, **changes}
+        for name, value in changes.items():
+            prof = apply_param(prof, name, value)
+        return prof, full
+
+    def _reference(self, best: Experiment, best_profile: Profile, prof: Profile) -> tuple[float | None, float | None]:
+        """The best's speed to beat: as measured, or (paired) measured again just before this candidate."""
+        if self.opts.paired:
+            now = self._recheck(best, best_profile, f"before-{prof.identity()}")
+            if now.get("tps"):
+                return now["tps"], now["tps_cv"]
+        return best.tps, best.tps_cv
+
+    def _judge(self, exp: Experiment, prof: Profile, ref: dict[str, Any] | None, best: Experiment,
+               best_profile: Profile, ref_tps: float | None, ref_cv: float | None, now: str) -> bool:
+        """A faster candidate: the discipline gate, the speed leg's errors, then (--confirm) A B B A. Sets its
+        status and reason; True when it is kept."""
+        ok, why = discipline_gate(exp.discipline, ref)
+        if not ok:
+            exp.status, exp.reason = "rejected", why
+            return False
+        if exp.extra.get("speed_errors"):
+            exp.status = "rejected"
+            exp.reason = f"{exp.extra['speed_errors']} request(s) of the speed leg failed: not a stable config"
+            return False
+        abba = self._confirm(exp, prof, best, best_profile, ref_tps, ref_cv) if self.opts.confirm else None
+        if abba and not abba["kept"]:
+            exp.status, exp.reason = "rejected", abba["why"]
+            return False
+        gain = exp.tps / ref_tps - 1 if exp.tps and ref_tps else 0.0
+        exp.status, exp.milestone = "kept", True
+        exp.reason = (f"{exp.tps or 0:.2f} tok/s, +{100 * gain:.1f}% over {ref_tps or 0:.2f} ({best.label}{now}); "
+                      + (f"{abba['why']}; " if abba else "") + f"discipline {_pct(exp.discipline)}")
+        return True
 
     def _confirm(self, exp: Experiment, prof: Profile, best: Experiment, best_profile: Profile,
                  a1: float | None, a1_cv: float | None) -> dict[str, Any]:
