@@ -116,3 +116,18 @@ def test_knee_is_marked_where_per_request_speed_halves():
     assert [lv["knee"] for lv in levels] == [False, False, False, True, False]
     assert levels[-1]["aggregate_gain"] == 1.0
     assert mark_knee([{"concurrency": 1, "gen_tps_per_request": None, "gen_tps_aggregate": None}]) is None
+
+
+def test_the_prefill_table_names_what_happens_before_the_head():
+    from brainbench.perf.report import prefill_table
+
+    def length(head):
+        xc = {"server_tps_median": 190.0, "gap_median": -0.002, "flagged": False,
+              "ttft_outside_server_ms_median": 24.2, "ttft_outside_before_head_ms_median": head}
+        return {"prompt_tokens": 2028, "ttft_speedup_warm": 222.0,
+                "cold": {"ttft_ms": {"median": 10615.8}, "prefill_tps": {"median": 190.5}, "cross_check": xc},
+                "warm": {"ttft_ms": {"median": 47.8}, "cached_tokens_median": 2028}}
+
+    t = prefill_table({"lengths": [length(24.2)]})
+    assert "--cache-ram" in t.caption and list(t.columns[5].cells) == ["24.2 (24.2)"]
+    assert prefill_table({"lengths": [length(None)]}).caption is None  # no head stamps: no claim

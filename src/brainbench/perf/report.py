@@ -70,6 +70,10 @@ def prefill_table(p: dict[str, Any]) -> Table:
                   _outside_cell(xc),
                   fmt(r["warm"]["ttft_ms"]["median"]), fmt(r["warm"]["cached_tokens_median"], 0),
                   NA if r["ttft_speedup_warm"] is None else f"x{r['ttft_speedup_warm']:.1f}")
+    heads = [(r["cold"].get("cross_check") or {}).get("ttft_outside_before_head_ms_median") for r in p["lengths"]]
+    if any(h is not None and h >= 5 for h in heads):
+        t.caption = ("before head: llama-server's chat template, tokeniser and host prompt cache (--cache-ram), "
+                     "before its prompt clock starts; bench/ttft_split.py takes them apart")
     return t
 
 
