@@ -392,6 +392,12 @@ async def test_a_conversation_that_outgrows_the_context_ends_its_dispatch_not_th
     assert row["status"] == "completed" and not row["passed"] and row["infra_events"] == 0
     assert row["failures"].count("context_exhausted") == 2  # first dispatch and the re-dispatch
 
+    from brainbench.report.data import build_report
+    from brainbench.report.render import render_html
+
+    html = render_html(build_report([tmp_path / "never" / "run"]))
+    assert "context_exhausted" in html and "the server said <code>HTTP 400: request (8791 tokens) exceeds" in html
+
 
 async def test_json_lines_are_all_recovered(fake, tmp_path):
     lines = ('{"name": "write_file", "arguments": {"path": "status.txt", "content": "READY"}}\n'
