@@ -67,7 +67,8 @@ class InfraEvent(BaseModel):
     """Something the infrastructure did wrong (never a model failure)."""
 
     kind: str
-    """Stable id: connect_error, timeout, http_5xx, loading_model, stream_reset, stream_truncated, bad_json, http_4xx."""
+    """Stable id: connect_error, timeout, http_5xx, loading_model, stream_reset, stream_truncated, bad_json, http_4xx,
+    context_too_small (the server refused a scenario's opening request: its context is too small for it)."""
     detail: str
     """One line, for people."""
     at: float = 0.0

@@ -23,7 +23,7 @@ from typing import Any
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
 from ..client.errors import ContextExhausted, ServerRejectedOutput
-from ..client.types import ChatResult, Timing, ToolCall
+from ..client.types import ChatResult, InfraEvent, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
 from .records import AttemptRecord, Dispatch, ToolResult, Turn
@@ -84,6 +84,14 @@ def _rejected_turn(record: AttemptRecord, messages: list[dict[str, Any]], d: int
     messages.append({"role": "user", "content": error})
     record.turns.append(turn)
     return turn
+
+
+def _opening_too_long(e: ContextExhausted) -> InfraError:
+    """The server refused the opening request, before the model wrote a word: its context (with the scenario's
+    max_tokens) is too small for the scenario. A server setting, never a model failure: the attempt is an
+    infrastructure error (left out of every rate; --resume re-runs it once the server has room)."""
+    detail = f"the scenario's opening does not fit the server's context; give it more (-c) or lower max_tokens: {e}"
+    return InfraError(detail, [InfraEvent(kind="context_too_small", detail=detail, at=time.time(), retried=False)])
 
 
 def _opening(scenario: Scenario, reminder: str | None) -> list[dict[str, Any]]:
@@ -150,6 +158,8 @@ class AttemptRunner:
             try:
                 turn = await self._turn(scenario, env, record, messages, tools, d)
             except ContextExhausted as e:  # the conversation no longer fits: this dispatch ends, scored as it stands
+                if not any(m["role"] == "assistant" for m in messages):
+                    raise _opening_too_long(e) from None
                 return Dispatch(index=d, end_reason="context_exhausted", open_obligation=env.open_obligation(),
                                 messages=messages, detail=str(e))
             if turn.tool_results:
