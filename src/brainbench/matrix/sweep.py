@@ -396,4 +396,4 @@ def recheck_verdict(baseline: dict[str, Any], best: dict[str, Any], min_gain: fl
                                               f"baseline (needs > +{100 * margin:.0f}%)"}
     return {"confirmed": False, "verdict": f"NOT confirmed: back to back the best is {100 * gain:+.1f}% vs the baseline "
                                            f"(needs > +{100 * margin:.0f}%); the kept steps were within drift, "
-                                           "keep the baseline"}
+                                           "keep the baseline (--confirm tests each step in both orders)"}
