@@ -11,24 +11,15 @@ PY=${PY:-python3}
 M="$W/random-7b.gguf"
 PORT=8092
 export PYTHONPATH="$W/site:$PWD/src" PYTHONUNBUFFERED=1 COLUMNS=200
-mkdir -p "$W/site" "$W/bin"
-$PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$W/site" .gpu/whl/*.whl
 { nvidia-smi --query-gpu=index,name,driver_version,memory.total,power.limit --format=csv; nvidia-smi topo -m; nproc; } \
   > "$OUT/device.txt" 2>&1
+mkdir -p "$W"
 [ -d "$W/llama.cpp" ] || tar -xJf .gpu/llama.cpp.tar.xz -C "$W"
 if [ ! -f "$M" ]; then
   (PYTHONPATH="$W/llama.cpp/gguf-py" $PY bench/gpu/random_gguf.py .gpu/vocab.json.xz "$M" > "$OUT/gen.txt" 2>&1) &
   GEN=$!
 fi
-if [ ! -x "$W/bin/llama-server" ]; then
-  cmake -S "$W/llama.cpp" -B "$W/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DGGML_CUDA_FA=${FA:-OFF} > "$W/cmake.log" 2>&1
-  SECONDS=0
-  cmake --build "$W/build" -j "$(nproc)" --target llama-server > "$W/build.log" 2>&1 || { tail -30 "$W/build.log"; exit 1; }
-  echo "built llama-server in ${SECONDS}s" | tee "$OUT/build.txt"
-  cp "$W/build/bin/llama-server" "$W/bin/"
-fi
+JOBS=$(nproc) TARGETS=llama-server FA=${FA:-OFF} bash bench/gpu/build.sh > "$OUT/build.txt" 2>&1 || { tail -30 "$OUT/build.txt"; exit 1; }
 [ -n "${GEN:-}" ] && wait "$GEN"; cat "$OUT/gen.txt" 2>/dev/null
 run() {  # run NAME GPUS [llama-server flags...]
   local name=$1 gpus=$2; shift 2
