@@ -18,7 +18,6 @@ import json
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -87,27 +86,16 @@ def split(base: str, words: int, reps: int) -> dict[str, dict[str, float]]:
 
 @contextmanager
 def embedded(extra: list[str]) -> Iterator[str]:
-    """brain-small on the embedded llama-server, one slot, bound to 127.0.0.1."""
-    from brainbench.backend import binary, ensure_brain
+    """brain-small on the embedded llama-server (brainbench's LlamaServer: one slot, 127.0.0.1); its root URL."""
+    import tempfile
+    from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(binary("llama-server")), "-m", str(ensure_brain("brain-small")), "--host", "127.0.0.1",
-                             "--port", str(port), "--jinja", "-c", "8192", "--parallel", "1", "--no-webui", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                _json(base, "/health")
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    from brainbench.backend import ensure_brain
+    from brainbench.backend.server import LlamaServer
+
+    with tempfile.TemporaryDirectory() as d, LlamaServer(ensure_brain("brain-small"), log_path=Path(d) / "server.log",
+                                                          extra_args=extra) as srv:
+        yield srv.base_url.removesuffix("/v1")
 
 
 def main() -> None:
