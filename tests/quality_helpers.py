@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from brainbench.client.parse import make_call
-from brainbench.client.types import ChatResult, Timing, Usage
-from brainbench.runner.records import AttemptRecord, Dispatch, Turn
+from brainbench.core.types import ChatResult, Timing, Usage
+from brainbench.core.records import AttemptRecord, Dispatch, Turn
 from brainbench.scoring.checks import AttemptView
 
 

@@ -11,7 +11,7 @@ from brainbench.envs.base import ToolError
 from brainbench.envs.shell import STANDARD_SCRIPTS, Denied, classify
 from brainbench.scoring.metrics import bootstrap_mean_ci, iceberg, pass_hat_k, summarise, wilson
 from brainbench.scoring.score import degenerate, narrates
-from brainbench.scoring.taxonomy import DISALLOWED_SUBCLASSES, TAXONOMY, layer
+from brainbench.core.taxonomy import DISALLOWED_SUBCLASSES, TAXONOMY, layer
 
 SCRIPTS = {"fetch_context": STANDARD_SCRIPTS["fetch_context"], "db_query": STANDARD_SCRIPTS["db_query"]}
 

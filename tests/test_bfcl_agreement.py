@@ -40,9 +40,9 @@ from pathlib import Path
 import pytest
 
 from brainbench.client.parse import make_call
-from brainbench.client.types import ChatResult, Timing
+from brainbench.core.types import ChatResult, Timing
 from brainbench.importers import bfcl as imp
-from brainbench.runner.records import AttemptRecord, Dispatch, Turn
+from brainbench.core.records import AttemptRecord, Dispatch, Turn
 from brainbench.scoring.checks import CHECKS, AttemptView
 import brainbench.scoring.quality  # noqa: F401  (registers the bfcl check)
 

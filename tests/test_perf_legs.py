@@ -165,7 +165,7 @@ def test_speed_cli_errors_are_clear(fake, tmp_path):
     from typer.testing import CliRunner
 
     from brainbench.cli import app
-    from brainbench.client.errors import BrainbenchError
+    from brainbench.core.errors import BrainbenchError
 
     srv = fake(ScriptedBrain([Reply.text("hi")]))
     for args, needle in [(["--endpoint", srv.base_url], "--model"),

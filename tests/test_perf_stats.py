@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from brainbench.client.types import ChatResult, Timing, Usage
+from brainbench.core.types import ChatResult, Timing, Usage
 from brainbench.perf.definitions import DEFINITIONS, MAPPING, markdown_definitions, markdown_mapping
 from brainbench.perf.measure import sample_from_result
 from brainbench.perf.stats import cv, percentile, rel_error, summarize

@@ -8,7 +8,7 @@ import pytest
 from quality_helpers import record, result
 
 from brainbench.client import ChatClient, Endpoint
-from brainbench.client.errors import BrainbenchError
+from brainbench.core.errors import BrainbenchError
 from brainbench.testing import Reply, ScriptedBrain
 from brainbench.think import reasoning_stats, think_config, think_label, think_modes, with_think
 

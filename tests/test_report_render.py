@@ -247,8 +247,8 @@ def test_server_log_curves(runs, tmp_path):
 
 
 def _rec(turns):
-    from brainbench.client.types import ChatResult, Timing, ToolCall
-    from brainbench.runner.records import AttemptRecord, Turn
+    from brainbench.core.types import ChatResult, Timing, ToolCall
+    from brainbench.core.records import AttemptRecord, Turn
 
     out = []
     for i, (content, calls) in enumerate(turns):

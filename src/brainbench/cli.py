@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .client.errors import BrainbenchError
+from .core.errors import BrainbenchError
 
 app = typer.Typer(
     help="Which local LLM can you trust as the brain of an agent? Speed and discipline, on the same run.",
@@ -300,7 +300,7 @@ def export(
 ) -> None:
     """Export attempts and summaries (schema in the README)."""
     from .store import RunStore
-    from .store.export import to_csv, to_json
+    from .report.export import to_csv, to_json
 
     if fmt not in ("json", "csv"):
         raise BrainbenchError(f"--format must be json or csv, not {fmt!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client.errors import BrainbenchError
+from .core.errors import BrainbenchError
 
 MODES = ("on", "off", "both")
 

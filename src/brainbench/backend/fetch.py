@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 
 class SetupError(BrainbenchError):

@@ -1,8 +1,8 @@
 """Talking to model servers: OpenAI-compatible chat completions and Ollama's native API."""
 
 from .chat import ChatClient, Endpoint
-from .errors import BrainbenchError, EndpointError, InfraError
-from .types import ChatResult, InfraEvent, Timing, ToolCall, Usage
+from ..core.errors import BrainbenchError, EndpointError, InfraError
+from ..core.types import ChatResult, InfraEvent, Timing, ToolCall, Usage
 
 __all__ = [
     "BrainbenchError", "ChatClient", "ChatResult", "Endpoint", "EndpointError", "InfraError", "InfraEvent",

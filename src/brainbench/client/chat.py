@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from .errors import ContextExhausted, EndpointError, InfraError, ServerRejectedOutput
+from ..core.errors import ContextExhausted, EndpointError, InfraError, ServerRejectedOutput
 from .parse import make_call, split_think
-from .types import ChatResult, InfraEvent, Timing, Usage
+from ..core.types import ChatResult, InfraEvent, Timing, Usage
 
 
 class _Retry(Exception):

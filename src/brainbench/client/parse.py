@@ -10,7 +10,7 @@ import re
 import uuid
 from typing import Any
 
-from .types import ToolCall
+from ..core.types import ToolCall
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 

@@ -15,12 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..core.taxonomy import REPEAT_BLOCK, REPEAT_WARN
 from .base import Environment, ToolOutcome
 
-REPEAT_WARN = 2
-"""The identical failing call number at which the harness warns the model (hermes-agent: 2)."""
-REPEAT_BLOCK = 5
-"""From this identical failure on, the call is refused without running (hermes-agent: 5)."""
 
 MAX_FILE_BYTES = 64_000
 

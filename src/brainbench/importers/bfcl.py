@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 BFCL_PACKAGE = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"

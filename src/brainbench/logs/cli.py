@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from .common import LogInputError, check_inputs, order_inputs
 
 logs_app = typer.Typer(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 REGION_BYTES = 32 << 20
 """Bytes handed to a parser at a time (plain files: a window of the mmap; gzip: decompressed text)."""

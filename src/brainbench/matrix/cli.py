@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 console = Console(stderr=True)
 out = Console()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..backend.fetch import SetupError
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from ..profiles.launch import ServerFailed, ServerHandle, warm_up
 from ..profiles.schema import AgenticLeg, Profile, SoakLeg, SpeedLeg
 from ..store.db import RunStore

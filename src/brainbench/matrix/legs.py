@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..client import ChatClient, Endpoint
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from ..profiles.schema import AgenticLeg, Profile, SpeedLeg
 from ..store.db import RunStore
 
@@ -122,7 +122,7 @@ def _subset(packs: list[Any], limit: int | None) -> list[Any]:
 async def run_agentic(leg: AgenticLeg, endpoint: Endpoint, store: RunStore, label: str, server_public: dict[str, Any],
                       progress: Callable[[int, int], None] = lambda d, t: None) -> dict[str, Any]:
     """Run the packs as `brainbench run` does (content-keyed, resumable) and summarise this leg's attempts."""
-    from ..runner.records import attempt_key
+    from ..core.records import attempt_key
     from ..runner.run import RunPlan, execute, prepare
     from ..scoring import attempt_rows, summary
 

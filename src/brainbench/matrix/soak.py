@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..client import ChatClient
-from ..client.errors import BrainbenchError, InfraError
+from ..core.errors import BrainbenchError, InfraError
 from ..perf.measure import sample_from_result
 from ..perf.stats import percentile
 from ..profiles.launch import ServerFailed, ServerHandle, warm_up

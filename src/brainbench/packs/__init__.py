@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 BUILTIN_DIR = Path(__file__).parent
 

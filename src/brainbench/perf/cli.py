@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 LEGS = ("decode", "prefill", "sweep", "agent")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..client import ChatClient, ChatResult
-from ..client.errors import BrainbenchError, EndpointError
+from ..core.errors import BrainbenchError, EndpointError
 from . import crosscheck
 from .energy import EnergyMeter, EnergyReading
 from .measure import Sample, failed, sample_from_result

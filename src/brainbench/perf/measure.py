@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..client.types import ChatResult
+from ..core.types import ChatResult
 
 MIN_DECODE_WINDOW_S = 0.001
 """A decode window (E2E − TTFT) shorter than this is degenerate: decode tok/s and ITL are "n/a"."""

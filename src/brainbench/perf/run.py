@@ -12,7 +12,7 @@ import httpx
 
 from ..backend import BackendSpec, check_model_served, open_backend
 from ..client import ChatClient, Endpoint
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from . import crosscheck, legs
 from .energy import EnergyMeter, make_source
 from .legs import Driver, SpeedOptions

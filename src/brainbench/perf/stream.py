@@ -21,9 +21,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..client.errors import EndpointError, InfraError
+from ..core.errors import EndpointError, InfraError
 from ..client.parse import make_call, split_think
-from ..client.types import ChatResult, InfraEvent, Timing, Usage
+from ..core.types import ChatResult, InfraEvent, Timing, Usage
 from .ktime import Conn, TlsConn
 
 def _usage(u: dict | None) -> Usage:

@@ -23,7 +23,7 @@ import httpx
 from ..backend.fetch import SetupError
 from ..backend.server import _die_with_parent, free_port
 from ..client import ChatClient, Endpoint
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from .schema import Profile, ServerSpec, Warmup, command_words
 
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 ServerKind = Literal["llama-server", "vllm", "sglang", "ollama", "command", "endpoint"]
 

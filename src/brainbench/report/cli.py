@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 
 console = Console(stderr=True)
 out = Console()

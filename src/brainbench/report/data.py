@@ -1,6 +1,6 @@
 """The report's view model: run directories -> one plain dict that the HTML, Markdown and terminal views read.
 
-Built on `store.export.export_data` (the export contract) plus the stored transcripts. Every part is
+Built on `report.export.export_data` (the export contract) plus the stored transcripts. Every part is
 optional: a run without a speed leg, without energy, without a known model size or host record gets
 `None` there and the views say "not measured" / "unknown" instead of failing.
 
@@ -19,10 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..client.errors import BrainbenchError
-from ..runner.records import AttemptRecord
+from ..core.errors import BrainbenchError
+from ..core.records import AttemptRecord
 from ..store.db import RunStore
-from ..store.export import export_data
+from .export import export_data
 from .speedlegs import speed_details
 
 GB = 1e9
@@ -403,7 +403,7 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
 def layer_of(failure_id: str) -> str:
     """Iceberg layer of a failure id: the scorer's taxonomy where there is one, else a name-based guess."""
     try:
-        from ..scoring.taxonomy import layer
+        from ..core.taxonomy import layer
 
         return layer(failure_id)
     except ImportError:

@@ -22,11 +22,11 @@ from typing import Any
 
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
-from ..client.errors import ContextExhausted, ServerRejectedOutput
-from ..client.types import ChatResult, InfraEvent, Timing, ToolCall
+from ..core.errors import ContextExhausted, ServerRejectedOutput
+from ..core.types import ChatResult, InfraEvent, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
-from .records import AttemptRecord, Dispatch, ToolResult, Turn
+from ..core.records import AttemptRecord, Dispatch, ToolResult, Turn
 
 
 _CALL_NAME = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w.\-]*)"')

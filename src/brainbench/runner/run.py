@@ -16,7 +16,7 @@ from ..packs import Pack, Scenario
 from ..scoring import SCORER, score_attempt
 from ..store.db import RunStore
 from .attempt import AttemptRunner
-from .records import AttemptRecord, attempt_key, config_hash
+from ..core.records import AttemptRecord, attempt_key, config_hash
 
 
 @dataclass

@@ -8,7 +8,7 @@ from ..packs import Scenario
 from ..store.db import RunStore
 from .metrics import summarise
 from .score import SCORER, Verdict, score_attempt
-from .taxonomy import TAXONOMY, layer
+from ..core.taxonomy import TAXONOMY, layer
 
 
 def stored_scenarios(store: RunStore) -> dict[str, Scenario]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..runner.records import AttemptRecord
+from ..core.records import AttemptRecord
 
 
 @dataclass

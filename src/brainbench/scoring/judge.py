@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import ChatClient, Endpoint
-from ..client.errors import BrainbenchError
+from ..core.errors import BrainbenchError
 from ..packs import Scenario
-from ..runner.records import AttemptRecord
+from ..core.records import AttemptRecord
 from ..store.db import RunStore
 from .quality import extract_json
 

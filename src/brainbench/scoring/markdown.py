@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .taxonomy import TAXONOMY, layer
+from ..core.taxonomy import TAXONOMY, layer
 
 
 def _pct(r: dict[str, Any] | None, ci: bool = True) -> str:

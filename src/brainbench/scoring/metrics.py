@@ -12,7 +12,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
-from .taxonomy import layer
+from ..core.taxonomy import layer
 
 BOOTSTRAP_RESAMPLES = 1000
 

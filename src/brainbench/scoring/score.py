@@ -18,10 +18,11 @@ from typing import Any
 from ..envs import get_env
 from ..envs._agentic import call_signature
 from ..packs import Scenario
-from ..runner.records import AttemptRecord
+from ..core.records import AttemptRecord
+from ..core.verdict import Verdict
 from . import agentic as _agentic_checks  # noqa: F401  (registers the agentic check types)
 from .checks import CHECKS, AttemptView
-from .taxonomy import LOOP_CALLS, LOOP_LINE_REPEATS, LOOP_MIN_CHARS, LOOP_ZLIB_RATIO, is_denial, layer
+from ..core.taxonomy import LOOP_CALLS, LOOP_LINE_REPEATS, LOOP_MIN_CHARS, LOOP_ZLIB_RATIO, is_denial, layer
 
 SCORER = "deterministic"
 
@@ -39,16 +40,6 @@ def load_check_plugins() -> None:
 
 
 load_check_plugins()
-
-
-@dataclass
-class Verdict:
-    passed: bool
-    clean: bool
-    """Passed on the first dispatch with no turn-end nudge and no protocol violation."""
-    failures: list[str] = field(default_factory=list)
-    """Failure-taxonomy ids, one entry per occurrence (a class may repeat)."""
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 # -- trace detectors ----------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..client.errors import BrainbenchError
-from ..runner.records import AttemptRecord
+from ..core.errors import BrainbenchError
+from ..core.records import AttemptRecord
 
 SCHEMA_VERSION = 1
 DB_NAME = "brainbench.sqlite"

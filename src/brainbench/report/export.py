@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..scoring import attempt_rows, summary
-from .db import RunStore
+from ..store.db import RunStore
 
 CSV_FIELDS = ["key", "pack", "scenario", "trial", "model", "status", "scored", "passed", "clean", "failures",
               "tool_calls", "tool_errors", "infra_events", "turns", "dispatches", "wall_s", "completion_tokens", "error"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..client.types import ChatResult, InfraEvent
+from .types import ChatResult, InfraEvent
 
 
 class ToolResult(BaseModel):

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..envs._agentic import REPEAT_BLOCK, REPEAT_WARN  # the harness's guard thresholds (one source)
 
 # A failing call identical (same tool, same arguments) to an earlier failing call is a `repeated_failure`;
 # the harness warns the model at the REPEAT_WARN-th identical failure and refuses the call from the
 # REPEAT_BLOCK-th on (hermes-agent: warns after 2, blocks after 5).
+
+REPEAT_WARN = 2
+"""The harness warns the model at this many identical failing calls (hermes-agent: after 2)."""
+REPEAT_BLOCK = 5
+"""... and refuses an identical failing call from this many on (hermes-agent: after 5)."""
 
 LOOP_CALLS = 3
 """The same call (same tool, same arguments, whatever the outcome) made this many times is a `loop`."""
