@@ -6,7 +6,9 @@ SHA-256). No prebuilt binaries and no other network access: the web UI download 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -36,10 +38,31 @@ def install_dir() -> Path:
     return cache_dir() / "llama.cpp" / LLAMA_CPP_PYTHON.split("==")[1]
 
 
-def binary(name: str = "llama-server") -> Path | None:
-    """Path of a built tool, $BRAINBENCH_LLAMA_BIN_DIR first; None when not built yet."""
+def cpu_key() -> str:
+    """A short digest of this CPU's architecture and instruction-set flags.
+
+    llama.cpp builds with -march=native, so a binary built on one CPU can die with SIGILL on another
+    (a cache shared between machines): binaries are kept per CPU key and rebuilt where the key differs.
+    """
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        m = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.M)
+        flags = " ".join(sorted(m.group(1).split())) if m else ""
+    except OSError:
+        pass
+    return hashlib.sha256(f"{platform.machine()}|{flags}".encode()).hexdigest()[:12]
+
+
+def bin_dir() -> Path:
+    """Where this CPU's built tools live: $BRAINBENCH_LLAMA_BIN_DIR, else the cache, per CPU key."""
     override = os.environ.get("BRAINBENCH_LLAMA_BIN_DIR")
-    path = Path(override) / name if override else install_dir() / "bin" / name
+    return Path(override) if override else install_dir() / f"bin-{cpu_key()}"
+
+
+def binary(name: str = "llama-server") -> Path | None:
+    """Path of a built tool, $BRAINBENCH_LLAMA_BIN_DIR first; None when not built yet (for this CPU)."""
+    path = bin_dir() / name
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
@@ -90,14 +113,15 @@ def build(on_percent: Callable[[int], None] | None = None, jobs: int | None = No
         raise SetupError("building llama-server needs cmake and a C++ compiler (e.g. apt install cmake g++)")
     src = source_tree()
     out = install_dir()
-    build_dir = out / "build"
+    build_dir = out / f"build-{cpu_key()}"
     pct = re.compile(r"^\[\s*(\d+)%\]")
     with open(out / "build.log", "w") as log:
         _run(["cmake", "-S", str(src), "-B", str(build_dir), *CMAKE_FLAGS], log)
         cmd = ["cmake", "--build", str(build_dir), "-j", str(jobs or os.cpu_count() or 2), "--target", *TARGETS]
         _run(cmd, log, lambda line: on_percent and (m := pct.match(line)) and on_percent(int(m.group(1))))
-    (out / "bin").mkdir(exist_ok=True)
+    dest = bin_dir()
+    dest.mkdir(parents=True, exist_ok=True)
     for t in TARGETS:
-        shutil.copy2(build_dir / "bin" / t, out / "bin" / t)
+        shutil.copy2(build_dir / "bin" / t, dest / t)
     shutil.rmtree(build_dir, ignore_errors=True)
-    return out / "bin"
+    return dest

@@ -92,7 +92,7 @@ class LlamaServer:
         url = f"http://127.0.0.1:{self.port}/health"
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise SetupError(f"llama-server exited during start-up ({self._last_log_line()}); log: {self.log_path}")
+                raise SetupError(self._exit_message())
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
                     return
@@ -101,6 +101,18 @@ class LlamaServer:
             time.sleep(0.2)
         self.stop()
         raise SetupError(f"llama-server not ready after {self.ready_timeout:.0f}s; log: {self.log_path}")
+
+    def _exit_message(self) -> str:
+        """One line on why the server died before it was ready; a signal (SIGILL: wrong CPU) is named."""
+        code = self.proc.returncode if self.proc is not None else None
+        if code is not None and code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            hint = " (an instruction this CPU lacks: rebuild with `brainbench setup`)" if sig == "SIGILL" else ""
+            return f"llama-server was killed by {sig} during start-up{hint}; last line: {self._last_log_line()}; log: {self.log_path}"
+        return f"llama-server exited during start-up ({self._last_log_line()}); log: {self.log_path}"
 
     def _last_log_line(self) -> str:
         try:
