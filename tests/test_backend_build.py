@@ -7,7 +7,9 @@ import stat
 
 import pytest
 
-import brainbench.backend.build as build
+import importlib
+
+build = importlib.import_module("brainbench.backend.build")
 from brainbench.backend.fetch import SetupError
 from brainbench.backend.server import LlamaServer
 
