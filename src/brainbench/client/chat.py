@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 
 from ..core.errors import ContextExhausted, EndpointError, InfraError, ServerRejectedOutput
-from .parse import make_call, split_think
 from ..core.types import ChatResult, InfraEvent, Timing, Usage
+from . import shapes
+from .parse import make_call, parse_arguments, split_think
+from .shapes import BadReply
 
 
 class _Retry(Exception):
@@ -84,10 +86,14 @@ class ChatClient:
         backoff: float = 1.0,
         http: httpx.AsyncClient | None = None,
         pooled: bool = True,
+        request_timeout: float | None = None,
     ):
         self.endpoint = endpoint
         self.retries = retries
         self.backoff = backoff
+        self.timeout = timeout
+        self.request_timeout = request_timeout
+        """Total seconds one try may take, end to end; None: derived per request (see `deadline`)."""
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
@@ -118,11 +124,12 @@ class ChatClient:
     ) -> ChatResult:
         """Send one chat turn, retrying infrastructure failures; returns the parsed, timed result."""
         body = self._body(messages, tools, tool_choice, stream, params)
+        deadline = self.deadline(params.get("max_tokens"))
         events: list[InfraEvent] = []
         free, tries = True, 0  # free: one unanswered try (a kept-alive connection the server let go) is no event
         while True:
             try:
-                result = await self._once(body, stream)
+                result = await self._bounded(body, stream, deadline, params.get("max_tokens"))
                 result.events = events
                 return result
             except _Retry as r:
@@ -159,20 +166,36 @@ class ChatClient:
             body["stream_options"] = {"include_usage": True}
         return body
 
+    def deadline(self, max_tokens: Any) -> float:
+        """Total seconds one try may take. The read timeout bounds only the gap between reads, so a server
+        that streams forever (content without end, or `: ping` comments) would never time out: this bounds the
+        whole try at the read timeout plus max_tokens at a floor speed of FLOOR_TOK_S."""
+        if self.request_timeout:
+            return self.request_timeout
+        tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else DEFAULT_TOKENS
+        return self.timeout + tokens / FLOOR_TOK_S
+
+    async def _bounded(self, body: dict[str, Any], stream: bool, deadline: float, max_tokens: Any) -> ChatResult:
+        try:
+            return await asyncio.wait_for(self._once(body, stream, max_tokens), deadline)
+        except TimeoutError as e:
+            raise _Retry("timeout", f"no complete reply within the request deadline of {deadline:.0f}s "
+                                    "(--request-timeout)") from e
+
     def _delay(self, attempt: int, kind: str) -> float:
         base = self.backoff * (2**attempt)
         return min(base * (3 if kind == "loading_model" else 1), 60.0)
 
     # -- one try ------------------------------------------------------------------------------------
 
-    async def _once(self, body: dict[str, Any], stream: bool) -> ChatResult:
+    async def _once(self, body: dict[str, Any], stream: bool, max_tokens: Any = None) -> ChatResult:
         timing = Timing(sent=time.perf_counter())
         try:
             async with self._http.stream("POST", self._url(), json=body) as resp:
                 timing.first_byte = time.perf_counter()
                 await self._check_status(resp)
                 if stream:
-                    acc = _StreamAcc(self.endpoint.api)
+                    acc = _StreamAcc(self.endpoint.api, max_tokens)
                     await acc.consume(resp, timing)
                     result = acc.result(timing)
                 else:
@@ -189,6 +212,8 @@ class ChatClient:
             raise _Retry("stream_reset", f"connection reset mid-response: {e}") from e
         except (httpx.ReadError, httpx.WriteError) as e:
             raise _Retry("stream_reset", f"connection reset mid-response: {e}") from e
+        except BadReply as e:
+            raise _Retry("bad_reply", f"malformed reply: {e.detail}") from e
         result.request = body
         return result
 
@@ -216,52 +241,79 @@ class ChatClient:
 
     def _parse_full(self, raw: bytes, timing: Timing) -> ChatResult:
         try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as e:
+            data = shapes.loads(raw.decode("utf-8", "replace"))
+        except ValueError as e:
             raise _Retry("bad_json", f"reply is not JSON: {raw[:80]!r}") from e
         if self.endpoint.api == "ollama":
-            return _ollama_result(data, timing)
-        try:
-            choice = data["choices"][0]
-            msg = choice["message"]
-        except (KeyError, IndexError, TypeError) as e:
-            raise _Retry("bad_json", f"reply has no choices[0].message: {str(data)[:120]}") from e
-        content, think = split_think(msg.get("content") or "")
-        calls = [
-            make_call(c["function"]["name"], c["function"].get("arguments"), c.get("id", ""))
-            for c in msg.get("tool_calls") or []
-        ]
+            return _ollama_result(shapes.obj(data, "reply"), timing)
+        data = shapes.obj(data, "reply")
+        choices = shapes.opt_list(data.get("choices"), "reply.choices")
+        if not choices:
+            raise _Retry("bad_json", f"reply has no choices[0].message: {str(data)[:120]}")
+        choice = shapes.obj(choices[0], "choices[0]")
+        msg = shapes.obj(choice.get("message"), "choices[0].message")
+        content, think = split_think(shapes.opt_text(msg.get("content"), "message.content"))
+        notes: list[str] = []
+        calls = [_full_call(c, i, notes) for i, c in
+                 enumerate(shapes.opt_list(msg.get("tool_calls"), "message.tool_calls"))]
         timing.first_token = timing.end
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         return ChatResult(
             content=content,
-            reasoning=(msg.get("reasoning_content") or msg.get("reasoning") or "") + think,
+            reasoning=shapes.opt_text(reasoning, "message.reasoning_content") + think,
             tool_calls=calls,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=_finish(choice.get("finish_reason")),
             usage=_usage(data.get("usage")),
             timing=timing,
-            server_timings=data.get("timings"),
+            server_timings=shapes.opt_obj(data.get("timings"), "reply.timings") or None,
             response=data,
+            normalized=notes,
         )
 
 
-def _usage(u: dict | None) -> Usage:
+FLOOR_TOK_S = 2.0
+"""The slowest decode a request deadline allows for (tokens per second), on top of the read timeout."""
+DEFAULT_TOKENS = 4096
+"""Tokens a request without max_tokens is assumed to ask for, for its deadline."""
+
+
+def _finish(value: Any) -> str | None:
+    return shapes.opt_text(value, "finish_reason") or None
+
+
+def _full_call(c: Any, i: int, notes: list[str]) -> Any:
+    """One non-streamed tool call, checked: {id?, function: {name: str, arguments: str|object}}."""
+    c = shapes.obj(c, f"tool_calls[{i}]")
+    fn = shapes.obj(c.get("function"), f"tool_calls[{i}].function")
+    name = shapes.opt_text(fn.get("name"), f"tool_calls[{i}].function.name")
+    args = shapes.arguments(fn.get("arguments"), f"tool_calls[{i}].function.arguments", notes)
+    return make_call(name, args, shapes.opt_text(c.get("id"), f"tool_calls[{i}].id"))
+
+
+def _usage(u: Any) -> Usage:
+    u = shapes.opt_obj(u, "usage")
     if not u:
         return Usage()
-    details = u.get("prompt_tokens_details") or {}
-    cdetails = u.get("completion_tokens_details") or {}
+    details = shapes.opt_obj(u.get("prompt_tokens_details"), "usage.prompt_tokens_details")
+    cdetails = shapes.opt_obj(u.get("completion_tokens_details"), "usage.completion_tokens_details")
     return Usage(
-        prompt_tokens=u.get("prompt_tokens"),
-        completion_tokens=u.get("completion_tokens"),
-        cached_tokens=details.get("cached_tokens"),
-        reasoning_tokens=cdetails.get("reasoning_tokens"),
+        prompt_tokens=shapes.opt_int(u.get("prompt_tokens"), "usage.prompt_tokens"),
+        completion_tokens=shapes.opt_int(u.get("completion_tokens"), "usage.completion_tokens"),
+        cached_tokens=shapes.opt_int(details.get("cached_tokens"), "usage.cached_tokens"),
+        reasoning_tokens=shapes.opt_int(cdetails.get("reasoning_tokens"), "usage.reasoning_tokens"),
     )
 
 
 class _StreamAcc:
     """Accumulates an SSE (OpenAI) or NDJSON (Ollama) stream into one ChatResult."""
 
-    def __init__(self, api: str):
+    def __init__(self, api: str, max_tokens: Any = None):
         self.api = api
+        self.max_chunks = 4 * max_tokens + 64 if isinstance(max_tokens, int) and max_tokens > 0 else None
+        """More content-bearing chunks than this: the server ignores max_tokens (an endless stream)."""
+        self.size = 0
+        self.marked = 0
+        self.notes: list[str] = []
         self.chunks: list[dict[str, Any]] = []
         self.content: list[str] = []
         self.reasoning: list[str] = []
@@ -302,15 +354,22 @@ class _StreamAcc:
         if not line:
             return None
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
+            data = shapes.loads(line)
+        except ValueError as e:
             raise _Retry("bad_json", f"stream chunk is not JSON: {line[:80]!r}") from e
-        if isinstance(data, dict) and "error" in data:
+        data = shapes.obj(data, "stream chunk")
+        if "error" in data:
             raise _Retry("stream_error", f"server error mid-stream: {str(data['error'])[:200]}")
         self.chunks.append(data)
         return data
 
-    def _mark(self, timing: Timing) -> None:
+    def _mark(self, timing: Timing, *pieces: str) -> None:
+        self.size += sum(len(p) for p in pieces)
+        self.marked += 1
+        if self.size > shapes.MAX_REPLY_BYTES:
+            raise BadReply("the reply", f"over {shapes.MAX_REPLY_BYTES} characters")
+        if self.max_chunks is not None and self.marked > self.max_chunks:
+            raise BadReply("the stream", f"over {self.max_chunks} content chunks (max_tokens ignored)")
         now = time.perf_counter()
         timing.chunks.append(now)
         if timing.first_token is None:
@@ -318,40 +377,51 @@ class _StreamAcc:
 
     def _openai_chunk(self, data: dict, timing: Timing) -> None:
         if data.get("usage"):
-            self.usage = data["usage"]
+            self.usage = shapes.obj(data["usage"], "chunk.usage")
         if data.get("timings"):
-            self.timings = data["timings"]
-        for choice in data.get("choices") or []:
-            delta = choice.get("delta") or {}
-            text = delta.get("content") or ""
-            think = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            tcs = delta.get("tool_calls") or []
+            self.timings = shapes.obj(data["timings"], "chunk.timings")
+        for choice in shapes.opt_list(data.get("choices"), "chunk.choices"):
+            choice = shapes.obj(choice, "chunk.choices[]")
+            delta = shapes.opt_obj(choice.get("delta"), "delta")
+            text = shapes.opt_text(delta.get("content"), "delta.content")
+            think = shapes.opt_text(delta.get("reasoning_content") or delta.get("reasoning"), "delta.reasoning")
+            tcs = shapes.opt_list(delta.get("tool_calls"), "delta.tool_calls")
             if text or think or tcs:
-                self._mark(timing)
+                self._mark(timing, text, think)
             self.content.append(text)
             self.reasoning.append(think)
             for tc in tcs:
-                slot = self.calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "args": ""})
-                fn = tc.get("function") or {}
-                slot["id"] = tc.get("id") or slot["id"]
-                slot["name"] += fn.get("name") or ""
-                slot["args"] += fn.get("arguments") or ""
+                self._call_delta(shapes.obj(tc, "delta.tool_calls[]"), timing)
             if choice.get("finish_reason"):
-                self.finish = choice["finish_reason"]
+                self.finish = _finish(choice["finish_reason"])
+
+    def _call_delta(self, tc: dict[str, Any], timing: Timing) -> None:
+        index = shapes.opt_int(tc.get("index"), "tool_calls[].index") or 0
+        slot = self.calls.setdefault(index, {"id": "", "name": "", "args": ""})
+        fn = shapes.opt_obj(tc.get("function"), "tool_calls[].function")
+        slot["id"] = shapes.opt_text(tc.get("id"), "tool_calls[].id") or slot["id"]
+        slot["name"] += shapes.opt_text(fn.get("name"), "tool_calls[].function.name")
+        args = shapes.arguments(fn.get("arguments"), "tool_calls[].function.arguments", self.notes)
+        slot["args"] += args
+        self.size += len(args)
 
     def _ollama_chunk(self, data: dict, timing: Timing) -> None:
-        msg = data.get("message") or {}
-        text, think, tcs = msg.get("content") or "", msg.get("thinking") or "", msg.get("tool_calls") or []
+        msg = shapes.opt_obj(data.get("message"), "message")
+        text = shapes.opt_text(msg.get("content"), "message.content")
+        think = shapes.opt_text(msg.get("thinking"), "message.thinking")
+        tcs = shapes.opt_list(msg.get("tool_calls"), "message.tool_calls")
         if text or think or tcs:
-            self._mark(timing)
+            self._mark(timing, text, think)
         self.content.append(text)
         self.reasoning.append(think)
         for tc in tcs:
-            fn = tc.get("function") or {}
-            self.calls[len(self.calls)] = {"id": "", "name": fn.get("name", ""), "args": json.dumps(fn.get("arguments", {}))}
+            fn = shapes.obj(shapes.obj(tc, "message.tool_calls[]").get("function"), "message.tool_calls[].function")
+            args = fn.get("arguments", {})  # Ollama's native shape: an object (a string is accepted too)
+            self.calls[len(self.calls)] = {"id": "", "name": shapes.opt_text(fn.get("name"), "function.name"),
+                                           "args": args if isinstance(args, str) else _ollama_args(args)}
         if data.get("done"):
             self.done = True
-            self.finish = data.get("done_reason") or "stop"
+            self.finish = _finish(data.get("done_reason")) or "stop"
             self.usage = {"prompt_tokens": data.get("prompt_eval_count"), "completion_tokens": data.get("eval_count")}
             self.timings = _ollama_timings(data)
 
@@ -359,6 +429,7 @@ class _StreamAcc:
         content, think = split_think("".join(self.content))
         calls = [make_call(c["name"], c["args"], c["id"]) for _, c in sorted(self.calls.items())]
         return ChatResult(
+            normalized=self.notes,
             content=content,
             reasoning="".join(self.reasoning) + think,
             tool_calls=calls,
@@ -380,7 +451,9 @@ def _ollama_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         m = dict(m)
         if m.get("tool_calls"):
             m["tool_calls"] = [
-                {"function": {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}}
+                {"function": {"name": c["function"]["name"],
+                              # Ollama wants an object; a malformed call the model wrote goes back as {}
+                              "arguments": parse_arguments(c["function"]["arguments"])[0] or {}}}
                 for c in m["tool_calls"]
             ]
         m.pop("tool_call_id", None)
@@ -398,6 +471,12 @@ def _ollama_body(model, messages, tools, stream, params) -> dict[str, Any]:
     if options:
         body["options"] = options
     return body
+
+
+def _ollama_args(args: Any) -> str:
+    if not isinstance(args, dict):
+        raise BadReply("message.tool_calls[].function.arguments", args)
+    return json.dumps(args)
 
 
 def _ollama_timings(data: dict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from ..core.types import ToolCall
+from . import shapes
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
@@ -27,28 +28,53 @@ def split_think(content: str) -> tuple[str, str]:
     return _THINK.sub("", content).strip(), reasoning
 
 
+MAX_ARGS_CHARS = 65_536
+"""Tool-call arguments longer than this are malformed (a model cannot mean them; a tool must not see them)."""
+MAX_ARGS_DEPTH = 32
+"""Tool-call arguments nested deeper than this are malformed."""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a decoded JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def parse_arguments(raw: str | dict | None) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse tool-call arguments: (dict, None) or (None, why not)."""
+    """Parse tool-call arguments: (dict, None) or (None, why not). Over-long or over-deep arguments are
+    malformed (the model's failure, shown to it), never a crash."""
     if isinstance(raw, dict):
-        return raw, None
-    if raw is None or raw.strip() == "":
+        value: Any = shapes.scrub(raw)
+    elif raw is None or raw.strip() == "":
         return {}, None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, f"arguments are not valid JSON: {e.msg} at char {e.pos}"
+    elif len(raw) > MAX_ARGS_CHARS:
+        return None, f"arguments are {len(raw)} characters, over the {MAX_ARGS_CHARS} allowed"
+    else:
+        try:
+            value = shapes.loads(raw)
+        except json.JSONDecodeError as e:
+            return None, f"arguments are not valid JSON: {e.msg} at char {e.pos}"
+        except ValueError as e:
+            return None, f"arguments are not valid JSON: {e}"
     if not isinstance(value, dict):
         return None, f"arguments must be a JSON object, got {type(value).__name__}"
+    if _depth(value) > MAX_ARGS_DEPTH:
+        return None, f"arguments are nested deeper than {MAX_ARGS_DEPTH} levels"
     return value, None
 
 
 def make_call(name: str, raw: str | dict | None, call_id: str = "", **extra: Any) -> ToolCall:
     """Build a ToolCall, parsing its arguments and keeping the raw form."""
     args, err = parse_arguments(raw)
-    raw_text = raw if isinstance(raw, str) else json.dumps(raw or {})
+    raw_text = shapes.clean_text(raw) if isinstance(raw, str) else json.dumps(raw or {})
     return ToolCall(
         id=call_id or f"call_{uuid.uuid4().hex[:12]}",
-        name=name,
+        name=shapes.clean_text(name),
         arguments_raw=raw_text,
         arguments=args,
         parse_error=err,
@@ -90,8 +116,8 @@ def recover_text_calls(content: str) -> list[ToolCall]:
     calls: list[ToolCall] = []
     for span in spans:
         try:
-            obj = json.loads(span)
-        except json.JSONDecodeError:
+            obj = shapes.loads(span)
+        except ValueError:
             continue
         for name, args in _calls_from_obj(obj):
             raw = args if isinstance(args, str) else json.dumps(args)

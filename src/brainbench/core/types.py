@@ -96,6 +96,9 @@ class ChatResult(BaseModel):
     """The raw response: the JSON body, or the list of SSE data objects when streaming."""
     events: list[InfraEvent] = Field(default_factory=list)
     """Infrastructure events met on the way (retries that eventually succeeded)."""
+    normalized: list[str] = Field(default_factory=list)
+    """Shape repairs the client made to the server's reply (e.g. tool-call arguments sent as a JSON object
+    instead of a string): accepted, and recorded so a server's deviation from the protocol stays visible."""
 
     def assistant_message(self) -> dict[str, Any]:
         """The OpenAI-format assistant message to append to the conversation.

@@ -40,6 +40,12 @@ class Reply:
     """Seconds between streamed chunks."""
     usage: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
+    raw: list[str] | None = None
+    """Hostile replies: each string is sent verbatim as one SSE `data:` payload (streamed), or the first one is
+    the whole body (not streamed), whatever shape it has; a streamed raw reply ends with `[DONE]`."""
+    endless: str | None = None
+    """'content': content chunks that never end; 'ping': `: ping` SSE comments that never end (until the
+    client goes away)."""
 
     @classmethod
     def text(cls, content: str, **kw: Any) -> "Reply":
@@ -60,6 +66,11 @@ class Reply:
     @classmethod
     def loading(cls) -> "Reply":
         return cls.http_error(503, "Loading model")
+
+    @classmethod
+    def hostile(cls, *payloads: Any, **kw: Any) -> "Reply":
+        """A reply of arbitrary shape: each payload (JSON-encoded unless already a string) is one chunk."""
+        return cls(raw=[p if isinstance(p, str) else json.dumps(p) for p in payloads], **kw)
 
 
 Brain = Callable[[dict[str, Any]], Reply]
@@ -165,10 +176,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
-        if not body.get("stream", False if not ollama else True):
+        streamed = body.get("stream", False if not ollama else True)
+        if reply.raw is not None and not streamed:
+            self._raw_body(reply.raw[0].encode("utf-8", "surrogatepass"))
+            return
+        if not streamed:
             self._json(200, self._full(reply, body, ollama))
             return
         self._stream(reply, body, ollama)
+
+    def _raw_body(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     # -- non-streaming --------------------------------------------------------------------------------
 
@@ -242,6 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson" if ollama else "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if reply.endless or reply.raw is not None:
+            self._hostile_stream(reply, ollama)
+            return
         pieces = self._pieces(reply, body, ollama)
         for i, obj in enumerate(pieces):
             if reply.fault in ("reset", "truncate") and i >= reply.fault_after:
@@ -258,6 +283,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
 
+    def _hostile_stream(self, reply: Reply, ollama: bool) -> None:
+        try:
+            for payload in reply.raw or []:
+                line = payload + "\n" if ollama else f"data: {payload}\n\n"
+                self._write_chunk(line.encode("utf-8", "surrogatepass"))
+            while reply.endless:
+                piece = {"choices": [{"index": 0, "delta": {"content": "la "}, "finish_reason": None}]}
+                self._write_chunk(b": ping\n\n" if reply.endless == "ping" else f"data: {json.dumps(piece)}\n\n".encode())
+                time.sleep(reply.chunk_gap or 0.01)
+            if not ollama:
+                self._write_chunk(b"data: [DONE]\n\n")
+            self._write_chunk(b"")
+        except OSError:  # the client gave up (deadline): the endless stream ends here
+            self.close_connection = True
+
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
@@ -268,6 +308,13 @@ class _Server(ThreadingHTTPServer):
     brain: Brain
     models: list[str]
     auth_headers: list[str | None]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a deadline, a test's end) is no error of the fake's: stay quiet."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class FakeServer:
