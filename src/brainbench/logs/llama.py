@@ -32,16 +32,16 @@ from typing import Any, Iterable
 from .common import counter_stats, iter_lines, rnd, strip_ansi
 
 PROMPT_RE = re.compile(
-    rb"prompt eval time\s*=\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)\s*\(\s*([\d.]+|nan|inf|-?nan) ms per token,\s*"
-    rb"([\d.]+|nan|inf|-?nan) tokens per second\)")
+    rb"prompt eval time\s*=\s*(\d{1,15}(?:\.\d{1,12})?) ms /\s*(\d{1,12}) (?:tokens|runs)\s*\(\s*(\d{1,15}(?:\.\d{1,12})?|nan|inf|-?nan) ms per token,\s*"
+    rb"(\d{1,15}(?:\.\d{1,12})?|nan|inf|-?nan) tokens per second\)")
 EVAL_RE = re.compile(
-    rb"(?<!prompt )eval time\s*=\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)\s*\(\s*([\d.]+|nan|inf|-?nan) ms per token,\s*"
-    rb"([\d.]+|nan|inf|-?nan) tokens per second\)")
+    rb"(?<!prompt )eval time\s*=\s*(\d{1,15}(?:\.\d{1,12})?) ms /\s*(\d{1,12}) (?:tokens|runs)\s*\(\s*(\d{1,15}(?:\.\d{1,12})?|nan|inf|-?nan) ms per token,\s*"
+    rb"(\d{1,15}(?:\.\d{1,12})?|nan|inf|-?nan) tokens per second\)")
 SLOT_RE = re.compile(rb"id\s+(\d+) \| task (-?\d+) \|")
 JSON_SLOT_RE = re.compile(rb'"(?:id_slot|slot_id)"\s*:\s*(\d+)')
 JSON_TASK_RE = re.compile(rb'"(?:id_task|task_id)"\s*:\s*(-?\d+)')
 TS_RE = re.compile(rb"^(?:\x1b\[[0-9;]*m)?(\d+)\.(\d{2})\.(\d{3})\.(\d{3})\b")
-DRAFT_RE = re.compile(rb"draft acceptance(?: rate)?\s*=\s*([\d.]+)\s*\(\s*(\d+) accepted /\s*(\d+) generated\)"
+DRAFT_RE = re.compile(rb"draft acceptance(?: rate)?\s*=\s*(\d{1,15}(?:\.\d{1,12})?)\s*\(\s*(\d{1,12}) accepted /\s*(\d{1,12}) generated\)"
                       rb"(?:, mean len =\s*([\d.]+))?")
 
 

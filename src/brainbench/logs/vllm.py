@@ -52,11 +52,13 @@ from .windows import WindowSet
 # -- patterns ------------------------------------------------------------------------------------------
 
 STATS_LIT = b"Avg prompt throughput: "
-_NUM = rb"(\d+(?:\.\d+)?)"
+_NUM = rb"(\d{1,15}(?:\.\d{1,12})?)"
+"""Numbers are bounded in length: a 400-digit value is a corrupt line (counted), not an OverflowError."""
+_INT = rb"(\d{1,12})"
 STATS_RE = re.compile(
     rb"Avg prompt throughput: " + _NUM + rb" tokens/s, Avg generation throughput: " + _NUM + rb" tokens/s, "
-    rb"Running: (\d+) reqs,(?: Swapped: \d+ reqs,)? (?:Waiting|Pending): (\d+) reqs"
-    rb"(?:, Deferred: \d+ reqs)?(?:, Preemptions: (\d+))?"
+    rb"Running: " + _INT + rb" reqs,(?: Swapped: \d+ reqs,)? (?:Waiting|Pending): " + _INT + rb" reqs"
+    rb"(?:, Deferred: \d+ reqs)?(?:, Preemptions: " + _INT + rb")?"
     rb"(?:,? GPU KV cache usage: " + _NUM + rb"%)?(?:, Prefix cache hit rate: " + _NUM + rb"%)?"
 )
 ACCESS_LIT = b'"POST /v1/'
