@@ -184,3 +184,23 @@ async def test_fuzzed_reply_shapes_never_crash_and_store_every_attempt_once(fake
     assert sum(counts.values()) == 4 and set(counts) <= {"completed", "infra_error"}, counts
     keys = [r.key for r in store.attempts()]
     assert len(keys) == len(set(keys)) == 4
+
+
+async def test_a_server_that_echoes_the_api_key_never_gets_it_stored_or_printed(fake):
+    secret = "sk-live-0123456789abcdef"
+    srv = fake(ScriptedBrain([Reply.http_error(500, f"bad key {secret}; header was Bearer {secret}")]))
+    from brainbench.client import ChatClient, Endpoint
+
+    async with ChatClient(Endpoint(srv.base_url, "fake-model", api_key=secret), retries=1, backoff=0.01) as c:
+        with pytest.raises(InfraError) as ei:
+            await c.chat(MSG)
+    texts = [str(ei.value)] + [e.detail for e in ei.value.events]
+    assert all(secret not in t for t in texts) and "[redacted]" in texts[0], texts
+
+
+def test_redact_forms():
+    from brainbench.client.chat import redact
+
+    assert redact("Authorization: Bearer abcdefghijkl", None) == "Authorization: Bearer [redacted]"
+    assert redact('{"api_key": "abcdefghijkl"}', None) == '{"api_key": "[redacted]"}'
+    assert redact("short k", "k-not-there") == "short k"

@@ -64,6 +64,18 @@ _VLLM_TOOLS_HINT = (
 )
 
 
+_BEARER = re.compile(r"(?i)\b(bearer|api[-_ ]?key[\"']?\s*[:=]\s*[\"']?)\s*[A-Za-z0-9._~+/=-]{8,}")
+
+
+def redact(text: str, key: str | None) -> str:
+    """A server's words with the API key taken out (the exact key, and `Bearer ...`/`api_key=...` forms):
+    some servers echo the key in an error body, and what they say is stored and printed."""
+    if key:
+        text = text.replace(key, "[redacted]")
+    return _BEARER.sub(lambda m: m.group(1) + " [redacted]" if m.group(1).lower() == "bearer" else m.group(1)
+                       + "[redacted]", text)
+
+
 def _error_text(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -96,12 +108,14 @@ class ChatClient:
         """Total seconds one try may take, end to end; None: derived per request (see `deadline`)."""
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0), headers=headers,
+            # pool=None: waiting for a free connection is the client's own limit, never a server timeout
+            timeout=httpx.Timeout(timeout, connect=10.0, pool=None), headers=headers,
             # drop idle connections well before servers do (llama-server's cpp-httplib: 5 s, httpx's default
             # is also 5 s): reusing one the server is closing fails the request ("disconnected without sending
             # a response"). llama-server also closes after every streamed response; see _Unanswered.
             # Unpooled (a fresh connection per request) for soaks, where every reset counted must be the server's.
-            limits=httpx.Limits(max_connections=512, keepalive_expiry=2.0) if pooled
+            # no cap on connections: the runner's -c bounds what is in flight
+            limits=httpx.Limits(max_connections=None, keepalive_expiry=2.0) if pooled
             else httpx.Limits(max_keepalive_connections=0),
         )
 
@@ -137,7 +151,8 @@ class ChatClient:
                     free = False
                     continue
                 last = tries == self.retries
-                events.append(InfraEvent(kind=r.kind, detail=r.detail, at=time.time(), retried=not last))
+                detail = redact(r.detail, self.endpoint.api_key)
+                events.append(InfraEvent(kind=r.kind, detail=detail, at=time.time(), retried=not last))
                 if last:
                     break
                 await asyncio.sleep(self._delay(tries, r.kind))
@@ -221,7 +236,7 @@ class ChatClient:
         if resp.status_code < 400:
             return
         await resp.aread()
-        text = _error_text(resp)
+        text = redact(_error_text(resp), self.endpoint.api_key)
         code = resp.status_code
         if code == 500 and "failed to parse tool call" in text.lower():
             raise ServerRejectedOutput(f"HTTP {code}: {text}")
