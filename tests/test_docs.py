@@ -208,6 +208,43 @@ def test_generated_pages_carry_what_the_code_says():
         assert f"`{check}`" in pages["checks.md"], check
 
 
+def test_check_types_come_from_a_discriminated_union_in_the_schema():
+    """When checks become typed models (a union discriminated on `type`), each is documented from the schema."""
+    from typing import Annotated, Literal, Union
+
+    from pydantic import BaseModel, Field
+
+    class RegexCheck(BaseModel):
+        """The answer matches a regular expression."""
+
+        type: Literal["content_regex"]
+        pattern: str
+        """Python regex searched in the final answer."""
+
+    class CallCheck(BaseModel):
+        """A tool was called."""
+
+        type: Literal["tool_called"]
+        name: str
+        min: int = 1
+
+    class Scenario(BaseModel):
+        """A task."""
+
+        id: str
+        """Stable id."""
+        checks: list[Annotated[Union[RegexCheck, CallCheck], Field(discriminator="type")]] = []
+
+    page = docsgen.checks_page(Scenario)
+    assert "Check types described by the schema: 2." in page
+    assert "### `content_regex`" in page and "The answer matches a regular expression." in page
+    assert "| `pattern` | string | yes |  | Python regex searched in the final answer. |" in page
+    assert "| `min` | integer |  | 1 |" in page
+    assert "| `id` | string | yes |  | Stable id. |" in page
+    rest = page.split("## Registered check types without a schema entry", 1)[1]
+    assert "`content_regex`" not in rest and "`card`" in rest
+
+
 def test_docsgen_check_mode_reports_a_stale_page(tmp_path):
     docsgen.write(tmp_path)
     assert docsgen.main(["--check", str(tmp_path)]) == 0

@@ -233,9 +233,13 @@ def _registered_checks() -> dict[str, Callable[..., Any]]:
     return dict(getattr(checks, "CHECKS", {}))
 
 
-def checks_page() -> str:
-    from .packs import Scenario
-
+def checks_page(scenario_model: type[BaseModel] | None = None) -> str:
+    """Scenario fields and check types. A check type is a `$defs` entry whose `type` property is a constant
+    (a member of a discriminated union on `type`); registered check types the schema does not describe yet
+    are listed apart, so the page is complete both before and after the checks are typed."""
+    if scenario_model is None:
+        from .packs import Scenario as scenario_model
+    Scenario = scenario_model
     schema = Scenario.model_json_schema()
     defs = schema.get("$defs", {})
     classes: list[type] = []
