@@ -323,7 +323,9 @@ def _sample_export() -> dict[str, Any]:
         store = RunStore(Path(tmp) / "run", create=True)
         store.put_attempt(AttemptRecord(key="k", scenario_id="s", pack="p", scenario_hash="h", model="m",
                                         config_hash="c", trial=0, status="completed", error="text"))
-        store.put_verdict("k", SCORER, True, True, [], {})
+        store.put_verdict("k", SCORER, True, True, ["tool_error"],
+                          {"tool_calls": 2, "tool_errors": 1, "in_text_calls": 1, "obligation": True,
+                           "denied": True, "recovered": True, "error_line_failures": 1})
         data = export_data(store)
         close = getattr(store, "close", None)
         if callable(close):
@@ -355,8 +357,17 @@ def export_page() -> str:
     lines += [f"| `{k}` | {_json_kind(v)} |" for k, v in model_summary.items()]
     lines += ["", "## `summary[model].overall` and `summary[model].packs[pack]`: the metrics\n",
               "| metric | type | fields |\n|---|---|---|"]
+    from .core.taxonomy import TAXONOMY
+
     for k, v in model_summary["overall"].items():
-        fields = ", ".join(f"`{f}`" for f in v) if isinstance(v, dict) and v and not k.startswith("pass_hat") else ""
+        fields = ""
+        if isinstance(v, dict) and v:
+            if all(str(f).isdigit() for f in v):
+                fields = "keyed by k (1 .. the fewest trials of a scenario)"
+            elif all(f in TAXONOMY for f in v):
+                fields = "keyed by failure-taxonomy id"
+            else:
+                fields = ", ".join(f"`{f}`" for f in v)
         lines.append(f"| `{k}` | {_json_kind(v)} | {fields} |")
     models = sorted((o for o in vars(ex).values()
                      if isinstance(o, type) and issubclass(o, BaseModel) and o.__module__ == ex.__name__),
@@ -374,7 +385,9 @@ def export_page() -> str:
 def speed_page() -> str:
     from .perf import definitions as d
 
-    lines = ["# Speed definitions\n", HEADER, inspect.cleandoc(d.__doc__ or "").split("\n", 1)[-1].strip() + "\n",
+    intro = inspect.cleandoc(d.__doc__ or "").split("\n", 1)[-1].strip()
+    intro = "\n".join(line for line in intro.split("\n") if "README" not in line)  # this page replaced it
+    lines = ["# Speed definitions\n", HEADER, intro + "\n",
              "What the legs do and when the clock starts: [speed](../concepts/speed.md).\n",
              "## brainbench against vLLM, GuideLLM and llama-bench\n", d.markdown_mapping() + "\n",
              "## Every figure\n", d.markdown_definitions()]
