@@ -20,6 +20,7 @@ Nothing here depends on the machine (terminal width, time, paths), so two runs g
 from __future__ import annotations
 
 import ast
+import enum
 import inspect
 import json
 import sys
@@ -60,16 +61,55 @@ def _click_root() -> Any:
     return typer.main.get_command(app)
 
 
-def _cli_type(p: Any) -> str:
-    """The value an option takes, from its annotation (typer keeps it on the parameter)."""
-    td = getattr(p, "type_descriptor", None)
-    ann = getattr(td, "annotation", None)
+def _callbacks() -> dict[tuple[str, ...], Callable[..., Any]]:
+    """The Python function behind every command, by command path (types and defaults come from its signature,
+    which does not change with the click/typer version)."""
+    from .cli import app
+
+    out: dict[tuple[str, ...], Callable[..., Any]] = {}
+
+    def walk(t: Any, path: tuple[str, ...]) -> None:
+        for c in t.registered_commands:
+            out[(*path, c.name or c.callback.__name__.replace("_", "-"))] = c.callback
+        for g in t.registered_groups:
+            walk(g.typer_instance, (*path, g.name))
+
+    walk(app, ())
+    return out
+
+
+def _signature_of(fn: Callable[..., Any] | None, name: str) -> tuple[Any, Any]:
+    """(annotation without Annotated/None, default) of a command function's parameter; (None, None) if unknown."""
+    if fn is None:
+        return None, None
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        param = inspect.signature(fn).parameters.get(name)
+    except (NameError, TypeError, ValueError):
+        return None, None
+    ann = hints.get(name)
+    if typing.get_origin(ann) is typing.Annotated:
+        ann = typing.get_args(ann)[0]
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        ann = args[0] if len(args) == 1 else ann
+    default = None if param is None else param.default
+    if type(default).__name__ in ("OptionInfo", "ArgumentInfo"):  # old style: x: int = typer.Option(1, ...)
+        default = getattr(default, "default", None)
+    if default is inspect.Parameter.empty or default is Ellipsis:
+        default = None
+    return ann, default
+
+
+def _cli_type(p: Any, fn: Callable[..., Any] | None) -> str:
+    """The value an option takes, from the command function's annotation."""
+    ann, _ = _signature_of(fn, p.name)
     if ann is not None:
-        if typing.get_origin(ann) is list:
+        if typing.get_origin(ann) in (list, tuple):
             ann = typing.get_args(ann)[0]
-        if isinstance(ann, type) and issubclass(ann, __import__("enum").Enum):
+        if isinstance(ann, type) and issubclass(ann, enum.Enum):
             return " \\| ".join(f"`{m.value}`" for m in ann)
-        return _type_name(ann).replace("|", "\\|")
+        return _type_name(ann)
     t = getattr(p, "type", None)
     choices = getattr(t, "choices", None)
     if choices:
@@ -77,10 +117,12 @@ def _cli_type(p: Any) -> str:
     return _cell(getattr(t, "name", "")).upper()
 
 
-def _param_default(p: Any) -> str:
-    d = p.default
-    if d is None or callable(d) or getattr(p, "is_flag", False) and d is False:
+def _param_default(p: Any, fn: Callable[..., Any] | None) -> str:
+    d = p.default if fn is None else _signature_of(fn, p.name)[1]
+    if d is None or callable(d) or (getattr(p, "is_flag", False) and d is False):
         return ""
+    if isinstance(d, enum.Enum):
+        d = d.value
     if isinstance(d, (list, tuple)):
         return ", ".join(str(x) for x in d) if d else ""
     return str(d)
@@ -91,8 +133,9 @@ def _ctx(cmd: Any, name: str) -> Any:
     return cmd.context_class(cmd, info_name=name)
 
 
-def _cli_command(lines: list[str], cmd: Any, path: list[str]) -> None:
+def _cli_command(lines: list[str], cmd: Any, path: list[str], fns: dict[tuple[str, ...], Any]) -> None:
     name = " ".join(path)
+    fn = fns.get(tuple(path[1:]))
     lines.append(f"{'#' * min(len(path) + 1, 4)} `{name}`\n")
     helptext = inspect.cleandoc(cmd.help or "")
     if helptext:
@@ -119,19 +162,20 @@ def _cli_command(lines: list[str], cmd: Any, path: list[str]) -> None:
         lines.append("| option | value | default | help |\n|---|---|---|---|")
         for p in opts:
             names = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
-            value = "" if p.is_flag else _cli_type(p)
+            value = "" if p.is_flag else _cli_type(p, fn)
             if p.multiple:
                 value += " (repeatable)"
-            default = "required" if p.required else _cell(_param_default(p))
+            default = "required" if p.required else _cell(_param_default(p, fn))
             lines.append(f"| {names} | {value} | {default} | {_cell(p.help)} |")
         lines.append("")
     if hasattr(cmd, "list_commands"):
         for sub in sorted(cmd.list_commands(ctx)):
-            _cli_command(lines, cmd.get_command(ctx, sub), [*path, sub])
+            _cli_command(lines, cmd.get_command(ctx, sub), [*path, sub], fns)
 
 
 def cli_page() -> str:
     root = _click_root()
+    fns = _callbacks()
     ctx = _ctx(root, "brainbench")
     lines = ["# Command line\n", HEADER,
              f"{_first_paragraph(root.help)}\n",
@@ -140,7 +184,7 @@ def cli_page() -> str:
     subs = sorted(root.list_commands(ctx))
     lines.append(" · ".join(f"[`{s}`](#brainbench-{s})" for s in subs) + "\n")
     for sub in subs:
-        _cli_command(lines, root.get_command(ctx, sub), ["brainbench", sub])
+        _cli_command(lines, root.get_command(ctx, sub), ["brainbench", sub], fns)
     return "\n".join(lines).rstrip() + "\n"
 
 
