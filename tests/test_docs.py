@@ -303,6 +303,14 @@ def test_the_extractor_finds_commands_and_applies_the_rules(tmp_path):
     assert {c.path.name for c in cmds} >= {"README.md", "getting-started.md", "servers.md", "sweep.md"}
 
 
+def test_no_command_hides_in_an_untagged_block():
+    """An untagged block's unprefixed lines are output, so a command there would escape these tests: tag it sh."""
+    hidden = [f"{b.path.relative_to(ROOT)}:{b.line + 1 + i}: {line.strip()}"
+              for f in DOC_FILES for b in fenced_blocks(f) if b.tag in ("", "console")
+              for i, line in enumerate(b.text.split("\n")) if line.strip().startswith("brainbench ")]
+    assert not hidden, "tag these blocks ```sh (or prefix the command with `$ `):\n" + "\n".join(hidden)
+
+
 @pytest.mark.parametrize("argv", [["run", "--no-such-option"], ["no-such-command"], ["logs", "nope", "x"],
                                   ["run", "--trials", "many"], ["export"]])
 def test_parse_rejects_what_the_cli_rejects(argv):
