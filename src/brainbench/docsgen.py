@@ -296,7 +296,7 @@ def checks_page(scenario_model: type[BaseModel] | None = None) -> str:
              "## Scenario fields\n", _first_paragraph(schema.get("description")) + "\n"]
     lines += _properties_table(schema, docs=docs_of.get("Scenario")) + [""]
     check_defs = {}
-    for name, d in defs.items():
+    for d in defs.values():
         tconst = _type_const(d.get("properties", {}).get("type", {}))
         if tconst is not None:
             check_defs[tconst] = d
