@@ -276,6 +276,18 @@ def test_every_page_is_in_the_nav():
     assert not missing, f"pages not in mkdocs.yml's nav: {missing}"
 
 
+def test_results_pages_are_dated_and_reproducible():
+    """House rule: a result in the docs says when it was measured and which command reproduces it."""
+    for page in sorted((ROOT / "docs" / "results").glob("*.md")):
+        if page.name == "index.md":
+            continue
+        text = page.read_text(encoding="utf-8")
+        assert re.search(r"\b20\d\d-[01]\d-[0-3]\d\b", text), f"{page.name}: no date"
+        blocks = fenced_blocks(page)
+        shell = [b for b in blocks if b.tag in SHELL_TAGS or re.search(r"^\$ ", b.text, re.MULTILINE)]
+        assert shell, f"{page.name}: no command that reproduces it"
+
+
 def test_readme_is_short_and_links_into_the_site():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.split("\n")) < 250
