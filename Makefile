@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BB = $(VENV)/bin/brainbench
 
-.PHONY: install setup demo test unit sysdeps
+.PHONY: install setup demo test unit sysdeps docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,3 +32,11 @@ test: setup sysdeps
 
 unit: install
 	$(VENV)/bin/python -m pytest -q -m "not integration"
+
+# The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000; `make test` builds it with --strict
+# (tests/test_docs.py). docs/reference/ is generated from the code: `make docs-reference` refreshes it.
+docs: install
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8000
+
+docs-reference: install
+	$(VENV)/bin/python -m brainbench.docsgen docs/reference

@@ -93,9 +93,9 @@ def test_every_reported_figure_is_defined_and_mapped():
     assert markdown_definitions().count("\n") == len(DEFINITIONS) + 1
 
 
-def test_readme_speed_definitions_match_the_definitions_module():
+def test_docs_speed_definitions_match_the_definitions_module():
     from pathlib import Path
 
-    page = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "speed.md").read_text()
     assert markdown_definitions() in page
     assert markdown_mapping() in page
