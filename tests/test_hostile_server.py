@@ -204,3 +204,23 @@ def test_redact_forms():
     assert redact("Authorization: Bearer abcdefghijkl", None) == "Authorization: Bearer [redacted]"
     assert redact('{"api_key": "abcdefghijkl"}', None) == '{"api_key": "[redacted]"}'
     assert redact("short k", "k-not-there") == "short k"
+
+
+async def test_a_server_that_is_not_an_openai_endpoint_is_one_line_without_retries():
+    import http.server
+    import threading
+
+    from brainbench.client import ChatClient, Endpoint, EndpointError
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        t0 = time.monotonic()
+        async with ChatClient(Endpoint(url, "m"), backoff=1.0) as c:
+            with pytest.raises(EndpointError) as ei:
+                await c.chat(MSG)
+        assert time.monotonic() - t0 < 1.0
+        assert "HTTP 501" in str(ei.value) and "not an OpenAI-compatible chat endpoint" in str(ei.value)
+    finally:
+        httpd.shutdown()

@@ -242,6 +242,12 @@ class ChatClient:
             raise ServerRejectedOutput(f"HTTP {code}: {text}")
         if code in (400, 413) and _CONTEXT_FULL.search(text):
             raise ContextExhausted(f"HTTP {code}: {text}")
+        if code in (405, 501):  # no chat endpoint here at all (e.g. a static file server on the port)
+            raise EndpointError(f"{self._url()} answered HTTP {code} ({text[:80]}): this is not an "
+                                f"{'Ollama' if self.endpoint.api == 'ollama' else 'OpenAI-compatible'} chat "
+                                "endpoint (wrong port or path?)",
+                                [InfraEvent(kind="http_4xx", detail=f"HTTP {code}: {text}", at=time.time(),
+                                            retried=False)])
         if code == 503 and "loading" in text.lower():
             raise _Retry("loading_model", f"503 Loading model: {text}")
         if code >= 500 or code == 429:
