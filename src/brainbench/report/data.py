@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from ..core.errors import BrainbenchError
 from ..core.records import AttemptRecord
+from ..core.taxonomy import layer
 from ..store.db import RunStore
 from .export import export_data
 from .speedlegs import speed_details
@@ -30,12 +31,6 @@ MAX_TRANSCRIPTS = 150
 """Per brain: failed attempts beyond this are listed but their transcripts left out (keeps the HTML small)."""
 MAX_TEXT = 4000
 """Characters kept of one message in a transcript (the rest is elided, the store keeps everything)."""
-
-# Failure classes that leave a trace a person would see in a log (an error line, a refusal, a retry).
-# Everything else (a wrong answer, a missing close-out, an unneeded call) fails silently.
-INVISIBLE_HINTS = ("omitted", "omission", "wrong_result", "unneeded", "empty_response", "silent", "missing",
-                   "turn_budget", "incomplete", "hallucinated_success", "no_closeout")
-
 
 class ReportError(BrainbenchError):
     """A report cannot be built from what was given."""
@@ -250,13 +245,10 @@ def model_size(run_meta: dict[str, Any], server: dict[str, Any], results: list[d
     backend = run_meta.get("backend") or {}
     brain = backend.get("brain") or server.get("brain")
     if brain:
-        try:
-            from ..backend.fetch import MODELS
+        from ..backend.fetch import MODELS
 
-            if brain in MODELS:
-                return MODELS[brain].size, f"GGUF file of embedded {brain}"
-        except Exception:  # noqa: BLE001 - an unknown brain just has no known size
-            pass
+        if brain in MODELS:  # an unknown brain just has no known size
+            return MODELS[brain].size, f"GGUF file of embedded {brain}"
     for src in (server, run_meta, backend):
         for k in ("model_bytes", "model_size_bytes", "model_file_bytes"):
             if isinstance(src.get(k), (int, float)) and src[k] > 0:
@@ -280,10 +272,6 @@ def _msg_text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
     return _clip(content)
-
-
-def is_invisible(cls: str) -> bool:
-    return any(h in cls for h in INVISIBLE_HINTS)
 
 
 def failing_turns(rec: AttemptRecord, failures: list[str], details: dict[str, Any]) -> dict[int, list[str]]:
@@ -400,26 +388,16 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
     return data
 
 
-def layer_of(failure_id: str) -> str:
-    """Iceberg layer of a failure id: the scorer's taxonomy where there is one, else a name-based guess."""
-    try:
-        from ..core.taxonomy import layer
-
-        return layer(failure_id)
-    except ImportError:
-        return "silent" if is_invisible(failure_id) else "error_line"
-
-
 def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     """Visible (an error line shows) vs silent failures, by occurrence and by attempt."""
     scored = [r for r in rows if r["scored"]]
     layers: dict[str, dict[str, int]] = {"error_line": {}, "silent": {}, "discipline": {}}
     for r in scored:
         for f in r["failures"]:
-            bucket = layers.setdefault(layer_of(f), {})
+            bucket = layers.setdefault(layer(f), {})
             bucket[f] = bucket.get(f, 0) + 1
     failed = [r for r in scored if not r["passed"]]
-    hidden = [r for r in failed if not any(layer_of(f) == "error_line" for f in r["failures"])
+    hidden = [r for r in failed if not any(layer(f) == "error_line" for f in r["failures"])
               and not r["tool_errors"] and not r["infra_events"]]
     return {
         "attempts": len(scored), "given": given if isinstance(given, dict) else None,
