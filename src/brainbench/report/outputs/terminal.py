@@ -85,7 +85,7 @@ def compare_tables(rep: Report) -> list[Table]:
                   f"{100 * sd['rel']:+.0f}%" if sd and sd.get("rel") is not None else "–", _v(sd["verdict"] if sd else None))
 
         def useful(x: Entry) -> str:
-            u = x.useful["chosen"] or x.useful["own"]
+            u = (x.useful or {}).get("chosen") or (x.useful or {}).get("own")
             return num(u["clean_tasks_per_hour"], 0) if u else "not measured"
 
         def per_gb(x: Entry) -> str:
