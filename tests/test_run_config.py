@@ -54,6 +54,20 @@ def test_old_run_dir_resumes_and_keeps_its_options(fake, tmp_path):
     assert json.loads(bb("export", str(run_dir)).stdout)["run"]["think_mode"] is None  # stored as it was
 
 
+def test_old_options_give_the_same_attempt_keys(fake, tmp_path):
+    """A run stored with the old dict resumes onto the same keys: nothing already stored is redone."""
+    srv = fake(ByConversation(perfect_smoke))
+    run_dir = tmp_path / "run"
+    assert bb("run", "--endpoint", srv.base_url, "--model", "fake-model", "-k", "2", "-o", str(run_dir)).returncode == 0
+    with RunStore(run_dir) as st:
+        st.set_meta("run", {**OLD_OPTS, "backend": {**OLD_OPTS["backend"], "endpoint": srv.base_url}})
+        before = {r.key: r.started for r in st.attempts()}
+    proc = bb("run", "--resume", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    with RunStore(run_dir) as st:
+        assert {r.key: r.started for r in st.attempts()} == before and len(before) == 8
+
+
 def test_new_run_stores_typed_options(fake, tmp_path):
     srv = fake(ByConversation(perfect_smoke))
     run_dir = tmp_path / "new"
