@@ -389,7 +389,7 @@ async def test_a_conversation_that_outgrows_the_context_ends_its_dispatch_not_th
     assert "context_exhausted" in row["failures"] and row["passed"] and not row["clean"]
 
     from brainbench.report.data import build_report
-    from brainbench.report.render import render_html
+    from brainbench.report.outputs.html import render_html
 
     html = render_html(build_report([tmp_path / "run"]))
     assert "context_exhausted" in html and "the server said <code>HTTP 400: request (8791 tokens) exceeds" in html

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from brainbench.cli import app
 from brainbench.report.data import build_report, judge, mean_ci
-from brainbench.report.render import render_html, render_markdown, write_report
+from brainbench.report.outputs.html import render_html
+from brainbench.report.outputs.md import render_markdown
+from brainbench.report.render import write_report
 from brainbench.report.tables import summary_table
 from brainbench.store import RunStore
 from report_fixtures import SloppyBrain, good_brain, make_run
@@ -75,10 +77,10 @@ def test_every_number_links_to_evidence(pair):
     rep, html, _ = pair
     p = _Links()
     p.feed(html)
-    failed = [(e, f) for e in rep["entries"] for f in e["failed"]]
+    failed = [(e, f) for e in rep.entries for f in e.failed]
     assert failed, "the sloppy brain must fail something"
     for e, f in failed:
-        anchor = f"t-{e['id']}-{f['key']}"
+        anchor = f"t-{e.id}-{f['key']}"
         assert f"#{anchor}" in p.hrefs and anchor in p.ids
     for href in p.hrefs:
         assert href[1:] in p.ids or href == "#", f"dangling link {href}"
@@ -86,11 +88,11 @@ def test_every_number_links_to_evidence(pair):
 
 def test_overview_scatter_and_packs(pair):
     rep, html, md = pair
-    good, sloppy = rep["entries"]
-    assert good["summary"]["overall"]["clean"]["rate"] == 1.0
-    assert sloppy["summary"]["overall"]["clean"]["rate"] < 1.0
+    good, sloppy = rep.entries
+    assert good.summary["overall"]["clean"]["rate"] == 1.0
+    assert sloppy.summary["overall"]["clean"]["rate"] < 1.0
     # the scatter: one point per brain, speed on x from the speed leg
-    assert good["decode"]["value"] == 30.0 and sloppy["decode"]["value"] == 90.0
+    assert good.decode["value"] == 30.0 and sloppy.decode["value"] == 90.0
     assert html.count('<g class="pt">') == 2
     assert 'aria-label="clean pass rate against decode tok/s per request"' in html
     # per-pack rates with their intervals, in both formats
@@ -101,14 +103,14 @@ def test_overview_scatter_and_packs(pair):
 
 def test_errors_per_100_calls_and_iceberg(pair):
     rep, html, md = pair
-    sloppy = rep["entries"][1]
-    o = sloppy["summary"]["overall"]
+    sloppy = rep.entries[1]
+    o = sloppy.summary["overall"]
     assert o["failures_by_class"], o
     for cls, n in o["failures_by_class"].items():
         per = o["errors_per_100_calls"][cls]
         assert f"| `{cls}` | 0 | {per:.1f} ({n}) |" in md
         assert f"<code>{cls}</code>" in html
-    ib = sloppy["iceberg"]
+    ib = sloppy.iceberg
     assert ib["error_line"] >= 3 and ib["silent"] > ib["error_line"], ib  # the hallucinated tool shows; the guesses don't
     assert ib["failed_without_error_line"] >= 3
     assert "waterline" in html and f"{ib['silent']} silent failures" in html
@@ -116,14 +118,14 @@ def test_errors_per_100_calls_and_iceberg(pair):
 
 def test_transcript_marks_failing_turn_and_class(pair):
     rep, html, _ = pair
-    sloppy = rep["entries"][1]
-    weather = next(f for f in sloppy["failed"] if f["scenario"] == "weather-single-call")
+    sloppy = rep.entries[1]
+    weather = next(f for f in sloppy.failed if f["scenario"] == "weather-single-call")
     t = weather["transcript"]
     first, last = t["turns"][0], t["turns"][-1]
     assert any("tool" in m or m == "unknown_tool" for m in first["marks"]), first["marks"]
     assert first["calls"][0]["name"] == "get_wether" and first["calls"][0]["ok"] is False
     assert last["marks"], "the wrong final answer is marked on the last turn"
-    art = html[html.index(f'id="t-{sloppy["id"]}-{weather["key"]}"'):]
+    art = html[html.index(f'id="t-{sloppy.id}-{weather["key"]}"'):]
     art = art[: art.index("</article>")]
     assert 'class="turn failing"' in art and "get_wether" in art and 'class="cls mark"' in art
     assert "What is the temperature in Paris" in art  # the task as the model saw it
@@ -137,22 +139,22 @@ def test_model_text_is_escaped(pair):
 
 def test_speed_energy_throughput_and_per_gb(pair):
     rep, html, md = pair
-    good, sloppy = rep["entries"]
-    assert len(good["curves"][0]["points"]) == 4
+    good, sloppy = rep.entries
+    assert len(good.curves[0]["points"]) == 4
     for title in ("aggregate decode tok/s", "per-request decode tok/s", "completions per minute", "TTFT p99 (ms)"):
         assert f'aria-label="{title} against concurrency"' in html
     # energy: only the good brain has power readings; J/token = W / aggregate tok/s
-    e1 = good["energy"][0]
+    e1 = good.energy[0]
     assert e1["joules_per_token"] == pytest.approx(210 / 30.0)
-    assert "| brain-medium | 1 | 210 | 30.0 | 7.000 |" in md and not sloppy["energy"]
+    assert "| brain-medium | 1 | 210 | 30.0 | 7.000 |" in md and not sloppy.energy
     # useful throughput at the run's own concurrency (2): completions/h × clean rate, inputs shown
-    u = sloppy["useful"]["chosen"]
+    u = sloppy.useful["chosen"]
     assert u["concurrency"] == 2
-    assert u["clean_tasks_per_hour"] == pytest.approx(u["completions_per_hour"] * sloppy["summary"]["overall"]["clean"]["rate"])
+    assert u["clean_tasks_per_hour"] == pytest.approx(u["completions_per_hour"] * sloppy.summary["overall"]["clean"]["rate"])
     assert f"**{u['clean_tasks_per_hour']:,.0f}**" in md
     # per GB from the embedded brains' GGUF sizes
-    assert good["size_source"] == "GGUF file of embedded brain-medium"
-    assert good["efficiency"]["tps_per_gb"] == pytest.approx(30.0 / (good["size_bytes"] / 1e9))
+    assert good.size_source == "GGUF file of embedded brain-medium"
+    assert good.efficiency["tps_per_gb"] == pytest.approx(30.0 / (good.size_bytes / 1e9))
     assert "tok/s per GB" in html
 
 
@@ -165,21 +167,21 @@ def test_provenance(pair):
 
 def test_missing_parts_degrade_to_not_measured(runs, tmp_path):
     rep = write_report([runs["bare"]], html=tmp_path / "r.html", md=tmp_path / "r.md")
-    e = rep["entries"][0]
-    assert e["size_bytes"] is None and e["efficiency"]["tps_per_gb"] is None and not e["curves"]
+    e = rep.entries[0]
+    assert e.size_bytes is None and e.efficiency["tps_per_gb"] is None and not e.curves
     html, md = (tmp_path / "r.html").read_text(), (tmp_path / "r.md").read_text()
     assert "not measured" in html.lower() and "unknown" in html and "not recorded" in html
     assert "Under load: not measured" in md and "Energy per token: not measured" in md
     assert "host not recorded" in md
     # sizes given on the command line fill the gap
     rep = build_report([runs["bare"]], model_sizes={"mystery-7b": 4.5})
-    assert rep["entries"][0]["size_bytes"] == 4_500_000_000
+    assert rep.entries[0].size_bytes == 4_500_000_000
 
 
 def test_baseline_deltas_judged_against_noise(runs, tmp_path):
     # sloppy vs good: 12 attempts each; the intervals overlap, so the drop is "within noise", never a loss
     rep = build_report([runs["sloppy"]], runs["good"])
-    d = rep["entries"][0]["delta"]["packs"]["ALL"]["clean"]
+    d = rep.entries[0].delta["packs"]["ALL"]["clean"]
     assert d["delta"] < 0
     if d["cur_ci95"][1] >= d["base_ci95"][0]:
         assert d["verdict"] == "within noise"
@@ -187,7 +189,7 @@ def test_baseline_deltas_judged_against_noise(runs, tmp_path):
     assert "Δ clean vs baseline" in md and d["verdict"] in md
     # bare (0% clean) vs good (100%, 12 attempts): the intervals are apart, a real loss
     rep = build_report([runs["bare"]], runs["good"])
-    assert rep["entries"][0]["delta"]["packs"]["ALL"]["clean"]["verdict"] == "worse"
+    assert rep.entries[0].delta["packs"]["ALL"]["clean"]["verdict"] == "worse"
     assert "pack changed" not in render_html(rep)
 
 
@@ -235,14 +237,14 @@ def test_server_log_curves(runs, tmp_path):
     ]}))
     # attached to a brain: its curves, energy and useful throughput
     rep = build_report([runs["bare"]], log_files=[("mystery-7b", log)])
-    e = rep["entries"][0]
-    assert [p["concurrency"] for p in e["curves"][0]["points"]] == [1, 4]
-    assert e["energy"][0]["joules_per_token"] == pytest.approx(300 / 40.0)
-    assert e["useful"]["rows"] and e["useful"]["chosen"]["concurrency"] == 1
+    e = rep.entries[0]
+    assert [p["concurrency"] for p in e.curves[0]["points"]] == [1, 4]
+    assert e.energy[0]["joules_per_token"] == pytest.approx(300 / 40.0)
+    assert e.useful["rows"] and e.useful["chosen"]["concurrency"] == 1
     assert "| mystery-7b | vllm | 4 | 120.0 | 30.0 | 18.0 |" in render_markdown(rep)
     # loose: its own dashed series next to two brains
     rep = build_report([runs["good"], runs["sloppy"]], log_files=[(None, log)])
-    assert rep["loose_logs"] and "(log) vllm" in render_markdown(rep)
+    assert rep.loose_logs and "(log) vllm" in render_markdown(rep)
     assert "not tied to a brain" in render_html(rep)
 
 
@@ -289,6 +291,6 @@ def test_pack_filter(runs):
     from brainbench.report.data import ReportError
 
     rep = build_report([runs["good"]], packs=["smoke"])
-    assert rep["packs"] == ["smoke"] and rep["entries"][0]["summary"]["overall"]["attempts"] == 12
+    assert rep.packs == ["smoke"] and rep.entries[0].summary["overall"]["attempts"] == 12
     with pytest.raises(ReportError, match="no scored attempts in pack"):
         build_report([runs["good"]], packs=["kanban"])

@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from brainbench.cli import app
 from brainbench.report.data import ReportError, build_report
-from brainbench.report.render import render_html, render_markdown, write_report
+from brainbench.report.outputs.html import render_html
+from brainbench.report.outputs.md import render_markdown
+from brainbench.report.render import write_report
 from brainbench.store import RunStore
 from report_fixtures import good_brain, make_run
 
@@ -137,28 +139,28 @@ ZERO_PCT = re.compile(r"(?<![\d.+\-±])0%")
 
 def test_speed_only_entry(alone):
     rep, _, _ = alone
-    assert rep["speed_only"] and rep["title"] == "brainbench speed: brain-small"
-    (e,) = rep["entries"]
-    assert e["speed_only"] and not e["rows"] and not e["failed"]
-    o = e["summary"]["overall"]
+    assert rep.speed_only and rep.title == "brainbench speed: brain-small"
+    (e,) = rep.entries
+    assert e.speed_only and not e.rows and not e.failed
+    o = e.summary["overall"]
     assert o["attempts"] == 0 and o["pass"]["rate"] is None and o["clean"]["rate"] is None
     # decode: the mean of the gated runs with its interval, from the decode leg
-    assert e["decode"]["value"] == pytest.approx(618.8939) and e["decode"]["n"] == 5
-    assert e["decode"]["source"] == "speed 'decode': decode_tps"
-    (curve,) = e["curves"]
+    assert e.decode["value"] == pytest.approx(618.8939) and e.decode["n"] == 5
+    assert e.decode["source"] == "speed 'decode': decode_tps"
+    (curve,) = e.curves
     assert [p["concurrency"] for p in curve["points"]] == [1, 8, 64]
     assert curve["points"][1]["gen_tps_aggregate"] == pytest.approx(939.363)
     # energy per token: one row per sweep level, plus the decode leg's own
-    jpt = {(en["source"], en["concurrency"]): en["joules_per_token"] for en in e["energy"]}
+    jpt = {(en["source"], en["concurrency"]): en["joules_per_token"] for en in e.energy}
     assert jpt[("speed 'sweep'", 64)] == pytest.approx(0.10971) and jpt[("speed 'decode'", 1.0)] == pytest.approx(0.35181)
-    assert e["size_bytes"] and e["size_source"] == "GGUF file of embedded brain-small"
-    assert e["useful"]["rows"] == [] and e["useful"]["chosen"] is None
-    legs = e["speed_legs"]
+    assert e.size_bytes and e.size_source == "GGUF file of embedded brain-small"
+    assert e.useful["rows"] == [] and e.useful["chosen"] is None
+    legs = e.speed_legs
     assert legs["knee"] == 8 and legs["decode"]["tps_median"] == pytest.approx(631.6188)
     assert [c["leg"] for c in legs["cross_check"]] == ["decode", "prefill 2048 cold", "sweep c=1", "sweep c=8",
                                                       "sweep c=64"]
     assert legs["roofline"]["suspect"] and legs["roofline"]["gpu"]["bound_tps"] == pytest.approx(3352.3 / 0.4914)
-    assert e["provenance"]["server"]["server"] == "llama-server" and e["provenance"]["gpus"][0]["name"] == GPU["name"]
+    assert e.provenance["server"]["server"] == "llama-server" and e.provenance["gpus"][0]["name"] == GPU["name"]
 
 
 def test_speed_only_html(alone):
@@ -203,13 +205,13 @@ def test_speed_only_markdown(alone):
 
 def test_speed_only_next_to_a_discipline_run(runs):
     rep = build_report([runs["disc"], runs["speed"]])
-    disc, speed = rep["entries"]
-    assert not disc["speed_only"] and speed["speed_only"] and not rep["speed_only"] and rep["any_speed_only"]
+    disc, speed = rep.entries
+    assert not disc.speed_only and speed.speed_only and not rep.speed_only and rep.any_speed_only
     html, md = render_html(rep), render_markdown(rep)
     # the scatter plots the discipline run and names the speed-only one as not plotted
     assert html.count('<g class="pt">') == 1
     assert "not plotted (discipline not measured: speed legs only): brain-small" in html
-    assert f"| **ALL** | {speed['label']} | – | not measured | not measured | not measured | – |" in md
+    assert f"| **ALL** | {speed.label} | – | not measured | not measured | not measured | – |" in md
     assert "| **brain-small** (speed legs only) | – | not measured |" in md
     row = md[md.index("| **brain-small** (speed legs only)"):].split("\n")[0]
     assert not ZERO_PCT.search(row)
@@ -220,7 +222,7 @@ def test_speed_only_next_to_a_discipline_run(runs):
 
 def test_speed_only_against_a_baseline_and_compare(runs, tmp_path):
     rep = build_report([runs["speed"]], runs["disc"])
-    d = rep["entries"][0]["delta"]
+    d = rep.entries[0].delta
     assert d["packs"]["ALL"]["clean"] is None and d["decode"]["verdict"] == "better"
     md = render_markdown(rep)
     assert "decode +1963% (better)" in md
@@ -254,7 +256,7 @@ def test_energy_by_gpu_shows_each_card_and_the_group(tmp_path):
         store.put_result("speed", "decode", MODEL, {**DECODE, "energy": split, "requests": []})
         store.put_result("speed", "sweep", MODEL, {"levels": [{**LEVELS[0], "energy": split}], "requests": []})
     report = build_report([run])
-    rows = report["entries"][0]["speed_legs"]["energy_by_gpu"]
+    rows = report.entries[0].speed_legs["energy_by_gpu"]
     assert [(r["leg"], r["gpu"], r["watts"], r["total"]) for r in rows[:3]] == [
         ("decode", "GPU0 NVIDIA H200", 300.0, False), ("decode", "GPU1 NVIDIA H200", 200.0, False),
         ("decode", "all 2 GPUs", 500.0, True)]

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .core.errors import BrainbenchError
+from .core.run_config import DEFAULTS, BackendOptions, RunConfig
 
 app = typer.Typer(
     help="Which local LLM can you trust as the brain of an agent? Speed and discipline, on the same run.",
@@ -113,17 +114,18 @@ def _plan_config(spec, profile: dict) -> dict:
     return {"backend": spec.public() | {"api_key_env": None}, "server": profile}
 
 
-def _resume_options(run_dir: Path) -> dict:
+def _resume_config(run_dir: Path) -> RunConfig:
     from .store import RunStore
 
     with RunStore(run_dir) as store:
-        opts = store.get_meta("run")
-    if not opts:
+        stored = store.get_meta("run")
+    if not stored:
         raise BrainbenchError(f"{run_dir}: this run directory has no run options to resume from")
-    return opts
+    return RunConfig.load(stored, f"{run_dir}: stored run options")
 
 
-async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
+async def _execute(cfg: RunConfig, run_dir: Path, mode: Optional[str] = None) -> dict:
+    """One pass of a run (one thinking mode): store the options once, start the backend, run what is left."""
     from .backend import BackendSpec, check_model_served, open_backend
     from .client import ChatClient
     from .packs import select
@@ -132,30 +134,28 @@ async def _execute(opts: dict, run_dir: Path, json_out: bool) -> dict:
     from .scoring import attempt_rows, summary
     from .store import RunStore
 
-    chosen = select(opts["packs"], opts.get("suites"), [Path(p) for p in opts.get("pack_dirs", [])])
-    spec = BackendSpec(**opts["backend"])
+    chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
+    spec = BackendSpec(**cfg.backend.model_dump())
     store = RunStore(run_dir, create=True)
     try:
         if not store.get_meta("run"):
-            store.set_meta("run", opts)
-        with open_backend(spec, run_dir, parallel=opts["concurrency"]) as (endpoint, profile):
+            store.set_meta("run", cfg.stored())
+        with open_backend(spec, run_dir, parallel=cfg.concurrency) as (endpoint, profile):
             if not spec.brain:
                 check_model_served(endpoint)
             from .packs.haystack import fit_packs  # long-context cases that fit the server's context
             chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
             from .think import think_config, think_label, with_think
 
-            mode = opts.get("think_mode")
-            plan = RunPlan(packs=chosen, model=think_label(spec.label(), mode),
-                           config={**_plan_config(spec, profile), **think_config(mode)},
-                           trials=opts["trials"], concurrency=opts["concurrency"], retries=opts["retries"])
+            plan = RunPlan.of(cfg, packs=chosen, model=think_label(spec.label(), mode),
+                              config={**_plan_config(spec, profile), **think_config(mode)})
             store.set_meta("server", profile)
             store.set_meta("host", host_info())
             todo = prepare(plan, store)
             total = len(plan.items())
             console.print(f"[bold]{spec.label()}[/] on {endpoint.base_url}: {total} attempts "
                           f"({total - len(todo)} already stored), concurrency {plan.concurrency}; run dir {run_dir}")
-            async with ChatClient(endpoint, timeout=opts.get("timeout", 300.0)) as client:
+            async with ChatClient(endpoint, timeout=cfg.timeout) as client:
                 with _progress() as prog:
                     task = prog.add_task("attempts", total=total, completed=total - len(todo))
                     await execute(plan, with_think(client, mode), store, todo, on_done=lambda r: prog.advance(task))
@@ -168,6 +168,35 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+def _run_config(pack: list[str], suite: list[str], brain: Optional[str], endpoint: Optional[str],
+                model: Optional[str], api: str, api_key_env: Optional[str], server_arg: list[str],
+                pack_dir: list[Path], **options) -> RunConfig:
+    """The typed options of a new run from the command line (checks that need two options at once)."""
+    if api not in ("openai", "ollama"):
+        raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
+    if endpoint and brain:
+        raise BrainbenchError("give --brain or --endpoint, not both")
+    backend = BackendOptions(endpoint=endpoint, model=model, api=api, api_key_env=api_key_env) if endpoint else \
+        BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()])
+    if options.get("think") is not None:
+        from .think import think_modes
+
+        think_modes(options["think"])  # the CLI's own one-line message for a bad value
+    return RunConfig.build("options", packs=pack or ([] if suite else ["smoke"]), suites=suite, backend=backend,
+                           pack_dirs=[str(p) for p in pack_dir], **options)
+
+
+def _print_reasoning(run_dir: Path) -> None:
+    from .store import RunStore
+    from .think import reasoning_stats
+
+    with RunStore(run_dir) as st:
+        for label, r in reasoning_stats(st).items():
+            console.print(f"{label}: {r['thinking_turns']}/{r['turns']} turns thought; reasoning tokens "
+                          f"{r['reasoning_tokens']} (server-reported), ~{r['reasoning_words']} words; "
+                          f"{r['cut_while_thinking']} cut off while thinking")
+
+
 @app.command()
 def run(
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Pack to run (repeatable).")] = [],
@@ -175,12 +204,12 @@ def run(
     brain: Annotated[Optional[str], typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
-    api: Annotated[str, typer.Option("--api", help="openai (chat completions) or ollama (native /api/chat).")] = "openai",
+    api: Annotated[str, typer.Option("--api", help="openai (chat completions) or ollama (native /api/chat).")] = DEFAULTS.backend.api,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
-    trials: Annotated[int, typer.Option("--trials", "-k", min=1, help="Trials per scenario (for pass^k).")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once.")] = 1,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Re-dispatches after a protocol violation.")] = 1,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an infrastructure timeout.")] = 300.0,
+    trials: Annotated[int, typer.Option("--trials", "-k", min=1, help="Trials per scenario (for pass^k).")] = DEFAULTS.trials,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once.")] = DEFAULTS.concurrency,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Re-dispatches after a protocol violation.")] = DEFAULTS.retries,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an infrastructure timeout.")] = DEFAULTS.timeout,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<time>-<brain>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
@@ -193,34 +222,22 @@ def run(
     from .runner.run import run_dir_default
 
     if resume:
-        opts = _resume_options(resume)
-        opts["concurrency"] = concurrency if concurrency != 1 else opts["concurrency"]
+        cfg = _resume_config(resume)
+        if concurrency != DEFAULTS.concurrency:  # the one option a resume may change
+            cfg = cfg.model_copy(update={"concurrency": concurrency})
         run_dir = resume
     else:
-        if api not in ("openai", "ollama"):
-            raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
-        if endpoint and brain:
-            raise BrainbenchError("give --brain or --endpoint, not both")
-        backend = {"endpoint": endpoint, "model": model, "api": api, "api_key_env": api_key_env} if endpoint else \
-            {"brain": brain or "brain-small", "server_args": [a for s in server_arg for a in s.split()]}
-        opts = {"packs": pack or ([] if suite else ["smoke"]), "suites": suite, "backend": backend,
-                "trials": trials, "concurrency": concurrency, "retries": retries, "timeout": timeout,
-                "pack_dirs": [str(p) for p in pack_dir], "think": think}
-        run_dir = out_dir or run_dir_default(DEFAULT_RUNS, endpoint and model or backend.get("brain") or "brain")
+        cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir,
+                          trials=trials, concurrency=concurrency, retries=retries, timeout=timeout, think=think)
+        run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
+                                             or cfg.backend.brain or "brain")
     _sigterm_as_interrupt()
     from .think import think_modes
 
-    for mode in think_modes(opts.get("think")):  # one pass per thinking mode (a single pass without --think)
-        result = asyncio.run(_execute({**opts, "think_mode": mode}, run_dir, json_out))
-    if opts.get("think"):  # thinking is counted apart from the graded answer
-        from .store import RunStore
-        from .think import reasoning_stats
-
-        with RunStore(run_dir) as st:
-            for label, r in reasoning_stats(st).items():
-                console.print(f"{label}: {r['thinking_turns']}/{r['turns']} turns thought; reasoning tokens "
-                              f"{r['reasoning_tokens']} (server-reported), ~{r['reasoning_words']} words; "
-                              f"{r['cut_while_thinking']} cut off while thinking")
+    for mode in think_modes(cfg.think):  # one pass per thinking mode (a single pass without --think)
+        result = asyncio.run(_execute(cfg, run_dir, mode))
+    if cfg.think:  # thinking is counted apart from the graded answer
+        _print_reasoning(run_dir)
     if json_out:
         out.print_json(data={"run_dir": str(run_dir), "summary": result})
     else:
@@ -237,11 +254,10 @@ def demo(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 
     _setup_brain(brain)
     run_dir = out_dir or run_dir_default(DEFAULT_RUNS, f"demo-{brain}")
-    opts = {"packs": ["smoke"], "suites": [], "backend": {"brain": brain}, "trials": 1, "concurrency": 1,
-            "retries": 1, "timeout": 300.0, "pack_dirs": []}
+    cfg = RunConfig(packs=["smoke"], backend=BackendOptions(brain=brain))
     _sigterm_as_interrupt()
     t0 = time.monotonic()
-    result = asyncio.run(_execute(opts, run_dir, False))
+    result = asyncio.run(_execute(cfg, run_dir))
     out.print(summary_table(result, title=f"brainbench demo: {brain} on the smoke pack ({time.monotonic() - t0:.0f}s)"))
     console.print(f"stored results: {run_dir}/brainbench.sqlite   server log: {run_dir}/server.log")
     console.print(f"next: brainbench export {run_dir} --format json   |   brainbench score {run_dir}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from ..core.taxonomy import REPEAT_BLOCK, REPEAT_WARN
 from .base import Environment, ToolOutcome
@@ -32,21 +32,11 @@ def call_signature(name: str, arguments: dict[str, Any] | None, raw: str | None 
 class AgenticEnv(Environment):
     """Base of the agentic environments: call counting, closing call, repeated-failure guard, workspace."""
 
-    closing_tools: ClassVar[tuple[str, ...]] = ()
-    """Tools whose successful call closes the task (the terminal call of the protocol)."""
-    call_only_turns: ClassVar[bool] = False
-    """True where the protocol wants tool calls without prose around them (an on-rails orchestrator)."""
-
     def __init__(self, state: dict[str, Any], workdir: Path):
         self._ncalls = 0
         self._closed_at: int | None = None
         self._failures: dict[str, tuple[int, str | None]] = {}
         super().__init__(state, workdir)
-
-    @classmethod
-    def requires_closeout(cls, state: dict[str, Any]) -> bool:
-        """Whether scenarios with this initial state carry a close-out obligation (omission rate base)."""
-        return False
 
     # -- workspace ----------------------------------------------------------------------------------
 
@@ -73,7 +63,7 @@ class AgenticEnv(Environment):
 
     @property
     def closed(self) -> bool:
-        """The task's terminal call has been made (the runner then allows one more turn)."""
+        """Closed once a tool called `mark_closed` (the first close wins)."""
         return self._closed_at is not None
 
     def final_state(self) -> dict[str, Any]:

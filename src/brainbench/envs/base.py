@@ -89,10 +89,23 @@ def _format_validation(e: ValidationError) -> str:
 
 
 class Environment:
-    """Base class. Subclasses set `name`, define `@tool` methods, and override `setup`/`final_state`."""
+    """Base class. Subclasses set `name`, define `@tool` methods, and override `setup`/`final_state`.
+
+    What the runner and the scorer need to know about an environment it declares here (its capabilities),
+    so neither names an environment or its tools: `terminal_tools`, `narration_names`, `call_only_turns`,
+    `requires_closeout`, `open_obligation` and `closed`.
+    """
 
     name: ClassVar[str] = "base"
     _specs: ClassVar[dict[str, _ToolSpec]]
+
+    terminal_tools: ClassVar[tuple[str, ...]] = ()
+    """Tools whose successful call can close out the task (the protocol's terminal call); scoring also matches
+    them in replies that narrate an action instead of calling it."""
+    narration_names: ClassVar[tuple[str, ...]] = ()
+    """Other names a reply may narrate instead of calling (e.g. the shell's handshake scripts, run through `bash`)."""
+    call_only_turns: ClassVar[bool] = False
+    """True where the protocol wants tool calls without prose around them (an on-rails orchestrator)."""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -122,6 +135,16 @@ class Environment:
         violation and the task may be re-dispatched with `reminder_text`.
         """
         return None
+
+    @classmethod
+    def requires_closeout(cls, state: dict[str, Any]) -> bool:
+        """Whether scenarios with this initial state carry a close-out obligation (the omission rate's base)."""
+        return False
+
+    @property
+    def closed(self) -> bool:
+        """The task's terminal call has been made: the runner allows one more turn, then ends the dispatch."""
+        return False
 
     max_nudges: ClassVar[int] = 1
     """Turn-end guard: nudges per dispatch before the violation is recorded (hermes-agent nudges once)."""

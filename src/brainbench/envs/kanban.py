@@ -27,7 +27,7 @@ NEEDS_SUMMARY = "provide at least one of: summary (preferred), result"
 
 class KanbanEnv(AgenticEnv):
     name = "kanban"
-    closing_tools = ("kanban_complete", "kanban_block")
+    terminal_tools = ("kanban_complete", "kanban_block")
 
     def setup(self, state: dict[str, Any]) -> None:
         cards = state.get("cards") or {}

@@ -96,6 +96,13 @@ HANDSHAKE_SCRIPTS: dict[str, dict[str, Any]] = {
 }
 HANDSHAKE_ORDER = ["update_attempt_outcome", "update_stage_status", "ralf_spawn"]
 
+
+def handshake_complete(state: dict[str, Any]) -> bool:
+    """The closing handshake is done in this (final) state: outcome recorded, awaiting_eval, evaluator spawned."""
+    return bool((state.get("attempt") or {}).get("outcome")) \
+        and (state.get("stage") or {}).get("status") == "awaiting_eval" and "step_evaluator" in (state.get("spawned") or [])
+
+
 _DENY_TAIL = "Only `uv run scripts/<name>.py [flags]` runs here, one command per call, for the published scripts."
 
 
@@ -235,7 +242,8 @@ def usage(name: str, spec: dict[str, Any]) -> str:
 
 class ShellEnv(AgenticEnv):
     name = "shell"
-    closing_tools = ("bash",)
+    terminal_tools = ("bash",)
+    narration_names = (*HANDSHAKE_ORDER, "step_evaluator")
     call_only_turns = True
 
     def setup(self, state: dict[str, Any]) -> None:
@@ -266,8 +274,7 @@ class ShellEnv(AgenticEnv):
         return specs
 
     def handshake_done(self) -> bool:
-        return bool(self.state["attempt"]["outcome"]) and self.state["stage"]["status"] == "awaiting_eval" \
-            and "step_evaluator" in self.state["spawned"]
+        return handshake_complete(self.state)
 
     def open_obligation(self) -> str | None:
         if not self.state["handshake"] or self.handshake_done():

@@ -58,10 +58,7 @@ def _default_dir(prefix: str, name: str) -> Path:
 
 def _report(matrix_dir: Path) -> Path | None:
     """One HTML report (and its Markdown twin) for the whole matrix, through brainbench.report."""
-    try:
-        from ..report.render import write_report
-    except ImportError:
-        return None
+    from ..report.render import write_report
     from ..store import RunStore
 
     dirs = []

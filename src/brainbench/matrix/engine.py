@@ -81,12 +81,9 @@ class ProfileRun:
         try:
             store.set_meta("profile", {**p.model_dump(mode="json"), "source": p.source})
             if not store.get_meta("host"):
-                try:
-                    from ..report.host import host_info
+                from ..report.host import host_info
 
-                    store.set_meta("host", host_info())
-                except ImportError:
-                    pass
+                store.set_meta("host", host_info())
             state: dict[str, Any] = dict(store.get_meta("legs") or {})
             pending = self._pending(state)
             if not pending:

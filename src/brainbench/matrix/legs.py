@@ -127,10 +127,10 @@ async def run_agentic(leg: AgenticLeg, endpoint: Endpoint, store: RunStore, labe
     from ..scoring import attempt_rows, summary
 
     names, suites, limit = discipline_packs(leg)
-    chosen = _subset(_select(names, suites, leg.pack_dirs), limit)
+    opts = leg.run_config(names, suites)
+    chosen = _subset(_select(opts.packs, opts.suites, opts.pack_dirs), limit)
     config = {"server": server_public, "leg": {k: v for k, v in leg.model_dump(mode="json").items() if k != "name"}}
-    plan = RunPlan(packs=chosen, model=label, config=config, trials=leg.trials, concurrency=leg.concurrency,
-                   retries=leg.retries)
+    plan = RunPlan.of(opts, packs=chosen, model=label, config=config)
     todo = prepare(plan, store)
     total = len(plan.items())
     done = [total - len(todo)]
@@ -141,7 +141,7 @@ async def run_agentic(leg: AgenticLeg, endpoint: Endpoint, store: RunStore, labe
         progress(done[0], total)
 
     t0 = time.monotonic()
-    async with ChatClient(endpoint, timeout=leg.timeout_s) as client:
+    async with ChatClient(endpoint, timeout=opts.timeout) as client:
         await execute(plan, client, store, todo, on_done=on_done)
     keys = {attempt_key(s.content_hash(), plan.model, plan.config_hash, t) for s, t in plan.items()}
     rows = [r for r in attempt_rows(store) if r["key"] in keys]

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..core.errors import BrainbenchError
+from ..core.run_config import DEFAULTS, RunConfig
 
 ServerKind = Literal["llama-server", "vllm", "sglang", "ollama", "command", "endpoint"]
 
@@ -129,10 +130,15 @@ class AgenticLeg(_Strict):
     pack_dirs: list[str] = Field(default_factory=list)
     limit_per_pack: int | None = Field(default=None, ge=1)
     """Only the first N scenarios of each pack (by id): a fixed subset, the same for every config."""
-    trials: int = Field(default=1, ge=1)
-    concurrency: int = Field(default=1, ge=1)
-    retries: int = Field(default=1, ge=0)
-    timeout_s: float = Field(default=300.0, gt=0)
+    trials: int = Field(default=DEFAULTS.trials, ge=1)
+    concurrency: int = Field(default=DEFAULTS.concurrency, ge=1)
+    retries: int = Field(default=DEFAULTS.retries, ge=0)
+    timeout_s: float = Field(default=DEFAULTS.timeout, gt=0)
+
+    def run_config(self, packs: list[str], suites: list[str]) -> RunConfig:
+        """The run options this leg stands for, with the packs it resolved to (`matrix.legs.discipline_packs`)."""
+        return RunConfig(packs=packs, suites=suites, pack_dirs=self.pack_dirs, trials=self.trials,
+                         concurrency=self.concurrency, retries=self.retries, timeout=self.timeout_s)
 
 
 class SoakLeg(_Strict):

@@ -1,1 +1,2 @@
-"""Reports: terminal tables now; HTML and Markdown reports build on the same summaries."""
+"""Reports: a typed report model (`model.py`, built by `data.py`) rendered by registered outputs (`outputs/`:
+html, md, terminal, json); terminal tables after a run (`tables.py`); the export contract (`export.py`)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,6 +34,13 @@ def _log_arg(text: str) -> tuple[str | None, Path]:
     return (label, Path(path)) if sep and not Path(text).exists() else (None, Path(text))
 
 
+def _output_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise BrainbenchError(f"--output wants NAME=PATH (e.g. json=report.json), not {text!r}")
+    return name, Path(path)
+
+
 def report_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories; one point/column per brain in them.")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Earlier run to show deltas against.")] = None,
@@ -45,22 +52,25 @@ def report_cmd(
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Report only this pack (repeatable; default: all).")] = [],
     title: Annotated[Optional[str], typer.Option("--title", help="Report title.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Also print the report's data as JSON.")] = False,
+    output: Annotated[list[str], typer.Option("--output", help="NAME=PATH: write a registered output (html, md, json, terminal) to PATH (repeatable).")] = [],
 ) -> None:
     """Write an HTML (self-contained, offline) and/or Markdown report of one or more runs."""
+    from .outputs import get_output
     from .render import write_report
 
-    if html is None and md is None:
+    files = dict(_output_arg(x) for x in output)
+    for name in files:
+        get_output(name)  # an unknown name fails before anything is built
+    if html is None and md is None and not files:
         html = Path("report.html")
     rep = write_report(run_dirs, baseline=baseline, html=html, md=md, at_concurrency=at_concurrency,
                        model_sizes=_sizes(model_size), title=title, log_files=[_log_arg(x) for x in logs],
-                       packs=pack or None)
-    for path in (html, md):
+                       packs=pack or None, files=files)
+    for path in (html, md, *files.values()):
         if path:
             console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
     if json_out:
-        slim = {"title": rep["title"], "entries": [
-            {k: v for k, v in e.items() if k not in ("rows", "failed", "scenario_hashes")} for e in rep["entries"]]}
-        out.print_json(json.dumps(slim, default=str))
+        out.print_json(get_output("json").render(rep))
 
 
 def compare_cmd(
@@ -70,10 +80,8 @@ def compare_cmd(
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Compare only this pack (repeatable).")] = [],
 ) -> None:
     """Compare two runs in the terminal: per-pack rates with deltas, judged against run-to-run noise."""
-    from .compare import compare_tables
     from .data import build_report
+    from .outputs import get_output
 
     rep = build_report([run_dir], baseline, model_sizes=_sizes(model_size), packs=pack or None)
-    for t in compare_tables(rep):
-        out.print(t)
-    out.print("[dim]better/worse only where the 95% intervals of the two runs do not overlap; otherwise within noise[/]")
+    sys.stdout.write(get_output("terminal").render(rep, width=out.width, styled=out.is_terminal))

@@ -1,11 +1,11 @@
-"""The report's view model: run directories -> one plain dict that the HTML, Markdown and terminal views read.
+"""Build the report model (`model.Report`) from run directories; the registered outputs (`outputs/`) read it.
 
 Built on `report.export.export_data` (the export contract) plus the stored transcripts. Every part is
 optional: a run without a speed leg, without energy, without a known model size or host record gets
 `None` there and the views say "not measured" / "unknown" instead of failing.
 
 A run directory that holds only `brainbench speed` legs (no attempts at all) becomes a *speed-only* entry
-(`speed_only: True`): an empty summary (every rate None, never 0), no attempts, and its speed figures,
+(`Entry.speed_only`): an empty summary (every rate None, never 0), no attempts, and its speed figures,
 speed-leg details and provenance from the legs themselves. The views show its discipline parts as
 "not measured" and leave it out of the speed × discipline scatter.
 """
@@ -21,8 +21,10 @@ from typing import Any, Iterable
 
 from ..core.errors import BrainbenchError
 from ..core.records import AttemptRecord
+from ..core.taxonomy import layer
 from ..store.db import RunStore
 from .export import export_data
+from .model import Entry, LooseLog, Report
 from .speedlegs import speed_details
 
 GB = 1e9
@@ -30,12 +32,6 @@ MAX_TRANSCRIPTS = 150
 """Per brain: failed attempts beyond this are listed but their transcripts left out (keeps the HTML small)."""
 MAX_TEXT = 4000
 """Characters kept of one message in a transcript (the rest is elided, the store keeps everything)."""
-
-# Failure classes that leave a trace a person would see in a log (an error line, a refusal, a retry).
-# Everything else (a wrong answer, a missing close-out, an unneeded call) fails silently.
-INVISIBLE_HINTS = ("omitted", "omission", "wrong_result", "unneeded", "empty_response", "silent", "missing",
-                   "turn_budget", "incomplete", "hallucinated_success", "no_closeout")
-
 
 class ReportError(BrainbenchError):
     """A report cannot be built from what was given."""
@@ -250,13 +246,10 @@ def model_size(run_meta: dict[str, Any], server: dict[str, Any], results: list[d
     backend = run_meta.get("backend") or {}
     brain = backend.get("brain") or server.get("brain")
     if brain:
-        try:
-            from ..backend.fetch import MODELS
+        from ..backend.fetch import MODELS
 
-            if brain in MODELS:
-                return MODELS[brain].size, f"GGUF file of embedded {brain}"
-        except Exception:  # noqa: BLE001 - an unknown brain just has no known size
-            pass
+        if brain in MODELS:  # an unknown brain just has no known size
+            return MODELS[brain].size, f"GGUF file of embedded {brain}"
     for src in (server, run_meta, backend):
         for k in ("model_bytes", "model_size_bytes", "model_file_bytes"):
             if isinstance(src.get(k), (int, float)) and src[k] > 0:
@@ -280,10 +273,6 @@ def _msg_text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts
         return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
     return _clip(content)
-
-
-def is_invisible(cls: str) -> bool:
-    return any(h in cls for h in INVISIBLE_HINTS)
 
 
 def failing_turns(rec: AttemptRecord, failures: list[str], details: dict[str, Any]) -> dict[int, list[str]]:
@@ -400,26 +389,16 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
     return data
 
 
-def layer_of(failure_id: str) -> str:
-    """Iceberg layer of a failure id: the scorer's taxonomy where there is one, else a name-based guess."""
-    try:
-        from ..core.taxonomy import layer
-
-        return layer(failure_id)
-    except ImportError:
-        return "silent" if is_invisible(failure_id) else "error_line"
-
-
 def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     """Visible (an error line shows) vs silent failures, by occurrence and by attempt."""
     scored = [r for r in rows if r["scored"]]
     layers: dict[str, dict[str, int]] = {"error_line": {}, "silent": {}, "discipline": {}}
     for r in scored:
         for f in r["failures"]:
-            bucket = layers.setdefault(layer_of(f), {})
+            bucket = layers.setdefault(layer(f), {})
             bucket[f] = bucket.get(f, 0) + 1
     failed = [r for r in scored if not r["passed"]]
-    hidden = [r for r in failed if not any(layer_of(f) == "error_line" for f in r["failures"])
+    hidden = [r for r in failed if not any(layer(f) == "error_line" for f in r["failures"])
               and not r["tool_errors"] and not r["infra_events"]]
     return {
         "attempts": len(scored), "given": given if isinstance(given, dict) else None,
@@ -461,7 +440,7 @@ def speed_models(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, float],
-           speed_only: bool = False) -> dict[str, Any]:
+           speed_only: bool = False) -> Entry:
     s = run["summary"].get(model) or empty_summary()
     rows = [r for r in run["attempts"] if r["model"] == model]
     records = [r for r in run["records"] if r.model == model]
@@ -529,14 +508,14 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         if rec is not None:
             f["transcript"] = transcript(rec, verdicts.get(f["key"]))
     e["failed"] = failed
-    return e
+    return Entry(**e)
 
 
-def _useful(e: dict[str, Any], at: int | None) -> dict[str, Any]:
+def _useful(e: Entry, at: int | None) -> dict[str, Any]:
     """Clean tasks per hour = completions per hour × clean pass rate (inputs kept for display)."""
-    clean = e["summary"]["overall"]["clean"]
+    clean = e.summary["overall"]["clean"]
     rows = []
-    for c in e["curves"]:
+    for c in e.curves:
         for p in c["points"]:
             cpm = p.get("completions_per_min")
             if cpm is None or clean["rate"] is None:
@@ -547,12 +526,12 @@ def _useful(e: dict[str, Any], at: int | None) -> dict[str, Any]:
                          "range": [cpm * 60 * clean["ci95"][0], cpm * 60 * clean["ci95"][1]]})
     chosen = None
     if rows:
-        want = at if at is not None else e["provenance"].get("concurrency")
+        want = at if at is not None else e.provenance.get("concurrency")
         chosen = next((r for r in rows if r["concurrency"] == want), None) or max(rows, key=lambda r: r["clean_tasks_per_hour"])
     own = None
-    tph = e["tasks_per_hour"]
+    tph = e.tasks_per_hour
     if tph and clean["rate"] is not None:
-        own = {**tph, "concurrency": e["provenance"].get("concurrency"), "clean_rate": clean["rate"],
+        own = {**tph, "concurrency": e.provenance.get("concurrency"), "clean_rate": clean["rate"],
                "clean_ci95": clean["ci95"], "clean_tasks_per_hour": tph["tasks_per_hour"] * clean["rate"],
                "range": [tph["tasks_per_hour"] * clean["ci95"][0], tph["tasks_per_hour"] * clean["ci95"][1]]}
     return {"rows": rows, "chosen": chosen, "own": own}
@@ -566,7 +545,7 @@ def _phk(s: dict[str, Any]) -> tuple[int | None, float | None]:
     return k, s["pass_hat_k"][str(k)]
 
 
-def _deltas(e: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
     def rate_delta(cur: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
         if not cur or not base or cur.get("rate") is None or base.get("rate") is None:
             return None
@@ -575,15 +554,15 @@ def _deltas(e: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                 "cur_ci95": cur["ci95"], "base_ci95": base["ci95"]}
 
     packs = {}
-    names = sorted(set(e["summary"]["packs"]) | set(b["summary"]["packs"]))
+    names = sorted(set(e.summary["packs"]) | set(b.summary["packs"]))
     for p in names + ["ALL"]:
-        cs = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
-        bs = b["summary"]["overall"] if p == "ALL" else b["summary"]["packs"].get(p)
+        cs = e.summary["overall"] if p == "ALL" else e.summary["packs"].get(p)
+        bs = b.summary["overall"] if p == "ALL" else b.summary["packs"].get(p)
         ck, cphk = _phk(cs) if cs else (None, None)
         bk, bphk = _phk(bs) if bs else (None, None)
         changed = None
         if p != "ALL":
-            ch, bh = e["scenario_hashes"].get(p), b["scenario_hashes"].get(p)
+            ch, bh = e.scenario_hashes.get(p), b.scenario_hashes.get(p)
             changed = bool(ch and bh and ch != bh)
         packs[p] = {
             "present": (cs is not None, bs is not None),
@@ -594,23 +573,23 @@ def _deltas(e: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "attempts": (cs["attempts"] if cs else 0, bs["attempts"] if bs else 0),
             "scenarios_changed": changed,
         }
-    cd, bd = e["decode"], b["decode"]
+    cd, bd = e.decode, b.decode
     speed = None
     if cd and bd:
         speed = {"cur": cd["value"], "base": bd["value"], "delta": cd["value"] - bd["value"],
                  "rel": (cd["value"] - bd["value"]) / bd["value"] if bd["value"] else None,
                  "verdict": judge(cd["value"], cd.get("ci95"), bd["value"], bd.get("ci95"))}
-    return {"baseline_label": b["label"], "baseline_run": b["run_dir"], "packs": packs, "decode": speed}
+    return {"baseline_label": b.label, "baseline_run": b.run_dir, "packs": packs, "decode": speed}
 
 
-def _match_baseline(e: dict[str, Any], base: list[dict[str, Any]]) -> dict[str, Any] | None:
-    same = [b for b in base if b["model"] == e["model"]]
+def _match_baseline(e: Entry, base: list[Entry]) -> Entry | None:
+    same = [b for b in base if b.model == e.model]
     if same:
         return same[0]
     return base[0] if len(base) == 1 else None
 
 
-def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str] | None = None) -> list[dict[str, Any]]:
+def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str] | None = None) -> list[Entry]:
     entries = []
     for d in run_dirs:
         run = load_run(d, packs)
@@ -631,14 +610,14 @@ def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str]
     # labels must tell brains apart: add the run directory name where a model repeats
     counts = defaultdict(int)
     for e in entries:
-        counts[e["model"]] += 1
+        counts[e.model] += 1
     for e in entries:
-        if counts[e["model"]] > 1:
-            e["label"] = f"{e['model']} ({e['run_name']})"
+        if counts[e.model] > 1:
+            e.label = f"{e.model} ({e.run_name})"
     return entries
 
 
-def attach_logs(entries: list[dict[str, Any]], log_files: list[tuple[str | None, Path]]) -> list[dict[str, Any]]:
+def attach_logs(entries: list[Entry], log_files: list[tuple[str | None, Path]]) -> list[LooseLog]:
     """Mined server logs (`brainbench logs vllm --json > FILE`) as concurrency curves.
 
     `LABEL=FILE` attaches a log to that brain (its curves, energy and useful throughput); a bare FILE
@@ -657,15 +636,15 @@ def attach_logs(entries: list[dict[str, Any]], log_files: list[tuple[str | None,
             raise ReportError(f"--logs {path}: no `buckets` (make it with `brainbench logs vllm FILE --json`)")
         curves = [{"name": f"{Path(path).stem} {lab}".strip(), "source": f"server log {Path(path).name}", "points": pts}
                   for lab, pts in _curve_from_buckets([x for x in rows if isinstance(x, dict)]).items() if pts]
-        target = next((e for e in entries if label in (e["label"], e["model"])), None) if label else \
+        target = next((e for e in entries if label in (e.label, e.model)), None) if label else \
             (entries[0] if len(entries) == 1 else None)
         if label and target is None:
             raise ReportError(f"--logs {label}={path}: no brain labelled {label!r} in these runs")
         if target is not None:
-            target["curves"] += curves
-            target["energy"] += [dict(e, source=c["source"]) for c in curves for e in _energy_rows(c["points"])]
+            target.curves += curves
+            target.energy += [dict(e, source=c["source"]) for c in curves for e in _energy_rows(c["points"])]
         else:
-            loose.append({"label": Path(path).stem, "curves": curves})
+            loose.append(LooseLog(label=Path(path).stem, curves=curves))
     return loose
 
 
@@ -675,8 +654,8 @@ PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8
 def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concurrency: int | None = None,
                  model_sizes: dict[str, float] | None = None, title: str | None = None,
                  log_files: list[tuple[str | None, Path]] | None = None,
-                 packs: list[str] | None = None) -> dict[str, Any]:
-    """The whole report as plain data (see the module docstring); `packs` keeps only those packs."""
+                 packs: list[str] | None = None) -> Report:
+    """The whole report (see `model.Report`); `packs` keeps only those packs."""
     if not run_dirs:
         raise ReportError("give at least one run directory")
     overrides = model_sizes or {}
@@ -684,30 +663,25 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
     loose_logs = attach_logs(entries, log_files or [])
     base_entries = _entries([Path(baseline)], overrides, packs) if baseline else []
     for i, e in enumerate(entries):
-        e["id"] = f"b{i}"
-        e["color"] = PALETTE[i % len(PALETTE)]
-        e["useful"] = _useful(e, at_concurrency)
+        e.id = f"b{i}"
+        e.color = PALETTE[i % len(PALETTE)]
+        e.useful = _useful(e, at_concurrency)
         b = _match_baseline(e, base_entries) if base_entries else None
-        e["delta"] = _deltas(e, b) if b else None
+        e.delta = _deltas(e, b) if b else None
     for b in base_entries:
-        b["useful"] = _useful(b, at_concurrency)
-    packs = sorted({p for e in entries for p in e["summary"]["packs"]})
+        b.useful = _useful(b, at_concurrency)
     classes: dict[str, int] = defaultdict(int)
     for e in entries:
-        for c, n in e["summary"]["overall"].get("failures_by_class", {}).items():
+        for c, n in e.summary["overall"].get("failures_by_class", {}).items():
             classes[c] += n
-    speed_only = all(e["speed_only"] for e in entries)
-    return {
-        "title": title or (("brainbench speed: " if speed_only else "brainbench: ") + " vs ".join(e["label"] for e in entries)),
-        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "entries": entries, "baseline": base_entries, "baseline_dir": str(baseline) if baseline else None,
-        "packs": packs, "failure_classes": [c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
-        "at_concurrency": at_concurrency,
-        "loose_logs": [dict(x, color=PALETTE[(len(entries) + i) % len(PALETTE)]) for i, x in enumerate(loose_logs)],
-        "has_curves": any(e["curves"] for e in entries) or bool(loose_logs),
-        "has_energy": any(e["energy"] for e in entries),
-        "has_speed_legs": any(e["speed_legs"] for e in entries),
-        "speed_only": speed_only,
-        "any_speed_only": any(e["speed_only"] for e in entries),
-        "discipline_entries": [e for e in entries if not e["speed_only"]],
-    }
+    for i, x in enumerate(loose_logs):
+        x.color = PALETTE[(len(entries) + i) % len(PALETTE)]
+    speed_only = all(e.speed_only for e in entries)
+    return Report(
+        title=title or (("brainbench speed: " if speed_only else "brainbench: ") + " vs ".join(e.label for e in entries)),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"), entries=entries, baseline=base_entries,
+        baseline_dir=str(baseline) if baseline else None,
+        packs=sorted({p for e in entries for p in e.summary["packs"]}),
+        failure_classes=[c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
+        at_concurrency=at_concurrency, loose_logs=loose_logs,
+    )

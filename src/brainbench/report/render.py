@@ -1,7 +1,7 @@
-"""Render the report's view model as one self-contained HTML file and as Markdown (jinja2 templates).
+"""What the report outputs share: the jinja2 environment and its filters, the charts and the discipline
+rows drawn from the typed report (`model.Report`), and `write_report` (build once, write each output asked for).
 
-The HTML inlines its CSS, its few lines of JavaScript and every chart (SVG drawn in `svg.py`): it opens
-offline, from a mail attachment or an issue, and loads nothing from anywhere.
+The outputs themselves (html, md, terminal, json) live one per module in `outputs/`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
 from . import svg
 from .data import build_report
+from .model import Report
 
 CURVE_METRICS = [
     ("gen_tps_aggregate", "aggregate decode tok/s"),
@@ -100,7 +100,8 @@ def verdict_class(v: str | None) -> str:
     return {"better": "good", "worse": "bad", "within noise": "noise"}.get(v or "", "na")
 
 
-def _env() -> Environment:
+def jinja_env() -> Environment:
+    """The templates' environment with the report filters (HTML autoescaped; Markdown outputs turn it off)."""
     env = Environment(loader=PackageLoader("brainbench.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
@@ -111,33 +112,34 @@ def _env() -> Environment:
 # -- charts -------------------------------------------------------------------------------------------
 
 
-def charts(rep: dict[str, Any]) -> dict[str, Any]:
-    entries = rep["entries"]
+def charts(rep: Report) -> dict[str, Any]:
+    """Every SVG chart of the HTML report."""
+    entries = rep.entries
     pts = []
     for e in entries:
-        c = e["summary"]["overall"]["clean"]
-        d = e["decode"]
-        if e.get("speed_only"):  # no clean pass rate: not a point, named under the chart instead
-            pts.append({"label": e["label"], "color": e["color"], "x": d["value"] if d else None, "y": None,
+        c = e.summary["overall"]["clean"]
+        d = e.decode
+        if e.speed_only:  # no clean pass rate: not a point, named under the chart instead
+            pts.append({"label": e.label, "color": e.color, "x": d["value"] if d else None, "y": None,
                         "why": "discipline not measured: speed legs only"})
             continue
         pts.append({
-            "label": e["label"], "color": e["color"], "href": f"#brain-{e['id']}",
+            "label": e.label, "color": e.color, "href": f"#brain-{e.id}",
             "x": d["value"] if d else None,
             "x_lo": d["ci95"][0] if d and d.get("ci95") else None, "x_hi": d["ci95"][1] if d and d.get("ci95") else None,
             "y": c["rate"], "y_lo": c["ci95"][0], "y_hi": c["ci95"][1],
-            "tip": f"{e['label']}: clean {pct(c)}, decode {speed(d)} tok/s ({d['source'] if d else 'speed not measured'})",
+            "tip": f"{e.label}: clean {pct(c)}, decode {speed(d)} tok/s ({d['source'] if d else 'speed not measured'})",
         })
     out: dict[str, Any] = {"scatter": svg.scatter(pts, "decode tok/s per request", "clean pass rate")}
     for metric in ("pass", "clean", "pass_hat_k"):
         rows = []
-        for p in rep["packs"] + ["ALL"]:
+        for p in rep.packs + ["ALL"]:
             for e in entries:
-                s = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
+                s = e.summary["overall"] if p == "ALL" else e.summary["packs"].get(p)
                 if s is None:
                     continue
-                if e.get("speed_only"):
-                    rows.append({"group": p, "label": e["label"], "color": e["color"], "value": None,
+                if e.speed_only:
+                    rows.append({"group": p, "label": e.label, "color": e.color, "value": None,
                                  "note": NOT_MEASURED_DISCIPLINE})
                     continue
                 if metric == "pass_hat_k":
@@ -145,31 +147,31 @@ def charts(rep: dict[str, Any]) -> dict[str, Any]:
                     k = max(ks) if ks else None
                     v = s["pass_hat_k"][str(k)] if k else None
                     ci = (s.get("pass_hat_k_ci95") or {}).get(str(k)) if k else None
-                    rows.append({"group": p, "label": e["label"], "color": e["color"], "value": v,
+                    rows.append({"group": p, "label": e.label, "color": e.color, "value": v,
                                  "lo": ci[0] if ci else None, "hi": ci[1] if ci else None,
                                  "extra": f"(k={k})" if k else "", "note": "needs k ≥ 1 trials"})
                 else:
                     r = s[metric]
-                    rows.append({"group": p, "label": e["label"], "color": e["color"], "value": r["rate"],
+                    rows.append({"group": p, "label": e.label, "color": e.color, "value": r["rate"],
                                  "lo": r["ci95"][0], "hi": r["ci95"][1], "extra": f"({r['k']}/{r['n']})",
-                                 "tip": f"{e['label']} {p} {metric}: {pct(r)} ({r['k']}/{r['n']})"})
+                                 "tip": f"{e.label} {p} {metric}: {pct(r)} ({r['k']}/{r['n']})"})
         out[f"bars_{metric}"] = svg.hbars(rows)
-    out["iceberg"] = svg.iceberg([{"label": e["label"], "attempts": e["iceberg"]["attempts"],
-                                   "clean": e["iceberg"]["clean"], "visible": e["iceberg"]["error_line"],
-                                   "invisible": e["iceberg"]["silent"],
-                                   "retry": e["iceberg"]["passed_after_retry"]} for e in entries
-                                  if not e.get("speed_only")])
+    out["iceberg"] = svg.iceberg([{"label": e.label, "attempts": e.iceberg["attempts"],
+                                   "clean": e.iceberg["clean"], "visible": e.iceberg["error_line"],
+                                   "invisible": e.iceberg["silent"],
+                                   "retry": e.iceberg["passed_after_retry"]} for e in entries
+                                  if not e.speed_only])
     curves = []
     for key, title in CURVE_METRICS:
         series = []
         for e in entries:
-            for i, c in enumerate(e["curves"]):
-                series.append({"label": e["label"] + (f" · {c['name']}" if len(e["curves"]) > 1 else ""),
-                               "color": e["color"], "dash": i > 0,
+            for i, c in enumerate(e.curves):
+                series.append({"label": e.label + (f" · {c['name']}" if len(e.curves) > 1 else ""),
+                               "color": e.color, "dash": i > 0,
                                "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
-        for x in rep.get("loose_logs", []):
-            for i, c in enumerate(x["curves"]):
-                series.append({"label": c["name"], "color": x["color"], "dash": True,
+        for x in rep.loose_logs:
+            for i, c in enumerate(x.curves):
+                series.append({"label": c["name"], "color": x.color, "dash": True,
                                "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
         if any(y is not None for s in series for _, y in s["points"]):
             curves.append({"title": title, "svg": svg.lines(series, "concurrency", title)})
@@ -187,45 +189,33 @@ DISCIPLINE = [
 ]
 
 
-def discipline_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
+def discipline_rows(rep: Report) -> list[dict[str, Any]]:
     """Agentic-discipline rates the scorer provides (absent metrics are left out, n = 0 shows as n/a)."""
-    present = [m for m in DISCIPLINE if any(m[0] in e["summary"]["overall"] for e in rep["entries"]
-                                            if not e.get("speed_only"))]
+    present = [m for m in DISCIPLINE if any(m[0] in e.summary["overall"] for e in rep.discipline_entries)]
     rows = []
-    for p in rep["packs"] + ["ALL"]:
-        for e in rep["entries"]:
-            s = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
+    for p in rep.packs + ["ALL"]:
+        for e in rep.entries:
+            s = e.summary["overall"] if p == "ALL" else e.summary["packs"].get(p)
             if s is None:
                 continue
             rows.append({"pack": p, "entry": e, "cells": [s.get(key) for key, _, _ in present],
-                         "speed_only": bool(e.get("speed_only"))})
+                         "speed_only": e.speed_only})
     return [{"metrics": present, "rows": rows}] if present else []
-
-
-def render_html(rep: dict[str, Any]) -> str:
-    env = _env()
-    here = Path(__file__).parent / "templates"
-    return env.get_template("report.html.j2").render(
-        r=rep, c=charts(rep), disc=discipline_rows(rep), css=Markup((here / "style.css").read_text()), js=Markup((here / "report.js").read_text()))
-
-
-def render_markdown(rep: dict[str, Any]) -> str:
-    env = _env()
-    env.autoescape = False
-    return env.get_template("report.md.j2").render(r=rep, disc=discipline_rows(rep))
 
 
 def write_report(run_dirs: list[Path], *, baseline: Path | None = None, html: Path | None = None,
                  md: Path | None = None, at_concurrency: int | None = None,
                  model_sizes: dict[str, float] | None = None, title: str | None = None,
                  log_files: list[tuple[str | None, Path]] | None = None,
-                 packs: list[str] | None = None) -> dict[str, Any]:
+                 packs: list[str] | None = None, files: dict[str, Path] | None = None) -> Report:
+    """Build the report once and write each output asked for: `files` maps an output name to a path
+    (`html` and `md` are shorthands for the two file outputs)."""
+    from .outputs import get_output
+
     rep = build_report(run_dirs, baseline, at_concurrency=at_concurrency, model_sizes=model_sizes, title=title,
                        log_files=log_files, packs=packs)
-    if html:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(rep), encoding="utf-8")
-    if md:
-        md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(render_markdown(rep), encoding="utf-8")
+    wanted = {**({"html": html} if html else {}), **({"md": md} if md else {}), **(files or {})}
+    for name, path in wanted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_output(name).render(rep), encoding="utf-8")
     return rep

@@ -163,7 +163,7 @@ class AttemptRunner:
                 return Dispatch(index=d, end_reason="context_exhausted", open_obligation=env.open_obligation(),
                                 messages=messages, detail=str(e))
             if turn.tool_results:
-                if getattr(env, "closed", False):  # the closing call is terminal: one more turn, then stop
+                if env.closed:  # the closing call is terminal: one more turn, then stop
                     closed_turns += 1
                     if closed_turns > 1:
                         return Dispatch(index=d, end_reason="stop", open_obligation=env.open_obligation(),

@@ -17,6 +17,7 @@ from ..scoring import SCORER, score_attempt
 from ..store.db import RunStore
 from .attempt import AttemptRunner
 from ..core.records import AttemptRecord, attempt_key, config_hash
+from ..core.run_config import RunConfig
 
 
 @dataclass
@@ -30,6 +31,12 @@ class RunPlan:
     concurrency: int = 1
     retries: int = 1
     todo: list[tuple[Scenario, int]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, options: RunConfig, packs: list[Pack], model: str, config: dict[str, Any]) -> "RunPlan":
+        """The plan for a run's options (trials, concurrency and retries come from them, never repeated)."""
+        return cls(packs=packs, model=model, config=config, trials=options.trials,
+                   concurrency=options.concurrency, retries=options.retries)
 
     @property
     def config_hash(self) -> str:

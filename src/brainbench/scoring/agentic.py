@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..envs.shell import HANDSHAKE_ORDER, handshake_complete
 from .checks import CHECKS, AttemptView, get_path, register, values_match
 
 
@@ -104,22 +105,17 @@ def check_card(view: AttemptView, spec: dict) -> str | tuple[str, str] | None:
     return None
 
 
-_HANDSHAKE = ["update_attempt_outcome", "update_stage_status", "ralf_spawn"]
-
-
 @register("stage")
 def check_stage(view: AttemptView, spec: dict) -> str | tuple[str, str] | None:
     """spec: outcome_regex, outcome_status, work [checks] (all about the work before the hand-off)."""
     st = view.record.final_state
-    attempt, stage = st.get("attempt") or {}, st.get("stage") or {}
-    done = bool(attempt.get("outcome")) and stage.get("status") == "awaiting_eval" \
-        and "step_evaluator" in (st.get("spawned") or [])
-    if not done:
+    attempt = st.get("attempt") or {}
+    if not handshake_complete(st):
         return "the closing handshake is incomplete", "omitted_closeout"
     runs = [r for r in st.get("runs") or [] if r.get("ok")]
-    firsts = [next(i for i, r in enumerate(runs) if r["script"] == s) for s in _HANDSHAKE]
+    firsts = [next(i for i, r in enumerate(runs) if r["script"] == s) for s in HANDSHAKE_ORDER]
     if firsts != sorted(firsts):
-        order = [r["script"] for r in runs if r["script"] in _HANDSHAKE]
+        order = [r["script"] for r in runs if r["script"] in HANDSHAKE_ORDER]
         return f"handshake out of order: {' -> '.join(order)}", "wrong_result"
     fails = run_subchecks(view, spec.get("work") or [])
     if fails:

@@ -94,17 +94,14 @@ def _prose_outside_calls(turn) -> str:
 
 
 def _env_info(scenario: Scenario) -> tuple[list[str], bool, bool]:
-    """(tool names worth matching in narration, call_only_turns, requires_closeout) for the scenario's env."""
+    """(names worth matching in narration, call_only_turns, requires_closeout): what the environment declares."""
     try:
         cls = get_env(scenario.env)
-    except (KeyError, ImportError, AttributeError):
+    except KeyError:  # a stored scenario of an environment this version no longer has: no env-specific rules
         return [], False, False
     names = list(scenario.tools if scenario.tools is not None else cls.tool_names())
-    names += list(getattr(cls, "closing_tools", ()))
-    if scenario.env == "shell":
-        names += ["update_attempt_outcome", "update_stage_status", "ralf_spawn", "step_evaluator"]
-    requires = getattr(cls, "requires_closeout", None)
-    return sorted(set(names)), bool(getattr(cls, "call_only_turns", False)), bool(requires and requires(scenario.state))
+    names += [*cls.terminal_tools, *cls.narration_names]
+    return sorted(set(names)), cls.call_only_turns, cls.requires_closeout(scenario.state)
 
 
 def _sig(c: dict[str, Any]) -> str:

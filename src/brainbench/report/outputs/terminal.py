@@ -1,12 +1,20 @@
-"""`brainbench compare A B` in the terminal: B against A (the baseline), noise judged from the CIs."""
+"""The report in the terminal (`brainbench compare A B`): each brain against its baseline match, noise judged
+from the CIs; without a baseline, the summary table of each brain."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
-from .render import num, pct, phk, pp, speed
+from ..model import Entry, Report
+from ..render import num, pct, phk, pp, speed
+from ..tables import summary_table
+from . import output
+
+NOISE_NOTE = "[dim]better/worse only where the 95% intervals of the two runs do not overlap; otherwise within noise[/]"
 
 STYLE = {"better": "green", "worse": "red", "within noise": "dim", "n/a": "dim", "no CI": "yellow"}
 
@@ -20,29 +28,42 @@ def _k(s: dict[str, Any]) -> str:
     return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) != "–" else "–"
 
 
-def compare_tables(rep: dict[str, Any]) -> list[Table]:
+@output("terminal", "", "rich tables: each brain against its baseline (brainbench compare), else its summary")
+def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
+    """The tables as text `width` columns wide (with ANSI styles where `styled`)."""
+    con = Console(file=io.StringIO(), width=width, force_terminal=styled, record=True)
+    if rep.baseline:
+        for t in compare_tables(rep):
+            con.print(t)
+        con.print(NOISE_NOTE)
+    else:
+        con.print(summary_table({e.label: e.summary for e in rep.discipline_entries}, title=rep.title))
+    return con.export_text(styles=styled)
+
+
+def compare_tables(rep: Report) -> list[Table]:
     """Tables for each current brain against its baseline match (see `data.build_report`)."""
     tables: list[Table] = []
-    base_by_label = {b["label"]: b for b in rep["baseline"]}
-    for e in rep["entries"]:
-        d = e["delta"]
+    base_by_label = {b.label: b for b in rep.baseline}
+    for e in rep.entries:
+        d = e.delta
         if d is None:
-            t = Table(title=f"{e['label']}: no comparable brain in the baseline")
+            t = Table(title=f"{e.label}: no comparable brain in the baseline")
             tables.append(t)
             continue
-        b = base_by_label.get(d["baseline_label"]) or rep["baseline"][0]
-        t = Table(title=f"{e['label']} ({e['run_name']})  vs  {b['label']} ({b['run_name']})")
+        b = base_by_label.get(d["baseline_label"]) or rep.baseline[0]
+        t = Table(title=f"{e.label} ({e.run_name})  vs  {b.label} ({b.run_name})")
         for col in ("pack", "n", "pass", "clean (baseline)", "clean (this)", "Δ clean", "judged", "pass^k"):
             t.add_column(col, justify="right" if col == "n" else "left")
-        only_speed = [who for who, x in (("the baseline", b), ("this run", e)) if x.get("speed_only")]
+        only_speed = [who for who, x in (("the baseline", b), ("this run", e)) if x.speed_only]
         if only_speed:  # a speed-only side has no rates: say so, never show 0%
             t.add_row("ALL", "", f"[dim]discipline not measured in {' and '.join(only_speed)} (speed legs only)[/]",
-                      pct(b["summary"]["overall"]["clean"]) if not b.get("speed_only") else "not measured",
-                      pct(e["summary"]["overall"]["clean"]) if not e.get("speed_only") else "not measured",
+                      pct(b.summary["overall"]["clean"]) if not b.speed_only else "not measured",
+                      pct(e.summary["overall"]["clean"]) if not e.speed_only else "not measured",
                       "–", _v(None), "")
         for p, pd in ({} if only_speed else d["packs"]).items():
-            cs = e["summary"]["overall"] if p == "ALL" else e["summary"]["packs"].get(p)
-            bs = b["summary"]["overall"] if p == "ALL" else b["summary"]["packs"].get(p)
+            cs = e.summary["overall"] if p == "ALL" else e.summary["packs"].get(p)
+            bs = b.summary["overall"] if p == "ALL" else b.summary["packs"].get(p)
             if not cs or not bs:
                 t.add_row(p, "", "only in " + ("this run" if cs else "the baseline"), "", "", "", "", "")
                 continue
@@ -60,42 +81,42 @@ def compare_tables(rep: dict[str, Any]) -> list[Table]:
         for col in ("figure", "baseline", "this", "Δ", "judged"):
             s.add_column(col)
         sd = d["decode"]
-        s.add_row("decode tok/s", speed(b["decode"]), speed(e["decode"]),
+        s.add_row("decode tok/s", speed(b.decode), speed(e.decode),
                   f"{100 * sd['rel']:+.0f}%" if sd and sd.get("rel") is not None else "–", _v(sd["verdict"] if sd else None))
 
-        def useful(x: dict[str, Any]) -> str:
-            u = x["useful"]["chosen"] or x["useful"]["own"]
+        def useful(x: Entry) -> str:
+            u = (x.useful or {}).get("chosen") or (x.useful or {}).get("own")
             return num(u["clean_tasks_per_hour"], 0) if u else "not measured"
 
-        def per_gb(x: dict[str, Any]) -> str:
-            return "not measured" if x.get("speed_only") else num(x["efficiency"]["clean_pct_per_gb"], 1)
+        def per_gb(x: Entry) -> str:
+            return "not measured" if x.speed_only else num(x.efficiency["clean_pct_per_gb"], 1)
 
-        def peak(x: dict[str, Any]) -> str:
-            tps = [p["gen_tps_aggregate"] for c in x["curves"] for p in c["points"] if p.get("gen_tps_aggregate")]
+        def peak(x: Entry) -> str:
+            tps = [p["gen_tps_aggregate"] for c in x.curves for p in c["points"] if p.get("gen_tps_aggregate")]
             return num(max(tps), 1) if tps else "not measured"
 
-        def jpt(x: dict[str, Any]) -> str:
-            vals = [en["joules_per_token"] for en in x["energy"] if en.get("joules_per_token")]
+        def jpt(x: Entry) -> str:
+            vals = [en["joules_per_token"] for en in x.energy if en.get("joules_per_token")]
             return num(min(vals), 3) if vals else "not measured"
 
         s.add_row("clean tasks / h", useful(b), useful(e), "", "")
         s.add_row("peak aggregate tok/s", peak(b), peak(e), "", "")
         s.add_row("lowest J / token", jpt(b), jpt(e), "", "")
-        s.add_row("model file GB", num(b["efficiency"]["gb"], 2), num(e["efficiency"]["gb"], 2), "", "")
+        s.add_row("model file GB", num(b.efficiency["gb"], 2), num(e.efficiency["gb"], 2), "", "")
         s.add_row("clean % per GB", per_gb(b), per_gb(e), "", "")
-        s.add_row("tok/s per GB", num(b["efficiency"]["tps_per_gb"], 1), num(e["efficiency"]["tps_per_gb"], 1), "", "")
+        s.add_row("tok/s per GB", num(b.efficiency["tps_per_gb"], 1), num(e.efficiency["tps_per_gb"], 1), "", "")
         tables.append(s)
 
-        classes = sorted(set(b["summary"]["overall"]["failures_by_class"]) | set(e["summary"]["overall"]["failures_by_class"]))
+        classes = sorted(set(b.summary["overall"]["failures_by_class"]) | set(e.summary["overall"]["failures_by_class"]))
         if classes:
             f = Table(title="failures per 100 tool calls (count)")
             for col in ("class", "baseline", "this"):
                 f.add_column(col)
 
-            def cell(x: dict[str, Any], c: str) -> str:
-                if x.get("speed_only"):
+            def cell(x: Entry, c: str) -> str:
+                if x.speed_only:
                     return "not measured"
-                o = x["summary"]["overall"]
+                o = x.summary["overall"]
                 n = o["failures_by_class"].get(c, 0)
                 per = o["errors_per_100_calls"].get(c)
                 return f"{per:.1f} ({n})" if per is not None and n else str(n)

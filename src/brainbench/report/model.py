@@ -1,0 +1,139 @@
+"""The typed report model: what `data.build_report` builds and every registered output reads.
+
+The top two levels are typed (the report, one entry per brain); the figures inside (summaries, curves,
+speed legs, transcripts) stay the plain JSON-shaped dicts the scorer and the speed legs produce, so the
+export contract and the views share one shape. Anything a run did not measure is None or empty, and the
+outputs say "not measured" / "unknown" instead of failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Figure = dict[str, Any]
+"""A JSON-shaped figure (a rate with its CI, a decode figure, a curve point, ...)."""
+
+
+class Entry(BaseModel):
+    """One brain of one run directory: a column of the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    """Model name as stored with the attempts (or the speed legs)."""
+    label: str
+    """Name shown; the run directory is added where a model appears twice."""
+    run_dir: str
+    """The run directory it came from."""
+    run_name: str
+    """The run directory's last path part."""
+    speed_only: bool = False
+    """Only `brainbench speed` legs are stored: every discipline rate is "not measured", never 0."""
+    speed_legs: Optional[Figure] = None
+    """Details of the stored speed legs (decode, prefill, agent, energy by GPU, roofline), if any."""
+    summary: Figure
+    """The scorer's summary: `overall` and `packs` rates, failures by class, infra errors."""
+    rows: list[Figure] = Field(default_factory=list)
+    """Attempt rows (the export contract) of this brain."""
+    decode: Optional[Figure] = None
+    """Decode tok/s shown (a speed leg's, else the run's own requests'): value, ci95, n, cv, source."""
+    decode_own: Optional[Figure] = None
+    """Decode tok/s measured on the run's own requests."""
+    curves: list[Figure] = Field(default_factory=list)
+    """Concurrency curves: {name, source, points: [{concurrency, gen_tps_aggregate, ...}]}."""
+    energy: list[Figure] = Field(default_factory=list)
+    """Energy rows (watts, joules per token, tokens per kWh) with their source."""
+    size_bytes: Optional[int] = None
+    """Model file size, None where unknown."""
+    size_source: str = "unknown"
+    """Where the size came from."""
+    iceberg: Figure = Field(default_factory=dict)
+    """Visible (error line) vs silent failures, by occurrence and by attempt."""
+    soak: list[Figure] = Field(default_factory=list)
+    """Soak results stored for this brain."""
+    tasks_per_hour: Optional[Figure] = None
+    """Completed tasks per hour over the run's own span (two or more attempts)."""
+    provenance: Figure = Field(default_factory=dict)
+    """Where the numbers come from: backend, server, host, options, config hashes."""
+    scenario_hashes: dict[str, set[str]] = Field(default_factory=dict)
+    """Pack -> content hashes of its scenarios (a changed pack is flagged in comparisons)."""
+    efficiency: Figure = Field(default_factory=dict)
+    """Per-GB figures: clean %, pass %, tok/s per GB of model file."""
+    failed: list[Figure] = Field(default_factory=list)
+    """Attempts that failed, passed only after a retry, or were not scored, with transcripts (the first ones)."""
+    id: str = ""
+    """HTML anchor id (b0, b1, ...)."""
+    color: str = ""
+    """Colour of this brain in every chart."""
+    useful: Optional[Figure] = None
+    """Useful throughput: clean tasks per hour per concurrency level, the chosen one, the run's own."""
+    delta: Optional[Figure] = None
+    """Deltas against the matching baseline brain, None without one."""
+
+
+class LooseLog(BaseModel):
+    """A mined server log tied to no brain: a series of its own in the charts."""
+
+    label: str
+    """The log file's stem."""
+    curves: list[Figure]
+    """Its concurrency curves."""
+    color: str = ""
+    """Colour of its series."""
+
+
+class Report(BaseModel):
+    """The whole report: the brains, the baseline, and what the outputs need to know up front."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    """Report title."""
+    generated: str
+    """When it was built (local time)."""
+    entries: list[Entry]
+    """One per brain, in the order given."""
+    baseline: list[Entry] = Field(default_factory=list)
+    """The baseline run's brains (for deltas), empty without --baseline."""
+    baseline_dir: Optional[str] = None
+    """The baseline run directory."""
+    packs: list[str] = Field(default_factory=list)
+    """Every pack any brain ran, sorted."""
+    failure_classes: list[str] = Field(default_factory=list)
+    """Failure classes seen, most frequent first."""
+    at_concurrency: Optional[int] = None
+    """Concurrency for the useful-throughput figure (None: each run's own)."""
+    loose_logs: list[LooseLog] = Field(default_factory=list)
+    """Server logs tied to no brain."""
+
+    @property
+    def has_curves(self) -> bool:
+        """Any concurrency curve to draw."""
+        return any(e.curves for e in self.entries) or bool(self.loose_logs)
+
+    @property
+    def has_energy(self) -> bool:
+        """Any energy figure to show."""
+        return any(e.energy for e in self.entries)
+
+    @property
+    def has_speed_legs(self) -> bool:
+        """Any speed-leg details to show."""
+        return any(e.speed_legs for e in self.entries)
+
+    @property
+    def speed_only(self) -> bool:
+        """Every brain is speed-only (the report leaves its discipline sections out)."""
+        return all(e.speed_only for e in self.entries)
+
+    @property
+    def any_speed_only(self) -> bool:
+        """Some brain is speed-only (its discipline cells say "not measured")."""
+        return any(e.speed_only for e in self.entries)
+
+    @property
+    def discipline_entries(self) -> list[Entry]:
+        """The brains with measured discipline."""
+        return [e for e in self.entries if not e.speed_only]
