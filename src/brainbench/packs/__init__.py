@@ -2,12 +2,16 @@
 
 A pack is a folder with `pack.yaml` (name, description, defaults, optional inline `scenarios:`) and any
 number of `scenarios/*.yaml` files (one scenario or a list each). The schema is the pydantic model
-`Scenario`; `brainbench packs --schema` prints it as JSON Schema. A scenario is keyed by the hash of its
-content, never by its position in a list, so editing or reordering a pack never mixes up stored results.
+`Scenario`, its checks the typed check models of `brainbench.scoring.checks`; `brainbench packs --schema`
+prints it as JSON Schema (also shipped as `scenario.schema.json`, for editors). Everything, checks included,
+is validated when the pack loads, before any model call. A scenario is keyed by the hash of its content,
+never by its position in a list, so editing or reordering a pack never mixes up stored results.
+See README.md in this folder for how to add a pack, a scenario or a check type.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import json
@@ -19,31 +23,27 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import BrainbenchError
+from ..scoring.checks import CHECKS, AnyCheck
 
 BUILTIN_DIR = Path(__file__).parent
+SCHEMA_FILE = BUILTIN_DIR / "scenario.schema.json"
+"""The scenario JSON Schema, shipped for editors (`# yaml-language-server: $schema=...`); a test keeps it current."""
 
 
 class PackError(BrainbenchError):
     """A pack or scenario file is broken; the message names the file and the field."""
 
 
-class Check(BaseModel):
-    """One deterministic assertion over an attempt (see brainbench.scoring.checks for the types)."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    """Check type, e.g. content_regex, tool_called, no_tool_calls, call_sequence, state."""
-
-
 class Scenario(BaseModel):
     """One task for a brain: an environment, its initial state, the conversation, and how to grade it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     """Stable id, unique within its pack."""
     pack: str = ""
     """Filled in from the pack that holds the scenario."""
     description: str = ""
+    """What the scenario tests, in a sentence."""
     env: str = "chat"
     """Environment name (see `brainbench.envs.REGISTRY`)."""
     state: dict[str, Any] = Field(default_factory=dict)
@@ -58,12 +58,14 @@ class Scenario(BaseModel):
     """Turn budget: model replies allowed per dispatch."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Sampling parameters (temperature, max_tokens, ...) sent with every request."""
-    checks: list[Check] = Field(default_factory=list)
-    """Deterministic pass conditions; all must hold."""
+    checks: list[AnyCheck] = Field(default_factory=list)
+    """Deterministic pass conditions; all must hold (the `type` field picks the check type)."""
     hook: str | None = None
     """Optional `module:function` scoring hook, for behaviour a check cannot express."""
     difficulty: Literal["easy", "medium", "hard"] = "medium"
+    """Rough difficulty, for reports."""
     tags: list[str] = Field(default_factory=list)
+    """Free-form labels, for reports and filtering."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form data for environments and hooks (e.g. a card's expected outcome)."""
 
@@ -75,6 +77,11 @@ class Scenario(BaseModel):
         """sha256 of the canonical scenario content: the identity of the task, independent of file order."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of one scenario, every check type's arguments included."""
+    return Scenario.model_json_schema()
 
 
 class Pack(BaseModel):
@@ -95,6 +102,44 @@ def _read_yaml(path: Path) -> Any:
         raise PackError(f"{path}: cannot read: {e.strerror}") from None
 
 
+def _where(loc: tuple[Any, ...]) -> tuple[str, str | None]:
+    """A pydantic error location as `checks[0] (content_regex).pattern`, and the last check type in it."""
+    out, tag = "", None
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i and isinstance(loc[i - 1], int) and part in CHECKS:  # the tag pydantic puts after the index
+            out, tag = out + f" ({part})", str(part)
+        else:
+            out += ("." if out else "") + str(part)
+    return out, tag
+
+
+def _explain(err: dict[str, Any]) -> str:
+    """One line for a validation error: where, then what ("checks[0] (content_regex): unknown field 'patern'")."""
+    loc = tuple(err["loc"])
+    if err["type"] in ("extra_forbidden", "missing") and loc:
+        where, tag = _where(loc[:-1])
+        name = str(loc[-1])
+        if err["type"] == "missing":
+            what = f"missing required field {name!r}"
+        else:
+            allowed = list(CHECKS[tag].model_fields) if tag else list(Scenario.model_fields)
+            near = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+            what = f"unknown field {name!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+        return f"{where}: {what}" if where else what
+    where, _ = _where(loc)
+    if err["type"] == "union_tag_invalid":
+        tag = str(err.get("ctx", {}).get("tag", ""))
+        near = difflib.get_close_matches(tag, list(CHECKS), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else " (brainbench packs --schema lists them)"
+        return f"{where}: unknown check type {tag!r}{hint}"
+    if err["type"] == "union_tag_not_found":
+        return f"{where}: a check needs a 'type'"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"field {where!r}: {msg}" if "[" not in where else f"{where}: {msg}"
+
+
 def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Scenario:
     if not isinstance(raw, dict):
         raise PackError(f"{path}: scenario #{index + 1} must be a mapping, got {type(raw).__name__}")
@@ -102,10 +147,16 @@ def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Sc
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
         sid = raw.get("id", f"#{index + 1}")
-        raise PackError(f"{path}: scenario {sid}: field {loc!r}: {err['msg']}") from None
+        raise PackError(f"{path}: scenario {sid!r}: {_explain(e.errors()[0])}") from None
+
+
+def stored_scenario(data: dict[str, Any]) -> Scenario:
+    """A scenario as stored with a run, validated again (a one-line error when it no longer validates)."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise PackError(f"stored scenario {data.get('pack')}/{data.get('id')}: {_explain(e.errors()[0])}") from None
 
 
 def load_pack(folder: Path) -> Pack:
