@@ -17,17 +17,17 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..core.errors import BrainbenchError
 from ..scoring.checks import CHECKS, AnyCheck
 
 BUILTIN_DIR = Path(__file__).parent
 SCHEMA_FILE = BUILTIN_DIR / "scenario.schema.json"
-"""The scenario JSON Schema, shipped for editors (`# yaml-language-server: $schema=...`); a test keeps it current."""
+"""`file_schema()` as shipped, for editors (`# yaml-language-server: $schema=...`); a test keeps it current."""
 
 
 class PackError(BrainbenchError):
@@ -79,9 +79,28 @@ class Scenario(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def scenario_schema() -> dict[str, Any]:
-    """The JSON Schema of one scenario, every check type's arguments included."""
-    return Scenario.model_json_schema()
+class PackFile(BaseModel):
+    """A pack's `pack.yaml`. Keys starting with `x-` are free (e.g. to hold YAML anchors shared by scenarios)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              json_schema_extra={"patternProperties": {"^x-": {}}})
+    name: str
+    """The pack's name (what `--pack` selects)."""
+    description: str = ""
+    """What the pack measures, in a sentence or two."""
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    """Scenario fields every scenario of the pack starts from (a scenario's own fields win)."""
+    scenarios: list[Scenario] = Field(default_factory=list)
+    """Scenarios written inline (more may live in `scenarios/*.yaml`)."""
+    generator: str | None = None
+    """Optional `module:function(folder)` returning more scenario dicts (e.g. generated long-context cases)."""
+
+
+def file_schema() -> dict[str, Any]:
+    """The JSON Schema of a pack YAML file: a `pack.yaml`, or a `scenarios/*.yaml` file (one scenario or a
+    list), with every check type's arguments."""
+    schema = TypeAdapter(Union[PackFile, list[Scenario], Scenario]).json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "brainbench pack file", **schema}
 
 
 class Pack(BaseModel):
@@ -102,42 +121,51 @@ def _read_yaml(path: Path) -> Any:
         raise PackError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def _where(loc: tuple[Any, ...]) -> tuple[str, str | None]:
-    """A pydantic error location as `checks[0] (content_regex).pattern`, and the last check type in it."""
-    out, tag = "", None
+def _split(loc: tuple[Any, ...]) -> tuple[str, str, str | None]:
+    """A pydantic error location as (the checks it is in, `checks[0] (card): work[1] (file)`; the field path
+    left, `calls[0].args`; the innermost check type)."""
+    checks, rest, tag = [], "", None
     for i, part in enumerate(loc):
         if isinstance(part, int):
-            out += f"[{part}]"
+            rest += f"[{part}]"
         elif i and isinstance(loc[i - 1], int) and part in CHECKS:  # the tag pydantic puts after the index
-            out, tag = out + f" ({part})", str(part)
+            checks.append(f"{rest} ({part})")
+            rest, tag = "", str(part)
         else:
-            out += ("." if out else "") + str(part)
-    return out, tag
+            rest += ("." if rest else "") + str(part)
+    return ": ".join(checks), rest, tag
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _unknown(name: str, allowed: list[str], what: str, otherwise: str = "") -> str:
+    near = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    return f"unknown {what} {name!r}" + (f"; did you mean {near[0]!r}?" if near else otherwise)
+
+
+def _names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+_FIRST = {"extra_forbidden": 0, "union_tag_invalid": 1, "union_tag_not_found": 1}
+"""The error shown when there are several: a typo first (it usually causes the others)."""
+
+
+def _explain(errors: list[Any]) -> str:
     """One line for a validation error: where, then what ("checks[0] (content_regex): unknown field 'patern'")."""
-    loc = tuple(err["loc"])
-    if err["type"] in ("extra_forbidden", "missing") and loc:
-        where, tag = _where(loc[:-1])
-        name = str(loc[-1])
-        if err["type"] == "missing":
-            what = f"missing required field {name!r}"
-        else:
-            allowed = list(CHECKS[tag].model_fields) if tag else list(Scenario.model_fields)
-            near = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
-            what = f"unknown field {name!r}" + (f"; did you mean {near[0]!r}?" if near else "")
-        return f"{where}: {what}" if where else what
-    where, _ = _where(loc)
-    if err["type"] == "union_tag_invalid":
-        tag = str(err.get("ctx", {}).get("tag", ""))
-        near = difflib.get_close_matches(tag, list(CHECKS), n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else " (brainbench packs --schema lists them)"
-        return f"{where}: unknown check type {tag!r}{hint}"
-    if err["type"] == "union_tag_not_found":
-        return f"{where}: a check needs a 'type'"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"field {where!r}: {msg}" if "[" not in where else f"{where}: {msg}"
+    err = min(errors, key=lambda e: _FIRST.get(e["type"], 2))
+    checks, rest, tag = _split(tuple(err["loc"]))
+    if err["type"] == "extra_forbidden":
+        what = _unknown(rest, _names(CHECKS[tag] if tag else Scenario), "field")
+    elif err["type"] == "missing":
+        what = f"missing required field {rest!r}"
+    elif err["type"] == "union_tag_invalid":
+        what = ": ".join(filter(None, [rest, _unknown(str(err["ctx"]["tag"]), list(CHECKS), "check type",
+                                                " (brainbench packs --schema lists them)")]))
+    elif err["type"] == "union_tag_not_found":
+        what = ": ".join(filter(None, [rest, "a check needs a 'type' (brainbench packs --schema lists them)"]))
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        what = f"field {rest!r}: {msg}" if rest else msg
+    return ": ".join(filter(None, [checks, what]))
 
 
 def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Scenario:
@@ -148,7 +176,7 @@ def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Sc
         return Scenario.model_validate(data)
     except ValidationError as e:
         sid = raw.get("id", f"#{index + 1}")
-        raise PackError(f"{path}: scenario {sid!r}: {_explain(e.errors()[0])}") from None
+        raise PackError(f"{path}: scenario {sid!r}: {_explain(e.errors())}") from None
 
 
 def stored_scenario(data: dict[str, Any]) -> Scenario:
@@ -156,7 +184,7 @@ def stored_scenario(data: dict[str, Any]) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        raise PackError(f"stored scenario {data.get('pack')}/{data.get('id')}: {_explain(e.errors()[0])}") from None
+        raise PackError(f"stored scenario {data.get('pack')}/{data.get('id')}: {_explain(e.errors())}") from None
 
 
 def load_pack(folder: Path) -> Pack:
@@ -165,6 +193,9 @@ def load_pack(folder: Path) -> Pack:
     meta = _read_yaml(meta_path) or {}
     if not isinstance(meta, dict) or "name" not in meta:
         raise PackError(f"{meta_path}: must be a mapping with at least a 'name'")
+    for key in meta:
+        if key not in PackFile.model_fields and not str(key).startswith("x-"):
+            raise PackError(f"{meta_path}: {_unknown(str(key), list(PackFile.model_fields), 'field')}")
     name, defaults = meta["name"], meta.get("defaults") or {}
     sources: list[tuple[Path, Any]] = [(meta_path, meta.get("scenarios") or [])]
     if meta.get("generator"):  # `module:function` returning scenario dicts (e.g. generated long-context cases)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import model_validator
+
 from ..bfcl_ast import RELEVANCE, ast_verdict, decode_first_reply, relevance_verdict
 from . import AttemptView, Check, Outcome
 
@@ -22,6 +24,12 @@ class Bfcl(Check):
     """Also accept calls written as text: a diagnostic that separates a template/parser mismatch from a wrong call."""
     greedy: bool = False
     """Pair parallel calls greedily, as BFCL does, instead of with a perfect matching (for the agreement test)."""
+
+    @model_validator(mode="after")
+    def _answers_for_ast(self) -> "Bfcl":
+        if self.category not in RELEVANCE and not (self.functions and self.ground_truth):
+            raise ValueError(f"category {self.category!r} needs 'functions' and 'ground_truth'")
+        return self
 
     def run(self, view: AttemptView) -> Outcome:
         decoded = decode_first_reply(view, self.text_calls)
