@@ -9,12 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from test_cli import bb, one_line_error
 
 from brainbench.packs import BUILTIN_DIR, SCHEMA_FILE, PackError, discover, file_schema, load_pack
 from brainbench.scoring.checks import CHECKS, AnyCheck, Check, load_check
 from brainbench.scoring.matching import bipartite
 from brainbench.scoring.text import STRESS_LOOPS, TRACE_LOOPS, loop_reason
-from test_cli import bb, one_line_error
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -119,7 +119,7 @@ def test_a_new_check_type_registers_itself_and_a_name_clash_is_refused():
 
     assert AnyCheck is not None and "content_regex" in CHECKS
     with pytest.raises(ValueError, match="already registered"):
-        class Clash(Check):  # noqa: F841
+        class Clash(Check):
             type: Literal["content_regex"] = "content_regex"
 
 

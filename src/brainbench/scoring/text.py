@@ -64,7 +64,7 @@ STRESS_LOOPS = LoopRule(unit_repeats=15, line_min_chars=9, line_spaces_count=Tru
 def _repeated_unit(text: str, rule: LoopRule) -> str | None:
     if rule.unit_repeats is None:
         return None
-    m = re.search(r"(.{1,12}?)\1{%d,}" % rule.unit_repeats, text, re.S)
+    m = re.search(r"(.{1,12}?)\1{" + str(rule.unit_repeats) + ",}", text, re.S)
     if m and len(m.group(0).strip()) > 0:
         return f"repeats {m.group(1)!r} {len(m.group(0)) // max(1, len(m.group(1)))}x"
     return None

@@ -17,8 +17,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter,
-                      model_serializer)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 
 from ...core.records import AttemptRecord
 from ...core.taxonomy import TAXONOMY
@@ -38,7 +45,7 @@ class AttemptView:
     """The last non-empty answer text of the attempt."""
 
     @classmethod
-    def of(cls, rec: AttemptRecord) -> "AttemptView":
+    def of(cls, rec: AttemptRecord) -> AttemptView:
         view = cls(record=rec)
         for turn in rec.turns:
             results = {r.call_id: r for r in turn.tool_results}
@@ -105,7 +112,7 @@ def _known_failure(fid: str | None) -> str | None:
 
 # -- the registry ----------------------------------------------------------------------------------------
 
-CHECKS: dict[str, type["Check"]] = {}
+CHECKS: dict[str, type[Check]] = {}
 """Every check type by name, filled by subclassing `Check`."""
 
 

@@ -13,12 +13,15 @@ the work missing or wrong -> premature_closeout, anything else wrong -> wrong_re
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import Field
 
 from ..matching import bipartite
 from . import Args, AttemptView, Check, Outcome, Regex, get_path, values_match
+
+if TYPE_CHECKING:  # resolved when the registry builds the union (checks/__init__.py)
+    from . import AnyCheck
 
 Patterns = Union[Regex, list[Regex], None]
 """One regular expression or a list of them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..bfcl_ast import RELEVANCE, ast_verdict, decode_first_reply, relevance_verdict
 from . import AttemptView, Check, Outcome
@@ -16,9 +16,9 @@ class Bfcl(Check):
     type: Literal["bfcl"] = "bfcl"
     category: str
     """BFCL category (simple_python, parallel, irrelevance, ...)."""
-    functions: list[dict[str, Any]] = []
+    functions: list[dict[str, Any]] = Field(default_factory=list)
     """The original BFCL function docs (AST categories)."""
-    ground_truth: list[dict[str, Any]] = []
+    ground_truth: list[dict[str, Any]] = Field(default_factory=list)
     """BFCL's possible answers: [{function: {param: [accepted values]}}] (AST categories)."""
     text_calls: bool = False
     """Also accept calls written as text: a diagnostic that separates a template/parser mismatch from a wrong call."""
@@ -26,7 +26,7 @@ class Bfcl(Check):
     """Pair parallel calls greedily, as BFCL does, instead of with a perfect matching (for the agreement test)."""
 
     @model_validator(mode="after")
-    def _answers_for_ast(self) -> "Bfcl":
+    def _answers_for_ast(self) -> Bfcl:
         if self.category not in RELEVANCE and not (self.functions and self.ground_truth):
             raise ValueError(f"category {self.category!r} needs 'functions' and 'ground_truth'")
         return self

@@ -10,6 +10,7 @@ from pydantic import Field
 from . import AttemptView, Outcome, Regex
 from .answer import AnswerCheck, Range, words
 
+
 def sentences(text: str) -> list[str]:
     text = re.sub(r"^\s*(?:[-*•+]|\d+[.)])\s+", "", text, flags=re.M)
     parts = re.split(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n", text.strip())

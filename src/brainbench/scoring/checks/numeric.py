@@ -49,7 +49,7 @@ class NumericAnswer(AnswerCheck):
     """`last_number`: without an ANSWER line, take the last number in the answer (single `value` only)."""
 
     @model_validator(mode="after")
-    def _one_target(self) -> "NumericAnswer":
+    def _one_target(self) -> NumericAnswer:
         if (self.value is None) == (self.values is None):
             raise ValueError("give exactly one of 'value' and 'values'")
         return self
