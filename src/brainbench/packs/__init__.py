@@ -154,7 +154,8 @@ def _explain(errors: list[Any]) -> str:
     err = min(errors, key=lambda e: _FIRST.get(e["type"], 2))
     checks, rest, tag = _split(tuple(err["loc"]))
     if err["type"] == "extra_forbidden":
-        what = _unknown(rest, _names(CHECKS[tag] if tag else Scenario), "field")
+        fields = _names(CHECKS[tag] if tag else Scenario) if rest.isidentifier() else []  # not in a sub-model
+        what = _unknown(rest, fields, "field")
     elif err["type"] == "missing":
         what = f"missing required field {rest!r}"
     elif err["type"] == "union_tag_invalid":
