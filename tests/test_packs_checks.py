@@ -136,3 +136,13 @@ def test_one_bipartite_matcher():
     assert bipartite([[True, True], [True, False]]) == [1, 0]  # greedy first-fit would fail this one
     assert bipartite([[True, False], [True, False]]) is None
     assert bipartite([]) == []
+
+
+def test_a_stored_scenario_that_no_longer_validates_is_one_line():
+    from brainbench.packs import stored_scenario
+
+    data = {"id": "a", "pack": "p", "messages": MSG, "checks": [{"type": "content_regex", "pattern": "x", "flgs": "i"}]}
+    with pytest.raises(PackError, match=r"^stored scenario p/a: checks\[0\] \(content_regex\): unknown field 'flgs'; "
+                                        r"did you mean 'flags'\?$"):
+        stored_scenario(data)
+    assert stored_scenario({**data, "checks": [{"type": "content_regex", "pattern": "x"}]}).checks[0].pattern == "x"
