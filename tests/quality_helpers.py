@@ -34,8 +34,8 @@ def views(*results: ChatResult) -> AttemptView:
 
 
 def check(check_type: str, v: AttemptView, **spec: Any):
-    from brainbench.scoring.checks import CHECKS
-    import brainbench.scoring.quality  # noqa: F401  (registers)
+    """The reason the typed check fails (validated as a pack would be), or None when it holds."""
+    from brainbench.scoring.checks import load_check
 
-    out = CHECKS[check_type](v, {"type": check_type, **spec})
-    return out[0] if isinstance(out, tuple) else out
+    out = load_check({"type": check_type, **spec}).verdict(v)
+    return out[0] if out else None

@@ -43,8 +43,7 @@ from brainbench.client.parse import make_call
 from brainbench.core.types import ChatResult, Timing
 from brainbench.importers import bfcl as imp
 from brainbench.core.records import AttemptRecord, Dispatch, Turn
-from brainbench.scoring.checks import CHECKS, AttemptView
-import brainbench.scoring.quality  # noqa: F401  (registers the bfcl check)
+from brainbench.scoring.checks import AttemptView, load_check
 
 DATA = Path(__file__).parent / "data" / "bfcl_outputs.jsonl"
 REQUIRED = bool(os.environ.get("CI") or os.environ.get("BRAINBENCH_REQUIRE_BFCL"))
@@ -141,7 +140,7 @@ def our_verdict(entry: dict, category: str, calls, content: str, greedy: bool = 
     spec = dict(_SPECS[key])
     if greedy:
         spec["greedy"] = True
-    return CHECKS["bfcl"](our_view(calls, content), spec) is None
+    return load_check(spec).run(our_view(calls, content)) is None
 
 
 # -- synthetic replies --------------------------------------------------------------------------------
@@ -331,5 +330,5 @@ def test_text_calls_diagnostic(entries):
     rec = AttemptRecord(key="k", scenario_id="s", pack="p", scenario_hash="h", model="m", config_hash="c", trial=0,
                         status="completed", turns=[Turn(index=0, dispatch=0, messages_before=1, result=res)])
     spec = imp.scenario(entry, "simple")["checks"][0]
-    assert CHECKS["bfcl"](AttemptView.of(rec), spec) is not None  # BFCL FC rules: text is not a call
-    assert CHECKS["bfcl"](AttemptView.of(rec), {**spec, "text_calls": True}) is None
+    assert load_check(spec).run(AttemptView.of(rec)) is not None  # BFCL FC rules: text is not a call
+    assert load_check({**spec, "text_calls": True}).run(AttemptView.of(rec)) is None

@@ -83,13 +83,13 @@ def brains(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
 def packs(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
-    schema: Annotated[bool, typer.Option("--schema", help="Print the scenario JSON Schema.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of pack files (scenarios, checks).")] = False,
 ) -> None:
-    """List the packs with their scenario counts."""
-    from .packs import Scenario, discover
+    """List the packs with their scenario counts (every pack is validated, checks included)."""
+    from .packs import discover, file_schema
 
     if schema:
-        out.print_json(data=Scenario.model_json_schema())
+        print(json.dumps(file_schema(), indent=2, ensure_ascii=False))
         return
     found = discover(pack_dir)
     rows = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}

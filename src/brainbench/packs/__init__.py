@@ -2,48 +2,48 @@
 
 A pack is a folder with `pack.yaml` (name, description, defaults, optional inline `scenarios:`) and any
 number of `scenarios/*.yaml` files (one scenario or a list each). The schema is the pydantic model
-`Scenario`; `brainbench packs --schema` prints it as JSON Schema. A scenario is keyed by the hash of its
-content, never by its position in a list, so editing or reordering a pack never mixes up stored results.
+`Scenario`, its checks the typed check models of `brainbench.scoring.checks`; `brainbench packs --schema`
+prints it as JSON Schema (also shipped as `scenario.schema.json`, for editors). Everything, checks included,
+is validated when the pack loads, before any model call. A scenario is keyed by the hash of its content,
+never by its position in a list, so editing or reordering a pack never mixes up stored results.
+See README.md in this folder for how to add a pack, a scenario or a check type.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..core.errors import BrainbenchError
+from ..scoring.checks import CHECKS, AnyCheck
 
 BUILTIN_DIR = Path(__file__).parent
+SCHEMA_FILE = BUILTIN_DIR / "scenario.schema.json"
+"""`file_schema()` as shipped, for editors (`# yaml-language-server: $schema=...`); a test keeps it current."""
 
 
 class PackError(BrainbenchError):
     """A pack or scenario file is broken; the message names the file and the field."""
 
 
-class Check(BaseModel):
-    """One deterministic assertion over an attempt (see brainbench.scoring.checks for the types)."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    """Check type, e.g. content_regex, tool_called, no_tool_calls, call_sequence, state."""
-
-
 class Scenario(BaseModel):
     """One task for a brain: an environment, its initial state, the conversation, and how to grade it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     """Stable id, unique within its pack."""
     pack: str = ""
     """Filled in from the pack that holds the scenario."""
     description: str = ""
+    """What the scenario tests, in a sentence."""
     env: str = "chat"
     """Environment name (see `brainbench.envs.REGISTRY`)."""
     state: dict[str, Any] = Field(default_factory=dict)
@@ -58,12 +58,14 @@ class Scenario(BaseModel):
     """Turn budget: model replies allowed per dispatch."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Sampling parameters (temperature, max_tokens, ...) sent with every request."""
-    checks: list[Check] = Field(default_factory=list)
-    """Deterministic pass conditions; all must hold."""
+    checks: list[AnyCheck] = Field(default_factory=list)
+    """Deterministic pass conditions; all must hold (the `type` field picks the check type)."""
     hook: str | None = None
     """Optional `module:function` scoring hook, for behaviour a check cannot express."""
     difficulty: Literal["easy", "medium", "hard"] = "medium"
+    """Rough difficulty, for reports."""
     tags: list[str] = Field(default_factory=list)
+    """Free-form labels, for reports and filtering."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form data for environments and hooks (e.g. a card's expected outcome)."""
 
@@ -75,6 +77,30 @@ class Scenario(BaseModel):
         """sha256 of the canonical scenario content: the identity of the task, independent of file order."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class PackFile(BaseModel):
+    """A pack's `pack.yaml`. Keys starting with `x-` are free (e.g. to hold YAML anchors shared by scenarios)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              json_schema_extra={"patternProperties": {"^x-": {}}})
+    name: str
+    """The pack's name (what `--pack` selects)."""
+    description: str = ""
+    """What the pack measures, in a sentence or two."""
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    """Scenario fields every scenario of the pack starts from (a scenario's own fields win)."""
+    scenarios: list[Scenario] = Field(default_factory=list)
+    """Scenarios written inline (more may live in `scenarios/*.yaml`)."""
+    generator: str | None = None
+    """Optional `module:function(folder)` returning more scenario dicts (e.g. generated long-context cases)."""
+
+
+def file_schema() -> dict[str, Any]:
+    """The JSON Schema of a pack YAML file: a `pack.yaml`, or a `scenarios/*.yaml` file (one scenario or a
+    list), with every check type's arguments."""
+    schema = TypeAdapter(Union[PackFile, list[Scenario], Scenario]).json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "brainbench pack file", **schema}
 
 
 class Pack(BaseModel):
@@ -95,6 +121,54 @@ def _read_yaml(path: Path) -> Any:
         raise PackError(f"{path}: cannot read: {e.strerror}") from None
 
 
+def _split(loc: tuple[Any, ...]) -> tuple[str, str, str | None]:
+    """A pydantic error location as (the checks it is in, `checks[0] (card): work[1] (file)`; the field path
+    left, `calls[0].args`; the innermost check type)."""
+    checks, rest, tag = [], "", None
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            rest += f"[{part}]"
+        elif i and isinstance(loc[i - 1], int) and part in CHECKS:  # the tag pydantic puts after the index
+            checks.append(f"{rest} ({part})")
+            rest, tag = "", str(part)
+        else:
+            rest += ("." if rest else "") + str(part)
+    return ": ".join(checks), rest, tag
+
+
+def _unknown(name: str, allowed: list[str], what: str, otherwise: str = "") -> str:
+    near = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    return f"unknown {what} {name!r}" + (f"; did you mean {near[0]!r}?" if near else otherwise)
+
+
+def _names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+_FIRST = {"extra_forbidden": 0, "union_tag_invalid": 1, "union_tag_not_found": 1}
+"""The error shown when there are several: a typo first (it usually causes the others)."""
+
+
+def _explain(errors: list[Any]) -> str:
+    """One line for a validation error: where, then what ("checks[0] (content_regex): unknown field 'patern'")."""
+    err = min(errors, key=lambda e: _FIRST.get(e["type"], 2))
+    checks, rest, tag = _split(tuple(err["loc"]))
+    if err["type"] == "extra_forbidden":
+        fields = _names(CHECKS[tag] if tag else Scenario) if rest.isidentifier() else []  # not in a sub-model
+        what = _unknown(rest, fields, "field")
+    elif err["type"] == "missing":
+        what = f"missing required field {rest!r}"
+    elif err["type"] == "union_tag_invalid":
+        what = ": ".join(filter(None, [rest, _unknown(str(err["ctx"]["tag"]), list(CHECKS), "check type",
+                                                " (brainbench packs --schema lists them)")]))
+    elif err["type"] == "union_tag_not_found":
+        what = ": ".join(filter(None, [rest, "a check needs a 'type' (brainbench packs --schema lists them)"]))
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        what = f"field {rest!r}: {msg}" if rest else msg
+    return ": ".join(filter(None, [checks, what]))
+
+
 def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Scenario:
     if not isinstance(raw, dict):
         raise PackError(f"{path}: scenario #{index + 1} must be a mapping, got {type(raw).__name__}")
@@ -102,10 +176,16 @@ def _scenario(raw: Any, pack: str, defaults: dict, path: Path, index: int) -> Sc
     try:
         return Scenario.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
         sid = raw.get("id", f"#{index + 1}")
-        raise PackError(f"{path}: scenario {sid}: field {loc!r}: {err['msg']}") from None
+        raise PackError(f"{path}: scenario {sid!r}: {_explain(e.errors())}") from None
+
+
+def stored_scenario(data: dict[str, Any]) -> Scenario:
+    """A scenario as stored with a run, validated again (a one-line error when it no longer validates)."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise PackError(f"stored scenario {data.get('pack')}/{data.get('id')}: {_explain(e.errors())}") from None
 
 
 def load_pack(folder: Path) -> Pack:
@@ -114,6 +194,9 @@ def load_pack(folder: Path) -> Pack:
     meta = _read_yaml(meta_path) or {}
     if not isinstance(meta, dict) or "name" not in meta:
         raise PackError(f"{meta_path}: must be a mapping with at least a 'name'")
+    for key in meta:
+        if key not in PackFile.model_fields and not str(key).startswith("x-"):
+            raise PackError(f"{meta_path}: {_unknown(str(key), list(PackFile.model_fields), 'field')}")
     name, defaults = meta["name"], meta.get("defaults") or {}
     sources: list[tuple[Path, Any]] = [(meta_path, meta.get("scenarios") or [])]
     if meta.get("generator"):  # `module:function` returning scenario dicts (e.g. generated long-context cases)

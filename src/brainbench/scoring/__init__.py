@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..packs import Scenario
 from ..store.db import RunStore
 from .metrics import summarise
 from .score import SCORER, Verdict, score_attempt
 from ..core.taxonomy import TAXONOMY, layer
 
+if TYPE_CHECKING:  # packs imports the check types from scoring, so scoring must not import packs at load time
+    from ..packs import Scenario
+
 
 def stored_scenarios(store: RunStore) -> dict[str, Scenario]:
     """Scenarios exactly as they were when the run started, by content hash."""
-    return {h: Scenario.model_validate(d) for h, d in (store.get_meta("scenarios") or {}).items()}
+    from ..packs import stored_scenario
+
+    return {h: stored_scenario(d) for h, d in (store.get_meta("scenarios") or {}).items()}
 
 
 def rescore(store: RunStore) -> int:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .checks import AttemptView, register
+from .checks import AttemptView
+from .matching import bipartite
 
 PY_TYPES: dict[str, type] = {"string": str, "integer": int, "float": float, "boolean": bool, "array": list,
                              "tuple": list, "dict": dict, "any": str}
@@ -157,21 +158,6 @@ def _doc(functions: list[dict], name: str) -> dict:
     raise Fail("no_doc", f"no function description for {name}")
 
 
-def _bipartite(ok: list[list[bool]]) -> bool:
-    match: dict[int, int] = {}
-
-    def aug(r: int, seen: set[int]) -> bool:
-        for c, good in enumerate(ok[r]):
-            if good and c not in seen:
-                seen.add(c)
-                if c not in match or aug(match[c], seen):
-                    match[c] = r
-                    return True
-        return False
-
-    return all(aug(r, set()) for r in range(len(ok)))
-
-
 def ast_verdict(category: str, functions: list[dict], calls: list[tuple[str, dict]], ground_truth: list[dict],
                 greedy: bool = False) -> tuple[bool, str]:
     """(valid, reason) for decoded calls [(name, args)] of an AST category."""
@@ -195,7 +181,7 @@ def ast_verdict(category: str, functions: list[dict], calls: list[tuple[str, dic
                         raise Fail("cannot_find_match", f"no call matches {next(iter(exp))}")
                     used.add(hit)
                 return True, ""
-            if not _bipartite([[fits(exp, c) for c in calls] for exp in ground_truth]):
+            if bipartite([[fits(exp, c) for c in calls] for exp in ground_truth]) is None:
                 raise Fail("cannot_find_match", "the calls cannot be paired one-to-one with the expected calls")
             return True, ""
         if len(calls) != len(ground_truth) or ("multiple" not in category and len(calls) != 1):
@@ -231,19 +217,3 @@ def relevance_verdict(category: str, decoded: list[tuple[str, dict]] | None) -> 
     if "irrelevance" in category:
         return (not has_call), ("" if not has_call else "called a function where none fits")
     return has_call, ("" if has_call else "no function call where one fits")
-
-
-@register("bfcl")
-def check_bfcl(view: AttemptView, spec: dict) -> str | tuple[str, str] | None:
-    """BFCL verdict for an imported case: spec = {category, functions (BFCL docs), ground_truth}; `text_calls: true`
-    also accepts calls written as text (a diagnostic that separates a template/parser mismatch from a wrong call;
-    BFCL's own FC rules, the default, do not)."""
-    category = spec["category"]
-    decoded = decode_first_reply(view, bool(spec.get("text_calls")))
-    if category in RELEVANCE:
-        ok, why = relevance_verdict(category, decoded)
-        return None if ok else (why, "unneeded_call" if "irrelevance" in category else "wrong_result")
-    if decoded is None:
-        return "no decodable function call in the first reply", "wrong_result"
-    ok, why = ast_verdict(category, spec["functions"], decoded, spec["ground_truth"], bool(spec.get("greedy")))
-    return None if ok else why

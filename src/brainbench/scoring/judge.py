@@ -19,7 +19,7 @@ from ..core.errors import BrainbenchError
 from ..packs import Scenario
 from ..core.records import AttemptRecord
 from ..store.db import RunStore
-from .quality import extract_json
+from .checks.answer import extract_json
 
 PROMPT_VERSION = "v1"
 

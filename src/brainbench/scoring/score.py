@@ -10,36 +10,22 @@ from __future__ import annotations
 
 import importlib
 import re
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..envs import get_env
 from ..envs._agentic import call_signature
-from ..packs import Scenario
 from ..core.records import AttemptRecord
 from ..core.verdict import Verdict
-from . import agentic as _agentic_checks  # noqa: F401  (registers the agentic check types)
-from .checks import CHECKS, AttemptView
-from ..core.taxonomy import LOOP_CALLS, LOOP_LINE_REPEATS, LOOP_MIN_CHARS, LOOP_ZLIB_RATIO, is_denial, layer
+from .checks import AttemptView
+from .text import TRACE_LOOPS, loop_reason
+from ..core.taxonomy import LOOP_CALLS, is_denial, layer
+
+if TYPE_CHECKING:  # packs imports the check types from scoring, so scoring must not import packs at load time
+    from ..packs import Scenario
 
 SCORER = "deterministic"
-
-_PLUGINS = ("brainbench.scoring.quality",)
-"""Modules that register extra check types when imported (a missing one is skipped)."""
-
-
-def load_check_plugins() -> None:
-    for mod in _PLUGINS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-load_check_plugins()
 
 
 # -- trace detectors ----------------------------------------------------------------------------------
@@ -52,13 +38,8 @@ _CLAIM = re.compile(
 
 
 def degenerate(text: str) -> bool:
-    """Repetitive text: a line repeated LOOP_LINE_REPEATS times, or a long reply that compresses too well."""
-    lines = Counter(ln.strip() for ln in text.splitlines() if len(ln.strip().replace(" ", "")) >= 8)
-    if lines and max(lines.values()) >= LOOP_LINE_REPEATS:
-        return True
-    if len(text) >= LOOP_MIN_CHARS:
-        return len(zlib.compress(text.encode())) / len(text.encode()) < LOOP_ZLIB_RATIO
-    return False
+    """Repetitive text, by the trace classifier's loop thresholds (see `scoring.text`)."""
+    return loop_reason(text, TRACE_LOOPS) is not None
 
 
 _INTENT = (r"\b(i will|i'll|i am going to|i'm going to|let me|let's|i need to|i should|we need to|now i|i would|"
@@ -170,15 +151,10 @@ def score_attempt(scenario: Scenario, rec: AttemptRecord) -> Verdict:
     reasons: list[str] = []
     failures = classify_trace(view, scenario)
     for check in scenario.checks:
-        spec = check.model_dump()
-        fn = CHECKS.get(check.type)
-        why = f"unknown check type {check.type!r}" if fn is None else fn(view, spec)
-        if why:
-            fid = spec.get("failure", "unneeded_call" if check.type == "no_tool_calls" else "wrong_result")
-            if isinstance(why, tuple):
-                why, fid = why
-            reasons.append(why)
-            failures.append(fid)
+        failed = check.verdict(view)
+        if failed:
+            reasons.append(failed[0])
+            failures.append(failed[1])
     if scenario.hook:
         extra_reasons, extra_failures = _run_hook(scenario, view)
         reasons += extra_reasons
