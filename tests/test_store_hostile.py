@@ -25,7 +25,7 @@ def filled(tmp_path, n=20):
     run = tmp_path / "run"
     with RunStore(run, create=True) as st:
         for i in range(n):
-            st.put_attempt(rec(i), Verdict(passed=i % 2 == 0, clean=True))
+            st.put_attempt(rec(i), Verdict(passed=i % 2 == 0, clean=i % 2 == 0))
     return run
 
 
@@ -129,3 +129,68 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_stored(mountpoint):
     assert stored > 5
     with RunStore(run) as st:
         assert len(list(st.attempts())) == stored
+
+
+# -- the run and export commands over a hostile store ---------------------------------------------------------
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from brainbench.runner.run import prepare  # noqa: E402
+from brainbench.testing import ByConversation  # noqa: E402
+from test_runner_store import perfect_smoke, plan_for, run_plan, smoke  # noqa: E402
+
+
+def bb(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "brainbench", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_a_second_run_on_the_same_directory_is_one_line(fake, tmp_path):
+    srv = fake(ByConversation(perfect_smoke))
+    run = tmp_path / "run"
+    with RunStore(run, create=True, lock=True):
+        proc = bb("run", "--endpoint", srv.base_url, "--model", "fake-model", "-o", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"being written by another brainbench (pid {os.getpid()})" in proc.stderr
+
+
+async def test_an_attempt_stored_without_its_verdict_is_scored_by_the_next_prepare(fake, tmp_path):
+    srv = fake(ByConversation(perfect_smoke))
+    plan = plan_for([smoke()])
+    store = await run_plan(srv, tmp_path, plan)
+    key = next(iter(store.verdicts()))
+    store.conn.execute("DELETE FROM verdicts WHERE attempt_key=?", (key,))
+    assert store.unscored() == {key}
+    assert prepare(plan, store) == []  # nothing to run again...
+    assert store.unscored() == set() and store.verdicts()[key]["passed"]  # ...and the verdict is back
+
+
+async def test_an_edited_scenario_is_a_new_one_and_rates_are_over_the_latest_version(fake, tmp_path):
+    srv = fake(ByConversation(perfect_smoke))
+    pack = smoke()
+    store = await run_plan(srv, tmp_path, plan_for([pack]))
+    edited = pack.model_copy(update={"scenarios": [pack.scenarios[0].model_copy(update={"max_turns": 7}),
+                                                   *pack.scenarios[1:]]})
+    from brainbench.client import ChatClient  # noqa: F401
+    from brainbench.runner.run import execute
+    from brainbench.scoring import attempt_rows, summary
+    from conftest import client_for
+
+    plan = plan_for([edited])
+    todo = prepare(plan, store)
+    assert [s.id for s, _ in todo] == [pack.scenarios[0].id]  # only the edited one runs again
+    async with client_for(srv) as c:
+        await execute(plan, c, store, todo)
+    s = summary(attempt_rows(store))["fake-model"]
+    assert s["overall"]["attempts"] == len(pack.scenarios) and s["superseded"] == 1
+
+
+def test_export_skips_a_damaged_row_with_a_warning(tmp_path):
+    run = filled(tmp_path, 4)
+    with sqlite3.connect(run / DB_NAME) as con:
+        con.execute("UPDATE attempts SET record='{' WHERE key='k002'")
+    proc = bb("export", str(run), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["attempts"]) == 3
+    assert "1 damaged row(s) skipped" in proc.stderr and "k002" in proc.stderr

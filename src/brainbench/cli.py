@@ -136,7 +136,7 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: Optional[str] = None) ->
 
     chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
     spec = BackendSpec(**cfg.backend.model_dump())
-    store = RunStore(run_dir, create=True)
+    store = RunStore(run_dir, create=True, lock=True)  # one writer per run directory
     try:
         if not store.get_meta("run"):
             store.set_meta("run", cfg.stored())
@@ -155,13 +155,20 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: Optional[str] = None) ->
             total = len(plan.items())
             console.print(f"[bold]{spec.label()}[/] on {endpoint.base_url}: {total} attempts "
                           f"({total - len(todo)} already stored), concurrency {plan.concurrency}; run dir {run_dir}")
-            async with ChatClient(endpoint, timeout=cfg.timeout) as client:
+            async with ChatClient(endpoint, timeout=cfg.timeout, request_timeout=cfg.request_timeout) as client:
                 with _progress() as prog:
                     task = prog.add_task("attempts", total=total, completed=total - len(todo))
                     await execute(plan, with_think(client, mode), store, todo, on_done=lambda r: prog.advance(task))
         return summary(attempt_rows(store))
     finally:
         store.close()
+
+
+def _warn_skipped(store) -> None:
+    """Damaged rows are skipped, never fatal: say which, once, on stderr."""
+    if store.skipped:
+        names = ", ".join(store.skipped[:5]) + (f" and {len(store.skipped) - 5} more" if len(store.skipped) > 5 else "")
+        console.print(f"[yellow]warning:[/] {len(store.skipped)} damaged row(s) skipped in {store.run_dir}: {names}")
 
 
 def _sigterm_as_interrupt() -> None:
@@ -210,6 +217,7 @@ def run(
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once.")] = DEFAULTS.concurrency,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Re-dispatches after a protocol violation.")] = DEFAULTS.retries,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an infrastructure timeout.")] = DEFAULTS.timeout,
+    request_timeout: Annotated[Optional[float], typer.Option("--request-timeout", help="Total seconds one request may take, end to end (default: --timeout plus max_tokens at 2 tok/s).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<time>-<brain>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
@@ -228,7 +236,8 @@ def run(
         run_dir = resume
     else:
         cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir,
-                          trials=trials, concurrency=concurrency, retries=retries, timeout=timeout, think=think)
+                          trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
+                          request_timeout=request_timeout, think=think)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
     _sigterm_as_interrupt()
@@ -314,7 +323,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
     dest: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
 ) -> None:
-    """Export attempts and summaries (schema in the README)."""
+    """Export attempts and summaries (schema: docs/reference/export.md)."""
     from .store import RunStore
     from .report.export import to_csv, to_json
 
@@ -322,6 +331,7 @@ def export(
         raise BrainbenchError(f"--format must be json or csv, not {fmt!r}")
     with RunStore(run_dir) as store:
         text = to_json(store) if fmt == "json" else to_csv(store)
+        _warn_skipped(store)
     if dest:
         dest.write_text(text)
         console.print(f"wrote {dest}")

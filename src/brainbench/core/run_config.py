@@ -60,6 +60,9 @@ class RunConfig(BaseModel):
     """Re-dispatches after a protocol violation."""
     timeout: float = Field(default=300.0, gt=0)
     """Seconds per request before it counts as an infrastructure timeout."""
+    request_timeout: Optional[float] = Field(default=None, gt=0)
+    """Total seconds one request may take end to end (a stream that never ends is cut there); None: the read
+    timeout plus max_tokens at 2 tok/s."""
     think: Optional[Literal["on", "off", "both"]] = None
     """Reasoning switch (chat_template_kwargs.enable_thinking); both: each pack twice. None: the server's default."""
 

@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 from ..client import ChatClient, EndpointError
 from ..packs import Pack, Scenario
-from ..scoring import SCORER, score_attempt
+from ..core.errors import BrainbenchError
+from ..core.verdict import Verdict
+from ..scoring import SCORER, rescore, score_attempt
 from ..store.db import RunStore
 from .attempt import AttemptRunner
 from ..core.records import AttemptRecord, attempt_key, config_hash
@@ -61,6 +63,12 @@ def prepare(plan: RunPlan, store: RunStore) -> list[tuple[Scenario, int]]:
         for s in p.scenarios:
             scenarios[s.content_hash()] = s.model_dump(mode="json")
     store.set_meta("scenarios", scenarios)
+    current = dict(store.get_meta("current_versions") or {})  # pack/id -> the version this run scores
+    current.update({f"{s.pack}/{s.id}": s.content_hash() for p in plan.packs for s in p.scenarios})
+    store.set_meta("current_versions", current)
+    unscored = store.unscored()
+    if unscored:  # stored by a run killed between attempt and verdict (older brainbench) or a hook that raised
+        rescore(store, unscored)
     done = store.completed_keys()
     return [(s, t) for s, t in plan.items() if _record(plan, s, t).key not in done]
 
@@ -82,10 +90,8 @@ async def execute(
     async def one(sc: Scenario, trial: int) -> None:
         async with sem:
             rec = await runner.run(sc, _record(plan, sc, trial))
-            store.put_attempt(rec)
-            if rec.status == "completed":
-                v = score_attempt(sc, rec)
-                store.put_verdict(rec.key, SCORER, v.passed, v.clean, v.failures, v.details)
+            verdict = _score(store, sc, rec) if rec.status == "completed" else None
+            store.put_attempt(rec, verdict, SCORER)  # attempt and verdict in one transaction
             on_done(rec)
 
     tasks = [asyncio.create_task(one(s, t)) for s, t in todo]
@@ -96,6 +102,18 @@ async def execute(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _score(store: RunStore, sc: Scenario, rec: AttemptRecord) -> Verdict | None:
+    """The attempt's verdict; a scenario hook that raises leaves it unscored (recorded), never stops the run:
+    `brainbench score` or the next --resume scores it again."""
+    try:
+        return score_attempt(sc, rec)
+    except BrainbenchError:
+        raise
+    except Exception as e:  # a user's scoring hook: its failure is the pack's, not the run's
+        store.log_event("scoring_error", f"{sc.pack}/{sc.id}: {type(e).__name__}: {e}"[:300], rec.key)
+        return None
 
 
 def run_dir_default(root: Path, model: str) -> Path:

@@ -20,11 +20,13 @@ def stored_scenarios(store: RunStore) -> dict[str, Scenario]:
     return {h: stored_scenario(d) for h, d in (store.get_meta("scenarios") or {}).items()}
 
 
-def rescore(store: RunStore) -> int:
-    """Re-score every completed attempt from its stored transcript; returns how many were scored."""
+def rescore(store: RunStore, keys: set[str] | None = None) -> int:
+    """Re-score completed attempts (all, or only `keys`) from their stored transcripts; returns how many."""
     scenarios = stored_scenarios(store)
     n = 0
     for rec in store.attempts(status="completed"):
+        if keys is not None and rec.key not in keys:
+            continue
         sc = scenarios.get(rec.scenario_hash)
         if sc is None:
             continue
@@ -44,11 +46,14 @@ _DETAIL_FIELDS: dict[str, Any] = {
 def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
     """One flat row per stored attempt, joined with its verdict (the export contract)."""
     verdicts = store.verdicts(SCORER)
+    current = store.get_meta("current_versions") or {}
     rows = []
     for rec in store.attempts():
         v = verdicts.get(rec.key)
+        version = current.get(f"{rec.pack}/{rec.scenario_id}", rec.scenario_hash)
         rows.append({
             "key": rec.key, "scenario": rec.scenario_id, "pack": rec.pack, "trial": rec.trial, "model": rec.model,
+            "scenario_hash": rec.scenario_hash, "current": version == rec.scenario_hash,
             "status": rec.status, "scored": v is not None,
             "passed": bool(v and v["passed"]), "clean": bool(v and v["clean"]),
             "failures": v["failures"] if v else [],
@@ -64,8 +69,10 @@ def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics per model, per pack and overall; unscored (infra_error) attempts are left out."""
-    scored = [r for r in rows if r["scored"]]
+    """Metrics per model, per pack and overall; unscored (infra_error) attempts are left out, and so are attempts
+    of an earlier version of a scenario that was edited between runs (counted in `superseded`): a rate is over
+    one version of each scenario, the latest run's."""
+    scored = [r for r in rows if r["scored"] and r.get("current", True)]
     out: dict[str, Any] = {}
     for model in sorted({r["model"] for r in scored}):
         mine = [r for r in scored if r["model"] == model]
@@ -73,6 +80,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "overall": summarise(mine),
             "packs": {p: summarise(r for r in mine if r["pack"] == p) for p in sorted({r["pack"] for r in mine})},
             "infra_errors": sum(1 for r in rows if r["model"] == model and r["status"] == "infra_error"),
+            "superseded": sum(1 for r in rows if r["model"] == model and not r.get("current", True)),
         }
     return out
 
