@@ -76,6 +76,9 @@ _ENTRIES = [
      "Arguments missing a required field, of the wrong type, or not parseable as a JSON object."),
     ("unknown_tool", "error_line", "A call to a tool name that was not offered (hallucinated tool)."),
     ("blocked_path", "error_line", "A path outside the workspace (absolute paths, ..) was refused."),
+    ("bad_path", "error_line",
+     "A path the filesystem cannot take was refused: a NUL byte or an unpaired surrogate in it, a name over 255 "
+     "bytes, more than 32 levels deep, or a file used as a folder (`notes.md/child`)."),
     ("tool_error", "error_line", "A tool refused a well-formed call for a domain reason (no such card, room, file)."),
     ("disallowed_command", "error_line", "A shell command outside the allow-list; see the subclasses."),
     ("repeated_failure", "error_line",

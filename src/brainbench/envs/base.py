@@ -88,6 +88,24 @@ def _format_validation(e: ValidationError) -> str:
     return "invalid arguments: " + "; ".join(parts)
 
 
+MAX_PATH_DEPTH = 32
+"""Path components a tool accepts; deeper is `bad_path`."""
+
+
+def _check_path(path: str) -> None:
+    """Refuse what no filesystem takes before touching the disk: NUL, lone surrogates, long names, deep paths."""
+    if "\x00" in path:
+        raise ToolError("a path may not contain a NUL byte", kind="bad_path")
+    try:
+        parts = [p.encode("utf-8") for p in path.split("/")]
+    except UnicodeEncodeError:
+        raise ToolError("a path may not contain an unpaired surrogate", kind="bad_path") from None
+    if any(len(p) > 255 for p in parts):
+        raise ToolError("a file or folder name may be at most 255 bytes", kind="bad_path")
+    if len([p for p in parts if p]) > MAX_PATH_DEPTH:
+        raise ToolError(f"a path may be at most {MAX_PATH_DEPTH} levels deep", kind="bad_path")
+
+
 class Environment:
     """Base class. Subclasses set `name`, define `@tool` methods, and override `setup`/`final_state`.
 
@@ -156,11 +174,16 @@ class Environment:
         return f"Reminder from the dispatcher: the previous attempt ended without closing out ({obligation})."
 
     def confine(self, path: str) -> Path:
-        """Resolve `path` inside the workdir or raise a `blocked_path` ToolError."""
-        target = (self.workdir / path).resolve()
+        """Resolve `path` inside the workdir or raise a ToolError: `blocked_path` outside it, `bad_path` for a
+        path no filesystem takes (the model chose it: it sees the error, the run goes on)."""
+        _check_path(path)
+        try:
+            target = (self.workdir / path).resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop, a name the OS refuses
+            raise ToolError(f"path {path[:80]!r} cannot be used: {e}", kind="bad_path") from None
         root = self.workdir.resolve()
         if target != root and root not in target.parents:
-            raise ToolError(f"path {path!r} is outside the workspace", kind="blocked_path")
+            raise ToolError(f"path {path[:200]!r} is outside the workspace", kind="blocked_path")
         return target
 
     # -- for the runner -----------------------------------------------------------------------------
@@ -195,4 +218,10 @@ class Environment:
                 value = await value
         except ToolError as e:
             return ToolOutcome(False, json.dumps({"error": str(e)}), e.kind)
+        except OSError as e:  # the filesystem refused what the model asked (a file used as a folder, ...)
+            return ToolOutcome(False, json.dumps({"error": f"{e.strerror or type(e).__name__}: the path cannot be "
+                                                           "used that way"}), "bad_path")
+        except UnicodeError:  # text no UTF-8 file can hold (an unpaired surrogate)
+            return ToolOutcome(False, json.dumps({"error": "the text contains characters no file can hold"}),
+                               "malformed_args")
         return ToolOutcome(True, value if isinstance(value, str) else json.dumps(value))
