@@ -37,14 +37,16 @@ LOOP_ZLIB_RATIO = 0.12
 DISALLOWED_SUBCLASSES = {
     "pipe_filter": "a pipe into head/tail/grep/jq/sed/awk/wc/sort/... to cut an allowed script's output",
     "stderr_redirect": "a stderr redirection (2>&1, 2>/dev/null, &>)",
-    "shell_chain": "commands chained with &&, || or ;",
+    "shell_chain": "commands chained with &&, || or ;, or two commands on two lines",
     "heredoc": "a heredoc (<<EOF) feeding a command",
     "timeout_prefix": "a `timeout N ...` prefix",
     "bare_binary": "a command other than `uv` (ls, cat, head, find, curl, python scripts/x.py, ...)",
     "python_inline": "inline Python (`python -c`, `uv run python -c`)",
+    "expansion": "something bash would expand before running it: `$VAR`, `${...}`, `$(...)` or backticks inside "
+                 "double quotes, an unquoted glob (`*`, `?`, `[...]`), `~`, a brace list `{a,b}`",
     "script_not_allowed": "`uv run` of a script that is not published (hallucinated or wrong path)",
     "unknown_flag": "a flag the script does not publish (hallucinated flag)",
-    "other_shell": "any other shell construct (quoting errors, $(...), redirections, `uv pip`, ...)",
+    "other_shell": "any other shell construct (quoting errors, redirections, background jobs, `uv pip`, ...)",
 }
 
 

@@ -7,16 +7,19 @@ that applies wins):
 
     heredoc        `<<` anywhere
     pipe_filter    a pipe into head/tail/grep/jq/sed/awk/wc/sort/... (any other pipe is other_shell)
-    shell_chain    `&&`, `||` or `;` between commands
+    shell_chain    `&&`, `||`, `;` or a newline between commands
     stderr_redirect `2>`, `2>&1`, `&>`
+    expansion      what bash would expand before running: `$VAR`, `${...}`, `$(...)` and backticks (also inside
+                   double quotes), unquoted globs (`*`, `?`, `[...]`), `~`, brace lists `{a,b}`
     timeout_prefix `timeout N ...`
     python_inline  `python -c`, `uv run python -c`
     bare_binary    any command that is not `uv` (ls, cat, head, find, curl, python scripts/x.py, ...)
     script_not_allowed  `uv run` of a script that is not published (hallucinated or wrong path)
     unknown_flag   a flag the script does not publish (hallucinated flags)
-    other_shell    everything else: unbalanced quotes, `$(...)`, backticks, `>`, `&`, `uv pip`, ...
+    other_shell    everything else: unbalanced quotes, `>`, `&`, `uv pip`, ...
 
-Quoted text never triggers a class: `--sql "a || b"` is one argument, not a chain.
+Quoted text never triggers a class: `--sql "a || b"` is one argument, not a chain; but bash still expands `$` and
+backticks inside double quotes, so those are `expansion` (single quotes keep everything literal).
 
 Scenarios may require the closing 3-call handshake of a ralf stage, in this order:
 `update_attempt_outcome.py --outcome TEXT [--status success|failure|partial]` ->
@@ -142,6 +145,42 @@ def _mask_quotes(cmd: str) -> str:
     return "".join(out)
 
 
+_DOLLAR = re.compile(r"\$[A-Za-z_{(0-9@*#?!$-]")
+_BRACE = re.compile(r"\{[^{}\s]*(,|\.\.)[^{}\s]*\}")
+
+
+def _expansion(cmd: str) -> str | None:
+    """What bash would expand in `cmd` (a parameter, a substitution, a glob, `~`, a brace list), or None.
+
+    Walks the quoting as bash does: nothing in single quotes expands; `$` and backticks still do in double quotes;
+    a backslash keeps the next character literal outside single quotes.
+    """
+    quote, i, word_start = None, 0, True
+    while i < len(cmd):
+        ch = cmd[i]
+        if quote == "'":
+            quote = None if ch == "'" else quote
+        elif ch == "\\":
+            i += 2
+            word_start = False
+            continue
+        elif ch == "`" or _DOLLAR.match(cmd, i):
+            return "a backtick substitution" if ch == "`" else f"`{cmd[i:i + 12]}`"
+        elif quote == '"':
+            quote = None if ch == '"' else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "*?[":
+            return f"the glob `{ch}`"
+        elif ch == "~" and word_start:
+            return "`~`"
+        elif ch == "{" and _BRACE.match(cmd, i):
+            return f"the brace list `{_BRACE.match(cmd, i).group(0)}`"
+        word_start = ch.isspace() or (ch == "=" and quote is None)
+        i += 1
+    return None
+
+
 def classify(cmd: str, scripts: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any], list[str]]:
     """Check one command against the allow-list: (script name, {flag: value}, positionals) or raise Denied."""
     if not cmd.strip():
@@ -157,16 +196,18 @@ def classify(cmd: str, scripts: dict[str, dict[str, Any]]) -> tuple[str, dict[st
             raise Denied("pipe_filter", f"piping into `{word}` is not allowed; each script already returns "
                                         "exactly the output the task needs, so read all of it")
         raise Denied("other_shell", "pipes are not allowed")
-    if re.search(r"&&|\|\||;", bare):
+    if re.search(r"&&|\|\||;|\n", bare):
         raise Denied("shell_chain", "command chains (&&, ||, ;) are not allowed; make one call per command")
     if re.search(r"(^|\s)(2>|&>)", bare):
         raise Denied("stderr_redirect", "redirecting stderr is not allowed; warnings are part of the output")
-    if re.search(r"\$\(|`", bare):
-        raise Denied("other_shell", "command substitution is not allowed")
     if re.search(r"(?<![<>&|])&(?![&>])", bare):
         raise Denied("other_shell", "background jobs (&) are not allowed")
     if re.search(r"[<>]", bare):
         raise Denied("other_shell", "redirections are not allowed")
+    expanded = _expansion(cmd)
+    if expanded:
+        raise Denied("expansion", f"{expanded} would be expanded by the shell; write the literal value "
+                                  "(in single quotes if it holds special characters)")
     try:
         tokens = shlex.split(cmd)
     except ValueError as e:
