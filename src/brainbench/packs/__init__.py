@@ -11,11 +11,13 @@ See README.md in this folder for how to add a pack, a scenario or a check type.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import importlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -110,15 +112,46 @@ class Pack(BaseModel):
     scenarios: list[Scenario] = Field(default_factory=list)
 
 
+MAX_YAML_NODES = 200_000
+"""A pack file may expand (aliases followed) to at most this many values: a 1 KB alias bomb would otherwise take
+minutes and gigabytes once a scenario is hashed or stored."""
+
+
+def _expanded_size(root: Any) -> int:
+    """Values in `root` with aliases expanded, counted without expanding them (shared objects memoised)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)) or id(node) in sizes:
+            continue
+        kids = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            sizes[id(node)] = 1 + sum(sizes.get(id(k), 1) for k in kids)
+            if sizes[id(node)] > MAX_YAML_NODES:
+                return sizes[id(node)]
+        else:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if isinstance(k, (dict, list)) and id(k) not in sizes)
+    return sizes.get(id(root), 1)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise PackError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except RecursionError:
+        raise PackError(f"{path}: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PackError(f"{path}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
     except OSError as e:
         raise PackError(f"{path}: cannot read: {e.strerror}") from None
+    if _expanded_size(data) > MAX_YAML_NODES:
+        raise PackError(f"{path}: expands to over {MAX_YAML_NODES:,} values through YAML aliases (an alias bomb?)")
+    return data
 
 
 def _split(loc: tuple[Any, ...]) -> tuple[str, str, str | None]:
@@ -197,23 +230,74 @@ def load_pack(folder: Path) -> Pack:
     for key in meta:
         if key not in PackFile.model_fields and not str(key).startswith("x-"):
             raise PackError(f"{meta_path}: {_unknown(str(key), list(PackFile.model_fields), 'field')}")
-    name, defaults = meta["name"], meta.get("defaults") or {}
+    head = _pack_head(meta, meta_path)
     sources: list[tuple[Path, Any]] = [(meta_path, meta.get("scenarios") or [])]
-    if meta.get("generator"):  # `module:function` returning scenario dicts (e.g. generated long-context cases)
-        module, _, fn = str(meta["generator"]).partition(":")
-        sources.append((meta_path, getattr(importlib.import_module(module), fn)(folder)))
+    if head.generator:
+        sources.append((meta_path, _generated(head.generator, folder, meta_path)))
     for f in sorted((folder / "scenarios").glob("*.y*ml")) if (folder / "scenarios").is_dir() else []:
         data = _read_yaml(f)
         sources.append((f, data if isinstance(data, list) else [data]))
     scenarios, seen = [], set()
-    for path, items in sources:
-        for i, raw in enumerate(items):
-            s = _scenario(raw, name, defaults, path, i)
-            if s.id in seen:
-                raise PackError(f"{path}: duplicate scenario id {s.id!r} in pack {name!r}")
-            seen.add(s.id)
-            scenarios.append(s)
-    return Pack(name=name, description=meta.get("description", ""), path=str(folder), scenarios=scenarios)
+    with tempfile.TemporaryDirectory(prefix="bb-pack-") as tmp:
+        for path, items in sources:
+            if not isinstance(items, list):
+                raise PackError(f"{path}: 'scenarios' must be a list, got {type(items).__name__}")
+            for i, raw in enumerate(items):
+                s = _scenario(raw, head.name, head.defaults, path, i)
+                if s.id in seen:
+                    raise PackError(f"{path}: duplicate scenario id {s.id!r} in pack {head.name!r}")
+                _check_env(s, path, Path(tmp) / str(len(seen)))
+                seen.add(s.id)
+                scenarios.append(s)
+    return Pack(name=head.name, description=head.description, path=str(folder), scenarios=scenarios)
+
+
+def _pack_head(meta: dict[str, Any], path: Path) -> PackFile:
+    """pack.yaml's own fields, typed (its scenarios are validated one by one, with the defaults applied)."""
+    fields = {k: v for k, v in meta.items() if k in PackFile.model_fields and k != "scenarios"}
+    try:
+        return PackFile.model_validate(fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise PackError(f"{path}: field {where!r}: {err['msg']}") from None
+
+
+def _generated(spec: str, folder: Path, path: Path) -> Any:
+    """Scenario dicts from a pack's `module:function` generator; one line when it cannot be loaded or fails."""
+    module, _, fn = spec.partition(":")
+    try:
+        func = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise PackError(f"{path}: generator {spec!r} cannot be loaded: {e}") from None
+    try:
+        return func(folder)
+    except BrainbenchError:
+        raise
+    except Exception as e:  # a pack's own code: its failure is one line naming it
+        raise PackError(f"{path}: generator {spec!r} failed: {type(e).__name__}: {e}") from None
+
+
+_RESERVED_PARAMS = ("model", "messages", "stream", "stream_options", "tools", "tool_choice")
+
+
+def _check_env(s: Scenario, path: Path, workdir: Path) -> None:
+    """The scenario's environment exists and accepts its state (set up once, in a scratch folder): a bad card
+    status or a file outside the workspace is one line at load, not a crash mid-run."""
+    where = f"{path}: scenario {s.id!r}"
+    reserved = [k for k in _RESERVED_PARAMS if k in s.params]
+    if reserved:
+        raise PackError(f"{where}: params may not set {reserved[0]!r} (brainbench sends it; use the scenario's "
+                        "own fields)")
+    from ..envs import REGISTRY, get_env
+
+    if s.env not in REGISTRY:
+        raise PackError(f"{where}: {_unknown(s.env, list(REGISTRY), 'environment', '; known: ' + ', '.join(sorted(REGISTRY)))}")
+    workdir.mkdir(parents=True)
+    try:
+        get_env(s.env)(copy.deepcopy(s.state), workdir)
+    except Exception as e:  # the environment's own validation, whatever it raises
+        raise PackError(f"{where}: state: {type(e).__name__}: {e}"[:400]) from None
 
 
 def pack_dirs(extra: list[Path] | None = None) -> list[Path]:
