@@ -129,7 +129,7 @@ def matrix_cmd(
 
         for p in plist:
             legs = ", ".join(f"{lg.name} ({lg.type})" for lg in p.legs)
-            cmd = ServerHandle(p, Path("server.log")).command_line() if p.server.kind != "endpoint" else p.server.base_url
+            cmd = ServerHandle(p, Path("server.log")).command_line()
             out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False, soft_wrap=True)
         return
     with _ui() as (log, progress):
