@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -11,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from ..core.errors import BrainbenchError
-from ..servers import ServerConfig, UnknownKind, get_kind
+from ..servers import ServerConfig, UnknownKind, get_kind, kinds
 from ..servers.handle import command_words  # noqa: F401 - re-exported for callers of the old home
 
 
@@ -167,6 +168,25 @@ class Profile(_Strict):
         import json
 
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def profile_json_schema() -> dict[str, Any]:
+    """The profile JSON Schema, with `server` as one of the registered kinds' config models."""
+    schema = Profile.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    variants = []
+    for name, kind in sorted(kinds().items()):
+        sub = kind.config.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        sub["title"] = f"server (kind {name})"
+        doc = (sys.modules[type(kind).__module__].__doc__ or "").strip().splitlines()
+        sub["properties"]["kind"] = {"const": name, "description": doc[0] if doc else name}
+        if name != ServerConfig.model_fields["kind"].default:
+            sub["required"] = sorted({*sub.get("required", []), "kind"})
+        defs[f"server-{name}"] = sub
+        variants.append({"$ref": f"#/$defs/server-{name}"})
+    schema["properties"]["server"] = {"oneOf": variants, "description": "How to start (or find) the server."}
+    return schema
 
 
 # -- loading ----------------------------------------------------------------------------------------

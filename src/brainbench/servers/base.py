@@ -99,8 +99,11 @@ class ServerKind:
         """The flags that hand the profile's chat template to this engine."""
         return []
 
+    def prepare(self, cfg: ServerConfig) -> None:
+        """Fetch or build what the command needs, before a start (never for printing a command line)."""
+
     def placeholders(self, cfg: ServerConfig) -> dict[str, str]:
-        """Extra command-line placeholders (may fetch or build what the command needs)."""
+        """Extra command-line placeholders (no side effects: `prepare` does the fetching)."""
         return {}
 
     def environment(self, cfg: ServerConfig, port: int | None) -> dict[str, str]:

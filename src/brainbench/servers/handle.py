@@ -89,16 +89,13 @@ class RunningServer:
         self.starts = 0
         self.started_at: float | None = None
         self.version: str | None = None
-        self._subs: dict[str, str] | None = None
 
     # -- the command line ---------------------------------------------------------------------------------
 
     def _placeholders(self, port: int) -> dict[str, str]:
-        if self._subs is None:  # the kind's (a model path may need a download): worked out once
-            self._subs = {"model_path": "", **self.kind.placeholders(self.cfg)}
         c = self.cfg
         return {"host": c.host, "port": str(port), "model": self.model or "", "python": sys.executable,
-                "chat_template_file": c.chat_template_file or "", **self._subs}
+                "chat_template_file": c.chat_template_file or "", "model_path": "", **self.kind.placeholders(c)}
 
     def command(self, port: int | None = None) -> list[str]:
         """The full command line for `port` (None: this server's port); empty for a server not started here."""
@@ -160,6 +157,7 @@ class RunningServer:
             raise KeyboardInterrupt("stopping: no new server is started")
         self.starts += 1
         if self.kind.starts_process:
+            self.kind.prepare(self.cfg)
             self.port = self.cfg.port or free_port()
             self._spawn()
         self.started_at = time.time()

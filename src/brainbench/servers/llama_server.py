@@ -49,16 +49,10 @@ class LlamaServerConfig(ServerConfig):
 
 
 def _built_binary() -> str:
-    from ..backend.build import binary, build
-    from ..backend.fetch import SetupError
+    """brainbench's own build (just the name while it is not built: `prepare` builds it before a start)."""
+    from ..backend.build import binary
 
-    exe = binary("llama-server")
-    if exe is None:
-        build()
-        exe = binary("llama-server")
-    if exe is None:
-        raise SetupError("llama-server is not built yet: run `brainbench setup`")
-    return str(exe)
+    return str(binary("llama-server") or "llama-server")
 
 
 @register
@@ -83,12 +77,22 @@ class LlamaServer(ServerKind):
             return ["--chat-template-file", cfg.chat_template_file]
         return ["--chat-template", cfg.chat_template] if cfg.chat_template else []
 
+    def prepare(self, cfg: LlamaServerConfig) -> None:  # type: ignore[override]
+        """Build llama-server (unless the profile names a binary) and fetch the brain, once; cached after."""
+        from ..backend import ensure_brain
+        from ..backend.build import build
+
+        if not cfg.binary:
+            build()
+        if cfg.brain and not cfg.model_path:
+            ensure_brain(cfg.brain)
+
     def placeholders(self, cfg: LlamaServerConfig) -> dict[str, str]:  # type: ignore[override]
         if cfg.model_path or not cfg.brain:
             return {"model_path": cfg.model_path or ""}
-        from ..backend import ensure_brain
+        from ..backend.fetch import MODELS
 
-        return {"model_path": str(ensure_brain(cfg.brain))}
+        return {"model_path": str(MODELS[cfg.brain].path())}  # where ensure_brain puts it
 
     def version_from(self, data: dict[str, Any]) -> str | None:
         v = data.get("build_info")
