@@ -170,3 +170,26 @@ def test_report_and_logs_read_a_run_dir_in_the_new_shape(tmp_path):
     proc = bb("logs", "server", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["requests"] > 0  # the llama miner, found through the recorded kind
+
+
+@pytest.mark.integration
+def test_a_real_llama_server_profile_records_its_version_and_model(tmp_path):
+    """The embedded brain through the registry: built binary, fetched model, healthy, recorded, stopped."""
+    from brainbench.backend import ensure_brain
+    from brainbench.matrix.engine import ProfileRun
+
+    ensure_brain("brain-small")
+    data = {"name": "real", "server": {"kind": "llama-server", "brain": "brain-small", "threads": 1, "ctx_per_slot": 2048},
+            "warmup": {"requests": 1, "max_tokens": 4}, "legs": [{"type": "speed", "requests": 2, "max_tokens": 8, "warmup": 0}]}
+    p = profile_from_data(data, "real")
+    rec = ProfileRun(p, tmp_path / "run").run()
+    assert rec["status"] == "done", rec
+    server = rec["server"]
+    assert server["kind"] == "llama-server" and server["brain"] == "brain-small" and len(server["model_sha256"]) == 64
+    assert server["version"] and server["args"][:1] == ["--jinja"] and server["program"] == "llama-server"
+    log = (tmp_path / "run" / "server.log").read_text()
+    port = int(log.split("--port ")[1].split()[0])
+    import httpx
+
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
