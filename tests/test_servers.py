@@ -9,14 +9,22 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import Field
+from test_cli import bb
 
 from brainbench.profiles import ProfileError, apply_param, load_profile
 from brainbench.profiles.launch import ServerHandle
-from brainbench.profiles.schema import profile_json_schema, profile_from_data
-from brainbench.servers import (RunningServer, ServerConfig, ServerKind, ServerRecord, UnknownKind, get_kind, kinds,
-                                register)
+from brainbench.profiles.schema import profile_from_data, profile_json_schema
+from brainbench.servers import (
+    RunningServer,
+    ServerConfig,
+    ServerKind,
+    ServerRecord,
+    UnknownKind,
+    get_kind,
+    kinds,
+    register,
+)
 from brainbench.store import RunStore
-from test_cli import bb
 
 REPO = Path(__file__).resolve().parents[1]
 SIX = {"llama-server", "vllm", "sglang", "ollama", "command", "endpoint"}
@@ -155,9 +163,10 @@ def test_the_embedded_server_records_the_same_shape(tmp_path, monkeypatch):
 
 
 def test_report_and_logs_read_a_run_dir_in_the_new_shape(tmp_path):
+    from report_fixtures import good_brain, make_run
+
     from brainbench.report.data import build_report
     from brainbench.report.render import render_markdown
-    from report_fixtures import good_brain, make_run
 
     run = make_run(tmp_path / "run", "brain-small", good_brain, trials=1)
     rec = ServerRecord(kind="llama-server", model="brain-small", brain="brain-small", program="llama-server",

@@ -77,9 +77,10 @@ def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1) -> Iterato
 
 def endpoint_record(spec: BackendSpec) -> dict[str, Any]:
     """The server record of a user endpoint (kind endpoint: found, not started), in the one recorded shape."""
-    from ..servers import RunningServer, get_kind
+    from ..servers import RunningServer
+    from ..servers.endpoint import EndpointConfig
 
-    cfg = get_kind("endpoint").config(kind="endpoint", base_url=spec.endpoint, model=spec.model, api=spec.api)
+    cfg = EndpointConfig.model_validate({"kind": "endpoint", "base_url": spec.endpoint, "model": spec.model, "api": spec.api})
     return RunningServer(cfg, Path(os.devnull)).record().dump()
 
 

@@ -9,9 +9,10 @@ even when brainbench itself is killed with SIGKILL: never an orphan.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from ..servers import RunningServer, ServerFailed, free_port, get_kind
+from ..servers import RunningServer, ServerFailed, free_port
+from ..servers.llama_server import LlamaServerConfig
 from .build import binary
 from .fetch import SetupError
 
@@ -27,7 +28,7 @@ class LlamaServer(RunningServer):
         exe = binary("llama-server")
         if exe is None:
             raise SetupError("llama-server is not built yet: run `brainbench setup`")
-        cfg = get_kind("llama-server").config(
+        cfg = LlamaServerConfig(
             kind="llama-server", model_path=str(model_path), brain=brain, binary=str(exe), port=free_port(),
             ctx_per_slot=ctx_per_slot, parallel=parallel, threads=threads, args=list(extra_args or []),
             ready_timeout_s=ready_timeout)
@@ -46,7 +47,7 @@ class LlamaServer(RunningServer):
         """The server record (no port, no paths that differ between machines)."""
         return self.record().dump()
 
-    def start(self) -> "LlamaServer":
+    def start(self) -> Self:
         """Start and wait until healthy; a failure is a SetupError (what run/speed/serve report for setup)."""
         try:
             super().start()

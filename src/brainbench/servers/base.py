@@ -54,7 +54,7 @@ class ServerConfig(BaseModel):
     """A built-in template name (llama-server --chat-template NAME) or, for vLLM, an inline template."""
 
     @model_validator(mode="after")
-    def _one_template(self) -> "ServerConfig":
+    def _one_template(self) -> ServerConfig:
         if self.chat_template_file and self.chat_template:
             raise ValueError("give chat_template_file or chat_template, not both")
         return self

@@ -11,7 +11,7 @@ class CommandConfig(ServerConfig):
     """A server started by the profile's own command line."""
 
     @model_validator(mode="after")
-    def _has_command(self) -> "CommandConfig":
+    def _has_command(self) -> CommandConfig:
         if not self.command:
             raise ValueError("kind=command needs command (the server's command line)")
         return self

@@ -18,7 +18,7 @@ class EndpointConfig(ServerConfig):
     """A server process to watch for memory growth and death (optional)."""
 
     @model_validator(mode="after")
-    def _has_url(self) -> "EndpointConfig":
+    def _has_url(self) -> EndpointConfig:
         if not self.base_url:
             raise ValueError("kind=endpoint needs base_url (e.g. http://127.0.0.1:8000/v1)")
         return self

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -27,7 +27,7 @@ from ..core.errors import BrainbenchError
 from .base import ServerConfig, ServerKind, get_kind
 from .record import ServerRecord, mask_env, strip_flags
 
-_LIVE: set["RunningServer"] = set()
+_LIVE: set[RunningServer] = set()
 """Servers started and not yet stopped (stop_all() ends them all, e.g. from a SIGTERM handler)."""
 
 _STOPPING = [False]
@@ -151,7 +151,7 @@ class RunningServer:
     def metrics_url(self) -> str | None:
         return self.kind.metrics_url(self.cfg, self.port)
 
-    def start(self) -> "RunningServer":
+    def start(self) -> Self:
         """Start (or, for an endpoint, find) the server and wait until its health URL says 200."""
         if _STOPPING[0]:
             raise KeyboardInterrupt("stopping: no new server is started")
@@ -244,11 +244,11 @@ class RunningServer:
                 proc.kill()
             proc.wait()
 
-    def restart(self) -> "RunningServer":
+    def restart(self) -> Self:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:

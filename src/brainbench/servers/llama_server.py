@@ -42,7 +42,7 @@ class LlamaServerConfig(ServerConfig):
         return v
 
     @model_validator(mode="after")
-    def _has_model(self) -> "LlamaServerConfig":
+    def _has_model(self) -> LlamaServerConfig:
         if not (self.brain or self.model_path or self.command):
             raise ValueError("kind=llama-server needs brain (e.g. brain-small) or model_path")
         return self

@@ -11,7 +11,7 @@ class OllamaConfig(ServerConfig):
     """Ollama's profile fields (the shared ones; a chat template is not one of them)."""
 
     @model_validator(mode="after")
-    def _no_template(self) -> "OllamaConfig":
+    def _no_template(self) -> OllamaConfig:
         if self.chat_template_file or self.chat_template:
             raise ValueError("kind=ollama takes its chat template from the Modelfile, not from the profile")
         return self

@@ -78,7 +78,7 @@ class ServerRecord(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
     @classmethod
-    def from_stored(cls, data: dict[str, Any] | None) -> "ServerRecord | None":
+    def from_stored(cls, data: dict[str, Any] | None) -> ServerRecord | None:
         """Any stored shape: this one, the first run/speed shape, or the first matrix shape; None for none."""
         if not data:
             return None

@@ -11,7 +11,7 @@ class HubModelConfig(ServerConfig):
     """Profile fields of an engine that serves a Hugging Face model by id or path (vLLM, SGLang)."""
 
     @model_validator(mode="after")
-    def _has_model(self) -> "HubModelConfig":
+    def _has_model(self) -> HubModelConfig:
         if not (self.model or self.command):
             raise ValueError(f"kind={self.kind} needs model (the Hugging Face id or path to serve)")
         return self
