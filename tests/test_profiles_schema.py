@@ -93,7 +93,9 @@ def test_llama_command_line_with_chat_template(tmp_path):
     line = h.command_line(9999)
     assert "LLAMA_X=1" in line and "HF_TOKEN=secret" in line and " /bin/true -m " in line
     pub = h.public()
-    assert "--port" not in pub["command"] and pub["env"]["HF_TOKEN"] == "***"
+    assert pub["kind"] == "llama-server" and pub["program"] == "true" and pub["model_file"] == "m.gguf"
+    assert "--port" not in pub["args"] and "-m" not in pub["args"] and pub["args"][:1] == ["--jinja"]
+    assert pub["env"]["HF_TOKEN"] == "***" and pub["profile_id"] == p.identity()
     # the template counts by its content: same path, new content, new identity
     before = p.identity()
     (tmp_path / "t.jinja").write_text("{{ messages }} fixed")

@@ -63,17 +63,25 @@ def api_key(spec: BackendSpec) -> str | None:
 
 @contextlib.contextmanager
 def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1) -> Iterator[tuple[Endpoint, dict[str, Any]]]:
-    """Yield (endpoint, server profile); an embedded server lives exactly as long as the block."""
+    """Yield (endpoint, server record); an embedded server lives exactly as long as the block."""
     if spec.brain:
         model_path = ensure_brain(spec.brain)
         with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel), alias=spec.brain,
-                         threads=spec.threads, extra_args=spec.server_args) as srv:
-            profile = {"brain": spec.brain, "model_sha256": MODELS[spec.brain].sha256, **srv.profile()}
-            yield Endpoint(srv.base_url, spec.brain, "openai"), profile
+                         threads=spec.threads, extra_args=spec.server_args, brain=spec.brain) as srv:
+            yield Endpoint(srv.base_url, spec.brain, "openai"), srv.profile()
         return
     if not spec.endpoint or not spec.model:
         raise SetupError("give either --brain NAME or both --endpoint URL and --model NAME")
-    yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), {"endpoint": spec.endpoint, "api": spec.api}
+    yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), endpoint_record(spec)
+
+
+def endpoint_record(spec: BackendSpec) -> dict[str, Any]:
+    """The server record of a user endpoint (kind endpoint: found, not started), in the one recorded shape."""
+    from ..servers import RunningServer
+    from ..servers.endpoint import EndpointConfig
+
+    cfg = EndpointConfig.model_validate({"kind": "endpoint", "base_url": spec.endpoint, "model": spec.model, "api": spec.api})
+    return RunningServer(cfg, Path(os.devnull)).record().dump()
 
 
 def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:

@@ -115,6 +115,45 @@ def ollama_cmd(files: FilesArg, json_out: JsonOpt = False, out_dir: OutOpt = Non
     _emit(_run(lambda: ollama.analyze(_inputs(files))), json_out, render.print_ollama, (out_dir, "ollama", files))
 
 
+def _miners() -> dict[str, tuple[Callable[[list[Path]], dict[str, Any]], Callable[[dict[str, Any], Console], None]]]:
+    """Each `brainbench logs` server miner by the name a server kind gives as its `log_miner`."""
+    from . import llama, ollama, render, vllm
+
+    return {"vllm": (lambda paths: vllm.analyze(paths, vllm.Options()), render.print_vllm),
+            "llama": (llama.analyze, render.print_llama), "ollama": (ollama.analyze, render.print_ollama)}
+
+
+def _recorded_kind(run_dir: Path) -> str:
+    """The server kind a run directory recorded (any stored shape of the server record)."""
+    from ..servers import ServerRecord
+    from ..store import RunStore
+
+    if not (run_dir / "brainbench.sqlite").is_file():
+        raise LogInputError(f"{run_dir}: not a brainbench run directory (no brainbench.sqlite)")
+    with RunStore(run_dir) as st:
+        rec = ServerRecord.from_stored(st.get_meta("server") or st.get_meta("speed_server"))
+    if rec is None:
+        raise LogInputError(f"{run_dir}: no server recorded in this run directory")
+    return rec.kind
+
+
+@logs_app.command("server")
+def server_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory with a server.log (run, speed, matrix leg).")],
+               json_out: JsonOpt = False, out_dir: OutOpt = None) -> None:
+    """A run directory's server.log, read by the miner of the server kind it recorded (vLLM, llama-server, Ollama)."""
+    from ..servers import get_kind
+
+    def go() -> tuple[dict[str, Any], str]:
+        kind = get_kind(_recorded_kind(run_dir))
+        if kind.log_miner not in _miners():
+            raise LogInputError(f"{run_dir}: server kind {kind.name} has no log miner")
+        analyze, _ = _miners()[kind.log_miner]
+        return analyze(_inputs([run_dir / "server.log"])), kind.log_miner
+
+    result, miner = _run(go)
+    _emit(result, json_out, _miners()[miner][1], (out_dir, miner, [run_dir / "server.log"]))
+
+
 @logs_app.command("agent")
 def agent_cmd(
     files: FilesArg,

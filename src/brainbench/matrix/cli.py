@@ -108,11 +108,12 @@ def matrix_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Start each profile's server, wait until healthy, run its legs, stop it; all under one matrix directory."""
-    from ..profiles import Profile, load_profiles
+    from ..profiles import load_profiles
+    from ..profiles.schema import profile_json_schema
     from .run import run_matrix, stored_profiles
 
     if schema:
-        out.print_json(data=Profile.model_json_schema())
+        out.print_json(data=profile_json_schema())
         return
     if resume:
         plist, mdir = stored_profiles(resume), resume
@@ -126,7 +127,7 @@ def matrix_cmd(
 
         for p in plist:
             legs = ", ".join(f"{lg.name} ({lg.type})" for lg in p.legs)
-            cmd = ServerHandle(p, Path("server.log")).command_line() if p.server.kind != "endpoint" else p.server.base_url
+            cmd = ServerHandle(p, Path("server.log")).command_line()
             out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False, soft_wrap=True)
         return
     with _ui() as (log, progress):
@@ -157,7 +158,7 @@ def soak_cmd(
 ) -> None:
     """Soak a server: S sessions × T turns; crashes, silent-empty turns, TPS retention, memory growth."""
     from ..profiles import load_profile
-    from ..profiles.schema import Profile, SoakLeg
+    from ..profiles.schema import Profile, SoakLeg, profile_from_data
     from .engine import ProfileRun
 
     if profile:
@@ -165,11 +166,11 @@ def soak_cmd(
     elif endpoint:
         if not model:
             raise BrainbenchError("--endpoint needs --model")
-        base = Profile.model_validate({"name": model.replace("/", "-").replace(":", "-"),
-                                       "server": {"kind": "endpoint", "base_url": endpoint, "model": model, "pid": pid}})
+        base = profile_from_data({"name": model.replace("/", "-").replace(":", "-"),
+                                  "server": {"kind": "endpoint", "base_url": endpoint, "model": model, "pid": pid}}, "--endpoint")
     else:
         b = brain or "brain-small"
-        base = Profile.model_validate({"name": b, "server": {"kind": "llama-server", "brain": b}})
+        base = profile_from_data({"name": b, "server": {"kind": "llama-server", "brain": b}}, "--brain")
     leg = next((lg for lg in base.legs if isinstance(lg, SoakLeg)), SoakLeg(type="soak"))
     over = {k: v for k, v in {"sessions": sessions, "turns": turns, "concurrency": concurrency, "max_tokens": max_tokens,
                               "duration_s": duration, "restart": restart}.items() if v is not None}

@@ -2,7 +2,7 @@
 
     name: brain-small
     server:
-      kind: llama-server          # llama-server | vllm | sglang | ollama | command | endpoint
+      kind: llama-server          # llama-server | vllm | sglang | ollama | command | endpoint (brainbench.servers)
       brain: brain-small          # an embedded brain (or model_path: /models/x.gguf)
       args: ["-ub", "256"]        # extra flags, appended
       env: {LLAMA_ARG_X: "1"}
@@ -14,7 +14,8 @@
       - {type: soak, sessions: 10, turns: 5}
 
 The schema is strict (`extra="forbid"`): a typo is one line naming the file, the field and the nearest
-real field name. `brainbench matrix --schema` prints the JSON Schema.
+real field name. `server:` is validated as the config model of its kind (brainbench.servers registers the
+kinds, one module each). `brainbench matrix --schema` prints the JSON Schema.
 """
 
 from __future__ import annotations

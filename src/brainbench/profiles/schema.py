@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import sys
 import hashlib
-import shlex
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from ..core.errors import BrainbenchError
 from ..core.run_config import DEFAULTS, RunConfig
-
-ServerKind = Literal["llama-server", "vllm", "sglang", "ollama", "command", "endpoint"]
+from ..servers import ServerConfig, UnknownKind, get_kind, kinds
+from ..servers.handle import command_words  # noqa: F401 - re-exported for callers of the old home
 
 
 class ProfileError(BrainbenchError):
@@ -25,68 +25,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ServerSpec(_Strict):
-    """How to start a server (or find one already running) and how to tell that it is ready."""
+ServerSpec = ServerConfig
+"""A profile's `server:` section: validated as the config model of the kind it names (see brainbench.servers)."""
 
-    kind: ServerKind = "llama-server"
-    """llama-server (embedded brains too), vllm, sglang, ollama, command (any command line), endpoint (running)."""
-    brain: str | None = None
-    """llama-server: an embedded brain (built and fetched on first use), e.g. brain-small."""
-    model_path: str | None = None
-    """llama-server: a GGUF file (relative paths are relative to the profile file)."""
-    model: str | None = None
-    """The model name sent in requests (default: the brain, the alias, or the profile name)."""
-    binary: str | None = None
-    """llama-server: the executable (default: the one brainbench built)."""
-    command: list[str] | str | None = None
-    """The full command line (required for kind=command; replaces the default for the others).
-    Placeholders: {host} {port} {model} {model_path} {python} {chat_template_file}."""
-    args: list[str] = Field(default_factory=list)
-    """Extra flags appended to the command line (placeholders work here too)."""
-    env: dict[str, str] = Field(default_factory=dict)
-    """Environment variables for the server process (added to brainbench's own)."""
-    host: str = "127.0.0.1"
-    port: int | None = Field(default=None, ge=1, le=65535)
-    """Fixed port; default a free one."""
-    base_url: str | None = None
-    """kind=endpoint: the running server's base URL (e.g. http://127.0.0.1:8000/v1)."""
-    health_url: str | None = None
-    """Polled until it answers HTTP 200 (default: /health; Ollama /api/tags; an endpoint's /models)."""
-    ready_timeout_s: float = Field(default=300.0, gt=0)
-    api: Literal["openai", "ollama"] | None = None
-    """Wire API (default openai; ollama for kind=ollama)."""
-    api_key_env: str | None = None
-    chat_template_file: str | None = None
-    """A Jinja chat template file: llama-server --chat-template-file, vLLM/SGLang --chat-template FILE."""
-    chat_template: str | None = None
-    """A built-in template name (llama-server --chat-template NAME) or, for vLLM, an inline template."""
-    threads: int | None = Field(default=None, ge=1)
-    """llama-server -t."""
-    parallel: int = Field(default=1, ge=1)
-    """llama-server slots (--parallel); the context is ctx_per_slot × parallel."""
-    ctx_per_slot: int = Field(default=8192, ge=256)
-    pid: int | None = None
-    """kind=endpoint: a server process to watch for memory growth and death (optional)."""
+LEGACY_SERVER_DEFAULTS: dict[str, Any] = {"brain": None, "model_path": None, "binary": None, "base_url": None,
+                                          "threads": None, "parallel": 1, "ctx_per_slot": 8192, "pid": None}
+"""The fields every kind had while `server:` was one flat model, at their defaults. Profiles stored then carry
+them all; a kind without the field drops them on load, and identity() adds them back so stored matrices resume."""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "ServerSpec":
-        if self.kind == "endpoint" and not self.base_url:
-            raise ValueError("kind=endpoint needs base_url (e.g. http://127.0.0.1:8000/v1)")
-        if self.kind == "command" and not self.command:
-            raise ValueError("kind=command needs command (the server's command line)")
-        if self.kind == "llama-server" and not (self.brain or self.model_path or self.command):
-            raise ValueError("kind=llama-server needs brain (e.g. brain-small) or model_path")
-        if self.kind in ("vllm", "sglang") and not (self.model or self.command):
-            raise ValueError(f"kind={self.kind} needs model (the Hugging Face id or path to serve)")
-        if self.kind == "ollama" and (self.chat_template_file or self.chat_template):
-            raise ValueError("kind=ollama takes its chat template from the Modelfile, not from the profile")
-        if self.chat_template_file and self.chat_template:
-            raise ValueError("give chat_template_file or chat_template, not both")
-        return self
 
-    @property
-    def wire_api(self) -> str:
-        return self.api or ("ollama" if self.kind == "ollama" else "openai")
+def server_config(data: Any) -> ServerConfig:
+    """Validate a `server:` mapping as the config model of the kind it names."""
+    if isinstance(data, ServerConfig) or not isinstance(data, dict):
+        return data
+    kind = get_kind(str(data.get("kind", "llama-server")))
+    fields = kind.config.model_fields
+    data = {k: v for k, v in data.items() if k in fields or LEGACY_SERVER_DEFAULTS.get(k, ...) != v}
+    return kind.config.model_validate(data)
 
 
 class Warmup(_Strict):
@@ -176,7 +131,8 @@ class Profile(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
-    server: ServerSpec
+    server: SerializeAsAny[ServerConfig]
+    """How to start (or find) the server: its `kind` picks the fields it takes."""
     warmup: Warmup = Field(default_factory=Warmup)
     legs: list[Leg] = Field(default_factory=lambda: [SpeedLeg(type="speed")])
     restart: Literal["never", "on_crash"] = "never"
@@ -184,6 +140,14 @@ class Profile(_Strict):
     max_restarts: int = Field(default=1, ge=0)
     source: str | None = Field(default=None, exclude=True)
     """The file it came from (not part of its identity)."""
+
+    @field_validator("server", mode="before")
+    @classmethod
+    def _server_kind(cls, v: Any) -> Any:
+        try:
+            return server_config(v)
+        except UnknownKind as e:
+            raise ValueError(str(e)) from None
 
     @model_validator(mode="after")
     def _name_legs(self) -> "Profile":
@@ -203,12 +167,32 @@ class Profile(_Strict):
     def identity(self) -> str:
         """Hash of everything that changes results (a chat template counts by its content)."""
         data = self.model_dump(mode="json", exclude={"description", "legs"})
+        data["server"] = {**LEGACY_SERVER_DEFAULTS, **data["server"]}
         tf = self.server.chat_template_file
         if tf and Path(tf).is_file():
             data["server"]["chat_template_sha256"] = hashlib.sha256(Path(tf).read_bytes()).hexdigest()
         import json
 
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def profile_json_schema() -> dict[str, Any]:
+    """The profile JSON Schema, with `server` as one of the registered kinds' config models."""
+    schema = Profile.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    variants = []
+    for name, kind in sorted(kinds().items()):
+        sub = kind.config.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        sub["title"] = f"server (kind {name})"
+        doc = (sys.modules[type(kind).__module__].__doc__ or "").strip().splitlines()
+        sub["properties"]["kind"] = {"const": name, "description": doc[0] if doc else name}
+        if name != ServerConfig.model_fields["kind"].default:
+            sub["required"] = sorted({*sub.get("required", []), "kind"})
+        defs[f"server-{name}"] = sub
+        variants.append({"$ref": f"#/$defs/server-{name}"})
+    schema["properties"]["server"] = {"oneOf": variants, "description": "How to start (or find) the server."}
+    return schema
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -237,7 +221,10 @@ def _model_at(loc: tuple[Any, ...], raw: Any) -> type[BaseModel] | None:
         return Profile
     head = parents[0]
     if head == "server":
-        return ServerSpec
+        try:
+            return get_kind(str(raw["server"].get("kind", "llama-server"))).config
+        except (KeyError, TypeError, AttributeError, UnknownKind):
+            return ServerConfig
     if head == "warmup":
         return Warmup
     if head == "legs" and len(parents) >= 2 and isinstance(parents[1], int):
@@ -274,7 +261,7 @@ def _explain(e: ValidationError, raw: Any) -> str:
 
 def _resolve_paths(p: Profile, base: Path) -> None:
     s = p.server
-    for attr in ("chat_template_file", "model_path"):
+    for attr in get_kind(s.kind).path_fields:
         v = getattr(s, attr)
         if v and not Path(v).expanduser().is_absolute():
             setattr(s, attr, str((base / v).resolve()))
@@ -282,11 +269,6 @@ def _resolve_paths(p: Profile, base: Path) -> None:
             setattr(s, attr, str(Path(v).expanduser()))
     if s.chat_template_file and not Path(s.chat_template_file).is_file():
         raise ProfileError(f"{p.source}: server.chat_template_file: no such file {s.chat_template_file}")
-    if s.brain:
-        from ..backend.fetch import MODELS
-
-        if s.brain not in MODELS:
-            raise ProfileError(f"{p.source}: server.brain: unknown brain {s.brain!r}; embedded brains: {', '.join(MODELS)}")
     for leg in p.legs:
         if isinstance(leg, AgenticLeg):
             leg.pack_dirs = [str((base / d).resolve()) if not Path(d).is_absolute() else d for d in leg.pack_dirs]
@@ -328,12 +310,6 @@ def load_profiles(paths: list[Path]) -> list[Profile]:
 
 
 # -- parameters (sweeps) ----------------------------------------------------------------------------
-
-LLAMA_ALIASES: dict[str, list[str]] = {
-    "ubatch": ["-ub"], "batch": ["-b"], "kv": ["-ctk", "-ctv"], "cache_type": ["-ctk", "-ctv"],
-    "ctk": ["-ctk"], "ctv": ["-ctv"], "flash_attn": ["-fa"], "threads_batch": ["-tb"], "ngl": ["-ngl"],
-}
-"""llama-server short names a sweep may use (`--param ubatch=128,512`); `kv` sets both K and V cache types."""
 
 SYNONYMS: list[set[str]] = [
     {"-t", "--threads"}, {"-tb", "--threads-batch"}, {"-ub", "--ubatch-size"}, {"-b", "--batch-size"},
@@ -388,8 +364,8 @@ def apply_param(profile: Profile, name: str, value: str) -> Profile:
     """A copy of `profile` with one server setting changed.
 
     NAME is a server field (threads, parallel, ctx_per_slot, chat_template_file, model, ...), `env.VAR`,
-    a raw flag (`-ub`, `--cache-type-k`), a llama-server short name (ubatch, batch, kv, ctk, ctv, flash_attn),
-    or any other word, which becomes `--word-with-dashes` (vLLM/SGLang style: max_num_seqs -> --max-num-seqs).
+    a raw flag (`-ub`, `--cache-type-k`), a short name the server kind declares (llama-server: ubatch, batch,
+    kv, ctk, ctv, flash_attn), or any other word, which becomes `--word-with-dashes` (vLLM/SGLang style: max_num_seqs -> --max-num-seqs).
     """
     data = profile.model_dump(mode="json")
     server = data["server"]
@@ -397,13 +373,13 @@ def apply_param(profile: Profile, name: str, value: str) -> Profile:
         server["env"] = {**server.get("env", {}), name[4:]: value}
     elif name.startswith("-"):
         server["args"] = set_flag(server.get("args", []), name, value)
-    elif name in ServerSpec.model_fields and name not in ("kind", "args", "env"):
+    elif name in type(profile.server).model_fields and name not in ("kind", "args", "env"):
         if name == "chat_template_file" and value.lower() in ("none", "default", "-"):
             server[name] = None
         else:
             server[name] = value
-    elif profile.server.kind == "llama-server" and name in LLAMA_ALIASES:
-        for flag in LLAMA_ALIASES[name]:
+    elif name in get_kind(profile.server.kind).param_aliases:
+        for flag in get_kind(profile.server.kind).param_aliases[name]:
             server["args"] = set_flag(server.get("args", []), flag, value)
     else:
         server["args"] = set_flag(server.get("args", []), "--" + name.replace("_", "-"), value)
@@ -419,7 +395,3 @@ def apply_param(profile: Profile, name: str, value: str) -> Profile:
         if not Path(p.server.chat_template_file).is_file():
             raise ProfileError(f"--param chat_template_file={value}: no such file")
     return p
-
-
-def command_words(cmd: list[str] | str) -> list[str]:
-    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
