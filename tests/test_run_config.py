@@ -79,3 +79,26 @@ def test_new_run_stores_typed_options(fake, tmp_path):
 
 def test_bad_think_value_is_one_line_error(tmp_path):
     one_line_error(bb("run", "--think", "maybe", "-o", str(tmp_path / "x")), "--think must be one of")
+
+
+def test_a_resume_keys_attempts_by_the_server_record_stored_when_the_run_began(fake, tmp_path, monkeypatch):
+    """A newer brainbench records servers in a newer shape; a resume must still find every finished attempt."""
+    import asyncio
+
+    import brainbench.backend as backend
+    from brainbench.cli import _execute
+    from brainbench.core.run_config import BackendOptions, RunConfig
+
+    srv = fake(ByConversation(perfect_smoke))
+    cfg = RunConfig(packs=["smoke"], trials=2,
+                    backend=BackendOptions(endpoint=srv.base_url, model="fake-model"))
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(backend, "endpoint_record", lambda spec: {"endpoint": spec.endpoint, "api": spec.api})
+    asyncio.run(_execute(cfg, run_dir))  # as an older brainbench stored it
+    with RunStore(run_dir) as st:
+        before = {r.key: r.started for r in st.attempts()}
+    monkeypatch.setattr(backend, "endpoint_record", lambda spec: {"kind": "endpoint", "base_url": spec.endpoint})
+    asyncio.run(_execute(cfg, run_dir))  # resumed by a newer one
+    with RunStore(run_dir) as st:
+        assert {r.key: r.started for r in st.attempts()} == before and len(before) == 8
+        assert st.get_meta("server") == {"endpoint": srv.base_url, "api": "openai"}

@@ -166,7 +166,7 @@ def test_report_and_logs_read_a_run_dir_in_the_new_shape(tmp_path):
     from report_fixtures import good_brain, make_run
 
     from brainbench.report.data import build_report
-    from brainbench.report.render import render_markdown
+    from brainbench.report.outputs.md import render_markdown
 
     run = make_run(tmp_path / "run", "brain-small", good_brain, trials=1)
     rec = ServerRecord(kind="llama-server", model="brain-small", brain="brain-small", program="llama-server",

@@ -147,9 +147,12 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: Optional[str] = None) ->
             chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
             from .think import think_config, think_label, with_think
 
+            # a resume keys its attempts by the server record stored when the run began (in whatever shape that
+            # brainbench stored it), so a newer record shape never makes finished attempts run again
+            server = store.get_meta("server") or profile
+            store.set_meta("server", server)
             plan = RunPlan.of(cfg, packs=chosen, model=think_label(spec.label(), mode),
-                              config={**_plan_config(spec, profile), **think_config(mode)})
-            store.set_meta("server", profile)
+                              config={**_plan_config(spec, server), **think_config(mode)})
             store.set_meta("host", host_info())
             todo = prepare(plan, store)
             total = len(plan.items())
