@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -124,7 +124,7 @@ def _resume_config(run_dir: Path) -> RunConfig:
     return RunConfig.load(stored, f"{run_dir}: stored run options")
 
 
-async def _execute(cfg: RunConfig, run_dir: Path, mode: Optional[str] = None) -> dict:
+async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> dict:
     """One pass of a run (one thinking mode): store the options once, start the backend, run what is left."""
     from .backend import BackendSpec, check_model_served, open_backend
     from .client import ChatClient
@@ -178,8 +178,8 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
-def _run_config(pack: list[str], suite: list[str], brain: Optional[str], endpoint: Optional[str],
-                model: Optional[str], api: str, api_key_env: Optional[str], server_arg: list[str],
+def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: str | None,
+                model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
                 pack_dir: list[Path], **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
     if api not in ("openai", "ollama"):
@@ -211,22 +211,22 @@ def _print_reasoning(run_dir: Path) -> None:
 def run(
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Pack to run (repeatable).")] = [],
     suite: Annotated[list[str], typer.Option("--suite", help="Named group of packs, e.g. 'agentic'.")] = [],
-    brain: Annotated[Optional[str], typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
-    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
+    brain: Annotated[str | None, typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
     api: Annotated[str, typer.Option("--api", help="openai (chat completions) or ollama (native /api/chat).")] = DEFAULTS.backend.api,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
     trials: Annotated[int, typer.Option("--trials", "-k", min=1, help="Trials per scenario (for pass^k).")] = DEFAULTS.trials,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once.")] = DEFAULTS.concurrency,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Re-dispatches after a protocol violation.")] = DEFAULTS.retries,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an infrastructure timeout.")] = DEFAULTS.timeout,
-    request_timeout: Annotated[Optional[float], typer.Option("--request-timeout", help="Total seconds one request may take, end to end (default: --timeout plus max_tokens at 2 tok/s).")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<time>-<brain>).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
+    request_timeout: Annotated[float | None, typer.Option("--request-timeout", help="Total seconds one request may take, end to end (default: --timeout plus max_tokens at 2 tok/s).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>-<brain>).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
     server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    think: Annotated[Optional[str], typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
+    think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
 ) -> None:
     """Run packs against a brain; every attempt is stored the moment it ends."""
     from .report.tables import summary_table
@@ -259,7 +259,7 @@ def run(
 
 @app.command()
 def demo(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
-         out_dir: Annotated[Optional[Path], typer.Option("--out", "-o")] = None) -> None:
+         out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None) -> None:
     """Set up everything, start the embedded brain, run the smoke pack, print the results."""
     from .report.tables import summary_table
     from .runner.run import run_dir_default
@@ -281,10 +281,10 @@ def demo(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
 @app.command()
 def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
           markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (discipline per pack; errors per 100 calls by class).")] = False,
-          judge_endpoint: Annotated[Optional[str], typer.Option("--judge-endpoint", help="OpenAI-compatible URL of an LLM judge (a separate pass; verdicts stored as judge:<version>).")] = None,
-          judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Model name the judge endpoint serves.")] = None,
+          judge_endpoint: Annotated[str | None, typer.Option("--judge-endpoint", help="OpenAI-compatible URL of an LLM judge (a separate pass; verdicts stored as judge:<version>).")] = None,
+          judge_model: Annotated[str | None, typer.Option("--judge-model", help="Model name the judge endpoint serves.")] = None,
           judge_all: Annotated[bool, typer.Option("--judge-all", help="Judge every attempt, not only open-ended cases (meta.judge).")] = False,
-          judge_api_key_env: Annotated[Optional[str], typer.Option("--judge-api-key-env", help="Environment variable holding the judge's API key.")] = None) -> None:
+          judge_api_key_env: Annotated[str | None, typer.Option("--judge-api-key-env", help="Environment variable holding the judge's API key.")] = None) -> None:
     """Re-score stored transcripts (no model is called) and print the summary; optionally add LLM-judge verdicts."""
     from .report.tables import summary_table
     from .scoring import attempt_rows, rescore, summary
@@ -305,7 +305,7 @@ def score(run_dir: Path, json_out: Annotated[bool, typer.Option("--json", help="
         out.print(summary_table(result))
 
 
-def _judge(store, url: str, model: Optional[str], judge_all: bool, key_env: Optional[str]) -> dict:
+def _judge(store, url: str, model: str | None, judge_all: bool, key_env: str | None) -> dict:
     import os
 
     from .scoring.judge import judge_run, scorer_name
@@ -324,11 +324,11 @@ def _judge(store, url: str, model: Optional[str], judge_all: bool, key_env: Opti
 def export(
     run_dir: Path,
     fmt: Annotated[str, typer.Option("--format", "-f", help="json or csv.")] = "json",
-    dest: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    dest: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
 ) -> None:
     """Export attempts and summaries (schema: docs/reference/export.md)."""
-    from .store import RunStore
     from .report.export import to_csv, to_json
+    from .store import RunStore
 
     if fmt not in ("json", "csv"):
         raise BrainbenchError(f"--format must be json or csv, not {fmt!r}")

@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .fetch import SetupError, cache_dir, pip_download, sha256_file
 

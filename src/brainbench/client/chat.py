@@ -119,7 +119,7 @@ class ChatClient:
             else httpx.Limits(max_keepalive_connections=0),
         )
 
-    async def __aenter__(self) -> "ChatClient":
+    async def __aenter__(self) -> ChatClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -7,7 +7,7 @@ model (a hand-built dict, sometimes with a stray `think_mode`) load through `Run
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,19 +19,19 @@ class BackendOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    brain: Optional[str] = None
+    brain: str | None = None
     """Embedded brain name (e.g. brain-small); None with an endpoint."""
-    endpoint: Optional[str] = None
+    endpoint: str | None = None
     """OpenAI-compatible base URL, e.g. http://host:8000/v1."""
-    model: Optional[str] = None
+    model: str | None = None
     """Model name the endpoint serves."""
     api: Literal["openai", "ollama"] = "openai"
     """Wire API: openai (chat completions) or ollama (native /api/chat)."""
-    api_key_env: Optional[str] = None
+    api_key_env: str | None = None
     """Environment variable holding the API key (the key itself is never stored)."""
     server_args: list[str] = Field(default_factory=list)
     """Extra llama-server flags for an embedded brain (e.g. ["-ub", "256"])."""
-    threads: Optional[int] = None
+    threads: int | None = None
     """llama-server threads for an embedded brain (None: its default)."""
 
     def stored(self) -> dict[str, Any]:
@@ -60,10 +60,10 @@ class RunConfig(BaseModel):
     """Re-dispatches after a protocol violation."""
     timeout: float = Field(default=300.0, gt=0)
     """Seconds per request before it counts as an infrastructure timeout."""
-    request_timeout: Optional[float] = Field(default=None, gt=0)
+    request_timeout: float | None = Field(default=None, gt=0)
     """Total seconds one request may take end to end (a stream that never ends is cut there); None: the read
     timeout plus max_tokens at 2 tok/s."""
-    think: Optional[Literal["on", "off", "both"]] = None
+    think: Literal["on", "off", "both"] | None = None
     """Reasoning switch (chat_template_kwargs.enable_thinking); both: each pack twice. None: the server's default."""
 
     def stored(self) -> dict[str, Any]:
@@ -71,13 +71,13 @@ class RunConfig(BaseModel):
         return {**self.model_dump(mode="json"), "backend": self.backend.stored()}
 
     @classmethod
-    def load(cls, data: dict[str, Any], source: str = "run options") -> "RunConfig":
+    def load(cls, data: dict[str, Any], source: str = "run options") -> RunConfig:
         """Read stored options; older run dirs kept a hand-built dict: unknown keys (think_mode) are dropped."""
         known = {k: v for k, v in data.items() if k in cls.model_fields and v is not None}
         return cls.build(source, **known)
 
     @classmethod
-    def build(cls, source: str = "run options", **fields: Any) -> "RunConfig":
+    def build(cls, source: str = "run options", **fields: Any) -> RunConfig:
         """Validate, turning a bad value into one `error:` line instead of a traceback."""
         try:
             return cls.model_validate(fields)

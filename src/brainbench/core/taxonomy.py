@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # A failing call identical (same tool, same arguments) to an earlier failing call is a `repeated_failure`;
 # the harness warns the model at the REPEAT_WARN-th identical failure and refuses the call from the
 # REPEAT_BLOCK-th on (hermes-agent: warns after 2, blocks after 5).

@@ -18,7 +18,6 @@ from typing import Any
 from ..core.taxonomy import REPEAT_BLOCK, REPEAT_WARN
 from .base import Environment, ToolOutcome
 
-
 MAX_FILE_BYTES = 64_000
 
 

@@ -19,8 +19,9 @@ import importlib.util
 import json
 import random
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -105,7 +106,7 @@ def load_category(category: str, data: Path) -> list[dict[str, Any]]:
 
 def _cast(properties: dict[str, Any]) -> dict[str, Any]:
     """BFCL's _cast_to_openai_type for GORILLA_TO_OPENAPI, ported."""
-    for key, value in properties.items():
+    for value in properties.values():
         if "type" not in value:
             value["type"] = "string"
         else:

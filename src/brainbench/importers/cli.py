@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,9 +16,9 @@ console = Console(stderr=True)
 def bfcl_cmd(
     category: Annotated[list[str], typer.Option("--category", "-c", help="BFCL category (repeatable); default: all supported.")] = [],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the packs into (use it as --pack-dir).")] = Path("packs-bfcl"),
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="At most N cases per category (a seeded sample).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most N cases per category (a seeded sample).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --limit sample.")] = 0,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="bfcl_eval/data folder (default: the installed package's).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="bfcl_eval/data folder (default: the installed package's).")] = None,
 ) -> None:
     """Convert Berkeley Function Calling Leaderboard categories (from the bfcl-eval package) into packs."""
     from .bfcl import BFCL_VERSION, CATEGORIES, import_categories, installed_version

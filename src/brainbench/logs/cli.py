@@ -11,8 +11,9 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +32,7 @@ err = Console(stderr=True)
 FilesArg = Annotated[list[Path], typer.Argument(help="Log files (plain or .gz; rotated siblings are read oldest first).",
                                                 show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Also store the result in this run directory "
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Also store the result in this run directory "
                                                 "(results kind logs.<source>), next to its runs and speed legs.")]
 
 
@@ -71,13 +72,13 @@ def _inputs(files: list[Path]) -> list[Path]:
 @logs_app.command("vllm")
 def vllm_cmd(
     files: FilesArg,
-    windows: Annotated[Optional[Path], typer.Option("--windows", help="CSV of start,end,label[,watts]: tag windows "
+    windows: Annotated[Path | None, typer.Option("--windows", help="CSV of start,end,label[,watts]: tag windows "
                                                     "(power limits, configs) so one table compares them.")] = None,
     engine: Annotated[str, typer.Option("--engine", help="'all', 'agg' (N Engines Aggregated lines) or an engine "
                                         "index (data-parallel Engine 00N lines).")] = "all",
     summary_running: Annotated[str, typer.Option("--summary-running", help="Running range of the summary table, "
                                                  "e.g. 1-3 (typical agent load) or 1-6; default: 1 and up.")] = "1-",
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Processes for big inputs (default: CPUs).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Processes for big inputs (default: CPUs).")] = None,
     json_out: JsonOpt = False,
     out_dir: OutOpt = None,
 ) -> None:
@@ -157,7 +158,7 @@ def server_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory wit
 @logs_app.command("agent")
 def agent_cmd(
     files: FilesArg,
-    truth: Annotated[Optional[Path], typer.Option("--truth", help="True outcomes: a brainbench run directory, or a "
+    truth: Annotated[Path | None, typer.Option("--truth", help="True outcomes: a brainbench run directory, or a "
                                                   "CSV of card,state[,model]. Prints the iceberg.")] = None,
     json_out: JsonOpt = False,
     out_dir: OutOpt = None,
@@ -169,22 +170,22 @@ def agent_cmd(
 
 
 def watch_cmd(
-    metrics_url: Annotated[Optional[str], typer.Option("--metrics-url", help="Prometheus endpoint, e.g. "
+    metrics_url: Annotated[str | None, typer.Option("--metrics-url", help="Prometheus endpoint, e.g. "
                                                        "http://127.0.0.1:8000/metrics (vLLM) or llama-server "
                                                        "started with --metrics.")] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory; samples go to its brainbench.sqlite.")]
     = Path("runs/watch"),
     interval: Annotated[float, typer.Option("--interval", help="Seconds between scrapes.")] = 5.0,
     duration: Annotated[float, typer.Option("--duration", help="Seconds to record (0: until Ctrl-C).")] = 0.0,
-    label: Annotated[Optional[str], typer.Option("--label", help="Tag this recording (power limit, config name).")]
+    label: Annotated[str | None, typer.Option("--label", help="Tag this recording (power limit, config name).")]
     = None,
-    watts: Annotated[Optional[float], typer.Option("--watts", help="Power the label runs at; adds tok/s per kW.")]
+    watts: Annotated[float | None, typer.Option("--watts", help="Power the label runs at; adds tok/s per kW.")]
     = None,
     all_metrics: Annotated[bool, typer.Option("--all-metrics", help="Store every metric, not only the serving ones.")]
     = False,
     report_only: Annotated[bool, typer.Option("--report", help="Only print the tables from what is recorded.")]
     = False,
-    session: Annotated[Optional[str], typer.Option("--session", help="Report one recording session only.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Report one recording session only.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Record a Prometheus /metrics endpoint at an interval while a real workload runs, then print the

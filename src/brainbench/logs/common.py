@@ -15,9 +15,9 @@ import stat
 import sys
 import zlib
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..core.errors import BrainbenchError
 

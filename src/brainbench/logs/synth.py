@@ -155,7 +155,6 @@ def generate(path: Path, spec: SynthSpec, *, compress: bool = False) -> Truth:
     rng = random.Random(spec.seed)
     w = _Writer(spec, rng)
     values: dict[int, dict[str, list]] = {}
-    lines: list[str] = []
     stats_lines = corrupt = completions = 0
     idle_s = 0.0
     spec_acc = spec_draft = 0

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing as mp
-from itertools import compress, repeat
-from operator import methodcaller, not_
 import os
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import methodcaller, not_
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class Acc:
     hit_sum: float = 0.0
     hit_n: int = 0
 
-    def merge(self, o: "Acc") -> None:
+    def merge(self, o: Acc) -> None:
         self.n += o.n
         self.gen.update(o.gen)
         self.prompt.update(o.prompt)
@@ -133,7 +133,7 @@ class SpecAcc:
     pos_sum: list[float] = field(default_factory=list)
     pos_n: list[int] = field(default_factory=list)
 
-    def merge(self, o: "SpecAcc") -> None:
+    def merge(self, o: SpecAcc) -> None:
         self.n += o.n
         self.mal_sum += o.mal_sum
         self.mal_n += o.mal_n
@@ -171,7 +171,7 @@ class Tally:
     spec: SpecAcc = field(default_factory=SpecAcc)
     capacity: list = field(default_factory=list)
 
-    def add(self, other: "Tally") -> None:
+    def add(self, other: Tally) -> None:
         for name in ("stats_lines", "corrupt_lines", "skipped_engine", "unlabelled", "no_timestamp", "completions"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.http_status.update(other.http_status)
@@ -548,22 +548,22 @@ def merge(partials: list[Partial]) -> Merged:
         for sid, s in p.series.items():
             if s.first is None:
                 continue
-            f, l = s.first + year_off, s.last + year_off
+            f, end = s.first + year_off, s.last + year_off
             d = out.deltas.setdefault(sid, Counter())
             if sid in last_t:
                 d[int(round(f - last_t[sid]))] += 1
             else:
                 first_t[sid] = f
-            last_t[sid] = l
+            last_t[sid] = end
             d.update(s.deltas)
-            prev_end = l if prev_end is None else max(prev_end, l)
+            prev_end = end if prev_end is None else max(prev_end, end)
         out.add(p)
         if p.truncated:
             out.truncated.append(p.truncated)
     out.unattributed = carry
     out.series = {sid: (first_t[sid], last_t[sid]) for sid in last_t}
     if out.series:
-        out.span = max(l for _, l in out.series.values()) - min(f for f, _ in out.series.values())
+        out.span = max(e for _, e in out.series.values()) - min(f for f, _ in out.series.values())
     return out
 
 
@@ -735,7 +735,7 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         capacity.append(rec)
 
     def sname(sid):
-        return "aggregated" if sid == AGG else "engine %03d" % sid
+        return "aggregated" if sid == AGG else f"engine {sid:03d}"
 
     parse = {
         "files": [str(f) for f in files],

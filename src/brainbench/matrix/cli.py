@@ -6,8 +6,9 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -100,9 +101,9 @@ def _print_matrix(man: dict[str, Any], title: str) -> None:
 
 
 def matrix_cmd(
-    profiles: Annotated[Optional[list[Path]], typer.Argument(help="Profile YAML files, run in this order.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Matrix directory (default runs/matrix-<time>); an existing one is resumed.")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish a matrix directory with its stored profiles.")] = None,
+    profiles: Annotated[list[Path] | None, typer.Argument(help="Profile YAML files, run in this order.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Matrix directory (default runs/matrix-<time>); an existing one is resumed.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Finish a matrix directory with its stored profiles.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the profiles and print each server command line; run nothing.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the profile JSON Schema.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
@@ -142,18 +143,18 @@ def matrix_cmd(
 
 
 def soak_cmd(
-    profile: Annotated[Optional[Path], typer.Argument(help="A profile (its server; its soak leg if it has one).")] = None,
-    brain: Annotated[Optional[str], typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no profile/endpoint).")] = None,
-    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="An already running OpenAI-compatible server.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m")] = None,
-    pid: Annotated[Optional[int], typer.Option("--pid", help="With --endpoint: the server's process, for memory and death.")] = None,
-    sessions: Annotated[Optional[int], typer.Option("--sessions", "-s", min=1, help="Sessions (default 10).")] = None,
-    turns: Annotated[Optional[int], typer.Option("--turns", "-t", min=1, help="Turns per session (default 5).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", "-c", min=1, help="Sessions at once (default 1).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=2)] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="Bound in seconds (default 1800).")] = None,
-    restart: Annotated[Optional[str], typer.Option("--restart", help="never or on_crash.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o")] = None,
+    profile: Annotated[Path | None, typer.Argument(help="A profile (its server; its soak leg if it has one).")] = None,
+    brain: Annotated[str | None, typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no profile/endpoint).")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="An already running OpenAI-compatible server.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m")] = None,
+    pid: Annotated[int | None, typer.Option("--pid", help="With --endpoint: the server's process, for memory and death.")] = None,
+    sessions: Annotated[int | None, typer.Option("--sessions", "-s", min=1, help="Sessions (default 10).")] = None,
+    turns: Annotated[int | None, typer.Option("--turns", "-t", min=1, help="Turns per session (default 5).")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1, help="Sessions at once (default 1).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=2)] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Bound in seconds (default 1800).")] = None,
+    restart: Annotated[str | None, typer.Option("--restart", help="never or on_crash.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Soak a server: S sessions × T turns; crashes, silent-empty turns, TPS retention, memory growth."""
@@ -226,15 +227,15 @@ def sweep_cmd(
     param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=v1,v2,... (repeatable): threads, ubatch, kv, -fa, chat_template_file, env.X, ...")] = [],
     mode: Annotated[str, typer.Option("--mode", help="one-at-a-time (from the current best) or grid.")] = "one-at-a-time",
     min_gain: Annotated[float, typer.Option("--min-gain", help="Fraction faster than the best so far to keep a config.")] = 0.03,
-    requests: Annotated[Optional[int], typer.Option("--requests", help="Measured decode runs per config.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", help="Tokens per speed request.")] = None,
+    requests: Annotated[int | None, typer.Option("--requests", help="Measured decode runs per config.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Tokens per speed request.")] = None,
     pack: Annotated[list[str], typer.Option("--pack", help="Discipline pack(s) (default: the fixed agentic subset, else smoke).")] = [],
-    limit_per_pack: Annotated[Optional[int], typer.Option("--limit-per-pack", min=1, help="First N scenarios of each pack.")] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", "-k", min=1, help="Discipline trials per scenario.")] = None,
+    limit_per_pack: Annotated[int | None, typer.Option("--limit-per-pack", min=1, help="First N scenarios of each pack.")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", "-k", min=1, help="Discipline trials per scenario.")] = None,
     paired: Annotated[bool, typer.Option("--paired", help="Re-measure the current best's speed just before each candidate and compare with that.")] = False,
     confirm: Annotated[bool, typer.Option("--confirm", help="Measure a would-be keep again in reverse order (best, candidate, candidate, best) and keep it only when both pairs agree; implies --paired.")] = False,
     recheck: Annotated[bool, typer.Option("--recheck", help="At the end, re-measure baseline and best speed back to back (drift on a shared machine).")] = False,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Sweep server settings: each config gets the speed leg and the discipline gate; faster-but-broken is rejected."""

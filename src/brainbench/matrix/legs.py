@@ -10,8 +10,9 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..client import ChatClient, Endpoint
 from ..core.errors import BrainbenchError
@@ -79,7 +80,7 @@ def _discover(dirs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _select(names: list[str], suites: list[str], dirs: list[str]) -> list[Any]:
-    from ..packs import PackError, SUITES, load_pack, pack_dirs
+    from ..packs import SUITES, PackError, load_pack, pack_dirs
 
     if names and not suites and dirs:  # only the extra folders are needed: do not parse every builtin pack
         extra = {}

@@ -18,8 +18,9 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..client import ChatClient
 from ..core.errors import BrainbenchError, InfraError
@@ -178,7 +179,7 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
             tick += 1
             try:
                 await asyncio.wait_for(finished.wait(), 0.25)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def session(i: int) -> None:

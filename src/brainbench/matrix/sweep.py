@@ -28,9 +28,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..profiles.launch import ServerHandle
 from ..profiles.schema import AgenticLeg, Profile, ProfileError, SpeedLeg, apply_param
@@ -207,7 +208,8 @@ class Sweep:
             ref_tps, ref_cv = self._reference(best, best_profile, prof)
             now = ", re-measured just before" if self.opts.paired else ""
 
-            def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv) -> str | None:
+            def no_gain(e: Experiment, ref_tps: float | None = ref_tps, ref_cv: float | None = ref_cv,
+                        best: Any = best, now: Any = now) -> str | None:
                 margin = speed_margin(self.opts.min_gain, ref_cv, e.tps_cv)
                 if e.tps is None or ref_tps is None or e.tps > ref_tps * (1 + margin):
                     return None

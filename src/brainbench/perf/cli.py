@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,16 +25,16 @@ def int_list(text: str, name: str) -> list[int]:
 
 
 def speed_cmd(
-    brain: Annotated[Optional[str], typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
-    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
+    brain: Annotated[str | None, typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
     api: Annotated[str, typer.Option("--api", help="openai (chat completions) or ollama (native /api/chat).")] = "openai",
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
     legs: Annotated[str, typer.Option("--legs", help=f"Which legs, comma-separated: {','.join(LEGS)}.")] = ",".join(LEGS),
     concurrency: Annotated[str, typer.Option("--concurrency", "-c", help="Sweep levels, e.g. 1,2,4,8,16,32,64.")] = "1,2,4,8",
     gen_tokens: Annotated[int, typer.Option("--gen-tokens", min=2, help="Tokens generated per request (held with ignore_eos/min_tokens where accepted).")] = 128,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=16, help="Prompt size for decode and the sweep.")] = 128,
-    requests_per_level: Annotated[Optional[int], typer.Option("--requests-per-level", min=1, help="Requests per sweep level (default max(8, 2 x concurrency)).")] = None,
+    requests_per_level: Annotated[int | None, typer.Option("--requests-per-level", min=1, help="Requests per sweep level (default max(8, 2 x concurrency)).")] = None,
     runs: Annotated[int, typer.Option("--runs", min=2, help="Measured single-stream decode runs (the CV window).")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Warm-up runs before measuring.")] = 1,
     cv_max: Annotated[float, typer.Option("--cv-max", help="Repeat gate: add runs until the CV of the last --runs is at most this.")] = 0.05,
@@ -45,16 +45,16 @@ def speed_cmd(
     agent_concurrency: Annotated[str, typer.Option("--agent-concurrency", help="Agent conversations in flight, e.g. 1,4.")] = "1",
     agent_gen_tokens: Annotated[int, typer.Option("--agent-gen-tokens", min=1, help="Max tokens per agent turn.")] = 64,
     energy: Annotated[str, typer.Option("--energy", help="auto (NVML when a GPU is visible), nvml (required) or off.")] = "auto",
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="NVML indices to meter, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else all).")] = None,
+    gpus: Annotated[str | None, typer.Option("--gpus", help="NVML indices to meter, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else all).")] = None,
     power_hz: Annotated[float, typer.Option("--power-hz", min=10.0, help="Power sampling rate (>= 10 Hz).")] = 10.0,
-    bandwidth_gbs: Annotated[Optional[float], typer.Option("--bandwidth-gbs", help="Memory bandwidth for the decode roofline (GB/s).")] = None,
-    model_gb: Annotated[Optional[float], typer.Option("--model-gb", help="Weight bytes read per token (GB) for the roofline (default: the GGUF size).")] = None,
+    bandwidth_gbs: Annotated[float | None, typer.Option("--bandwidth-gbs", help="Memory bandwidth for the decode roofline (GB/s).")] = None,
+    model_gb: Annotated[float | None, typer.Option("--model-gb", help="Weight bytes read per token (GB) for the roofline (default: the GGUF size).")] = None,
     active_fraction: Annotated[float, typer.Option("--active-fraction", help="Active share of the weights per token (MoE), for the roofline.")] = 1.0,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="llama-server threads for an embedded brain.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="llama-server threads for an embedded brain.")] = None,
     server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
     client: Annotated[str, typer.Option("--client", help="Timed calls through 'raw' (lean, stamps each read; OpenAI API) or 'httpx' (ChatClient).")] = "raw",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an error.")] = 600.0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to store into (default runs/<time>-speed-<model>); may already hold a discipline run.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to store into (default runs/<time>-speed-<model>); may already hold a discipline run.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object (with `sweep`).")] = False,
 ) -> None:
     """Measure speed: single-stream decode, prefill, latency percentiles, a concurrency sweep, agent turns, energy."""

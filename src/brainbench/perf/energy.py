@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 
 class PowerDevice(Protocol):
@@ -290,7 +291,7 @@ class EnergyMeter:
     def close(self) -> None:
         self.source.close()
 
-    def measure(self) -> "_Leg":
+    def measure(self) -> _Leg:
         return _Leg(self)
 
 
@@ -314,7 +315,7 @@ class _Leg:
             next_t += period
             self._stop.wait(max(0.0, next_t - self.meter.clock()))
 
-    def __enter__(self) -> "_Leg":
+    def __enter__(self) -> _Leg:
         if not self.meter.devices:
             return self
         self._e0 = [d.energy_mj() for d in self.meter.devices]
@@ -323,7 +324,7 @@ class _Leg:
         self._thread.start()
         return self
 
-    async def __aenter__(self) -> "_Leg":
+    async def __aenter__(self) -> _Leg:
         return self.__enter__()
 
     async def __aexit__(self, *exc: Any) -> None:

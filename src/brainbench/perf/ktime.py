@@ -17,6 +17,7 @@ import struct
 import sys
 import time
 
+
 def _linux_timestampns() -> int | None:
     """SO_TIMESTAMPNS (= SCM_TIMESTAMPNS); Python does not export it. 35 on the asm-generic ABI
     (x86, arm, arm64, riscv, ...); the few architectures with their own numbering are left out."""
@@ -99,7 +100,7 @@ class Conn:
         self.kernel_stamps = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> "Conn":
+    async def connect(cls, host: str, port: int) -> Conn:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         err: Exception | None = None
@@ -181,7 +182,7 @@ class TlsConn:
         self.closed = False
 
     @classmethod
-    async def connect(cls, host: str, port: int, context: ssl_mod.SSLContext) -> "TlsConn":
+    async def connect(cls, host: str, port: int, context: ssl_mod.SSLContext) -> TlsConn:
         r, w = await asyncio.open_connection(host, port, ssl=context, limit=1 << 20)
         return cls(r, w)
 

@@ -54,7 +54,7 @@ class Calibration:
         return max(1, round((tokens - self.overhead) / self.per_word))
 
     @classmethod
-    def fit(cls, small: tuple[int, int], large: tuple[int, int]) -> "Calibration":
+    def fit(cls, small: tuple[int, int], large: tuple[int, int]) -> Calibration:
         """From two (words, prompt_tokens) points."""
         (w0, t0), (w1, t1) = small, large
         per_word = (t1 - t0) / (w1 - w0) if w1 != w0 else 1.0

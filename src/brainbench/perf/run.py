@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -17,9 +18,9 @@ from . import crosscheck, legs
 from .energy import EnergyMeter, make_source
 from .legs import Driver, SpeedOptions
 from .measure import Sample
+from .roofline import measure_memcpy_bandwidth, roofline
 from .stream import RawStreamClient
 from .wire import timed_http
-from .roofline import measure_memcpy_bandwidth, roofline
 
 SCHEMA = "brainbench.speed/1"
 RESULT_KIND = "speed"

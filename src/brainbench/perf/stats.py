@@ -7,7 +7,7 @@ CV is the sample standard deviation (n − 1) over the mean.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def clean(values: Iterable[float | None]) -> list[float]:

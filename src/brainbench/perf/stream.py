@@ -21,10 +21,11 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core.errors import EndpointError, InfraError
 from ..client.parse import make_call, split_think
+from ..core.errors import EndpointError, InfraError
 from ..core.types import ChatResult, InfraEvent, Timing, Usage
 from .ktime import Conn, TlsConn
+
 
 def _usage(u: dict | None) -> Usage:
     if not u:
@@ -63,7 +64,7 @@ class RawStreamClient:
         self.kernel_stamps = 0
         """Reads whose stamp came from the kernel (SO_TIMESTAMPNS); the rest are read times."""
 
-    async def __aenter__(self) -> "RawStreamClient":
+    async def __aenter__(self) -> RawStreamClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -85,7 +86,7 @@ class RawStreamClient:
         body = self.body(messages, tools, params)
         try:
             return await asyncio.wait_for(self._once(body), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _infra("timeout", f"timed out after {self.timeout:.0f}s") from None
         except (ConnectionError, OSError) as e:
             raise _infra("stream_reset", f"connection failed mid-request: {type(e).__name__}: {e}") from None

@@ -73,7 +73,7 @@ class TimingServer:
         self.stats = Stats()
         self._k = 0
 
-    async def start(self) -> "TimingServer":
+    async def start(self) -> TimingServer:
         loop = asyncio.get_running_loop()
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -249,7 +249,7 @@ class TimingServer:
                 await writer.send(out)
         except (ConnectionError, asyncio.CancelledError):
             self.stats.aborted += 1
-            raise ConnectionError("client went away")
+            raise ConnectionError("client went away") from None
         self._record(k, ttft, gap, n, late, t_recv, writes)
 
     def _record(self, k: int, ttft: float, gap: float, n: int, late: list[float], t_recv: float = 0.0,

@@ -20,8 +20,20 @@ kinds, one module each). `brainbench matrix --schema` prints the JSON Schema.
 
 from __future__ import annotations
 
-from .schema import (AgenticLeg, Leg, Profile, ProfileError, ServerSpec, SoakLeg, SpeedLeg, Warmup, apply_param,
-                     load_profile, load_profiles, parse_param)
+from .schema import (
+                     AgenticLeg,
+                     Leg,
+                     Profile,
+                     ProfileError,
+                     ServerSpec,
+                     SoakLeg,
+                     SpeedLeg,
+                     Warmup,
+                     apply_param,
+                     load_profile,
+                     load_profiles,
+                     parse_param,
+)
 
 __all__ = ["AgenticLeg", "Leg", "Profile", "ProfileError", "ServerSpec", "SoakLeg", "SpeedLeg", "Warmup",
            "apply_param", "load_profile", "load_profiles", "parse_param"]

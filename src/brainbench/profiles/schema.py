@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
-import sys
 import hashlib
+import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
@@ -122,7 +122,7 @@ class SoakLeg(_Strict):
     max_restarts: int = Field(default=2, ge=0)
 
 
-Leg = Annotated[Union[SpeedLeg, AgenticLeg, SoakLeg], Field(discriminator="type")]
+Leg = Annotated[SpeedLeg | AgenticLeg | SoakLeg, Field(discriminator="type")]
 LEG_TYPES: dict[str, type[BaseModel]] = {"speed": SpeedLeg, "agentic": AgenticLeg, "soak": SoakLeg}
 
 
@@ -150,7 +150,7 @@ class Profile(_Strict):
             raise ValueError(str(e)) from None
 
     @model_validator(mode="after")
-    def _name_legs(self) -> "Profile":
+    def _name_legs(self) -> Profile:
         seen: dict[str, int] = {}
         for leg in self.legs:
             base = leg.name or leg.type

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -43,14 +43,14 @@ def _output_arg(text: str) -> tuple[str, Path]:
 
 def report_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories; one point/column per brain in them.")],
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Earlier run to show deltas against.")] = None,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write the self-contained HTML report here.")] = None,
-    md: Annotated[Optional[Path], typer.Option("--md", help="Write the Markdown report here.")] = None,
-    at_concurrency: Annotated[Optional[int], typer.Option("--at-concurrency", help="Concurrency for the useful-throughput figure (default: the run's own).")] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Earlier run to show deltas against.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write the self-contained HTML report here.")] = None,
+    md: Annotated[Path | None, typer.Option("--md", help="Write the Markdown report here.")] = None,
+    at_concurrency: Annotated[int | None, typer.Option("--at-concurrency", help="Concurrency for the useful-throughput figure (default: the run's own).")] = None,
     model_size: Annotated[list[str], typer.Option("--model-size", help="NAME=GB model file size where the run does not know it (repeatable).")] = [],
     logs: Annotated[list[str], typer.Option("--logs", help="[BRAIN=]FILE.json from `brainbench logs vllm --json`: concurrency curves from a server log (repeatable).")] = [],
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Report only this pack (repeatable; default: all).")] = [],
-    title: Annotated[Optional[str], typer.Option("--title", help="Report title.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Report title.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Also print the report's data as JSON.")] = False,
     output: Annotated[list[str], typer.Option("--output", help="NAME=PATH: write a registered output (html, md, json, terminal) to PATH (repeatable).")] = [],
 ) -> None:

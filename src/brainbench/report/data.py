@@ -16,8 +16,9 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..core.errors import BrainbenchError
 from ..core.records import AttemptRecord

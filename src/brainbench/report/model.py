@@ -8,7 +8,7 @@ outputs say "not measured" / "unknown" instead of failing.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,21 +31,21 @@ class Entry(BaseModel):
     """The run directory's last path part."""
     speed_only: bool = False
     """Only `brainbench speed` legs are stored: every discipline rate is "not measured", never 0."""
-    speed_legs: Optional[Figure] = None
+    speed_legs: Figure | None = None
     """Details of the stored speed legs (decode, prefill, agent, energy by GPU, roofline), if any."""
     summary: Figure
     """The scorer's summary: `overall` and `packs` rates, failures by class, infra errors."""
     rows: list[Figure] = Field(default_factory=list)
     """Attempt rows (the export contract) of this brain."""
-    decode: Optional[Figure] = None
+    decode: Figure | None = None
     """Decode tok/s shown (a speed leg's, else the run's own requests'): value, ci95, n, cv, source."""
-    decode_own: Optional[Figure] = None
+    decode_own: Figure | None = None
     """Decode tok/s measured on the run's own requests."""
     curves: list[Figure] = Field(default_factory=list)
     """Concurrency curves: {name, source, points: [{concurrency, gen_tps_aggregate, ...}]}."""
     energy: list[Figure] = Field(default_factory=list)
     """Energy rows (watts, joules per token, tokens per kWh) with their source."""
-    size_bytes: Optional[int] = None
+    size_bytes: int | None = None
     """Model file size, None where unknown."""
     size_source: str = "unknown"
     """Where the size came from."""
@@ -53,7 +53,7 @@ class Entry(BaseModel):
     """Visible (error line) vs silent failures, by occurrence and by attempt."""
     soak: list[Figure] = Field(default_factory=list)
     """Soak results stored for this brain."""
-    tasks_per_hour: Optional[Figure] = None
+    tasks_per_hour: Figure | None = None
     """Completed tasks per hour over the run's own span (two or more attempts)."""
     provenance: Figure = Field(default_factory=dict)
     """Where the numbers come from: backend, server, host, options, config hashes."""
@@ -67,9 +67,9 @@ class Entry(BaseModel):
     """HTML anchor id (b0, b1, ...)."""
     color: str = ""
     """Colour of this brain in every chart."""
-    useful: Optional[Figure] = None
+    useful: Figure | None = None
     """Useful throughput: clean tasks per hour per concurrency level, the chosen one, the run's own."""
-    delta: Optional[Figure] = None
+    delta: Figure | None = None
     """Deltas against the matching baseline brain, None without one."""
 
 
@@ -97,13 +97,13 @@ class Report(BaseModel):
     """One per brain, in the order given."""
     baseline: list[Entry] = Field(default_factory=list)
     """The baseline run's brains (for deltas), empty without --baseline."""
-    baseline_dir: Optional[str] = None
+    baseline_dir: str | None = None
     """The baseline run directory."""
     packs: list[str] = Field(default_factory=list)
     """Every pack any brain ran, sorted."""
     failure_classes: list[str] = Field(default_factory=list)
     """Failure classes seen, most frequent first."""
-    at_concurrency: Optional[int] = None
+    at_concurrency: int | None = None
     """Concurrency for the useful-throughput figure (None: each run's own)."""
     loose_logs: list[LooseLog] = Field(default_factory=list)
     """Server logs tied to no brain."""

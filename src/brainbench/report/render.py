@@ -170,7 +170,7 @@ def charts(rep: Report) -> dict[str, Any]:
                                "color": e.color, "dash": i > 0,
                                "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
         for x in rep.loose_logs:
-            for i, c in enumerate(x.curves):
+            for c in x.curves:
                 series.append({"label": c["name"], "color": x.color, "dash": True,
                                "points": [(p["concurrency"], p.get(key)) for p in c["points"]]})
         if any(y is not None for s in series for _, y in s["points"]):

@@ -7,8 +7,9 @@ label passes through `esc`; links inside charts point at anchors of the same pag
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Any, Sequence
+from typing import Any
 
 from markupsafe import Markup
 
@@ -230,8 +231,8 @@ def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 320) -> Marku
     bw = min(90.0, colw * 0.5)
     body = [f'<rect x="0" y="{water:.1f}" width="{w}" height="{h - water:.1f}" fill="#e3f0fb"/>',
             f'<line x1="0" x2="{w}" y1="{water:.1f}" y2="{water:.1f}" stroke="#3b82c4" stroke-width="2"/>',
-            f'<line x1="6" x2="26" y1="9" y2="9" stroke="#3b82c4" stroke-width="2"/><text x="30" y="13" fill="#3b82c4" font-size="11">waterline: '
-            f'what a log or error count shows</text>']
+            '<line x1="6" x2="26" y1="9" y2="9" stroke="#3b82c4" stroke-width="2"/><text x="30" y="13" fill="#3b82c4" font-size="11">waterline: '
+            'what a log or error count shows</text>']
     for i, c in enumerate(cols):
         cx = left + colw * i + colw / 2
         x0 = cx - bw / 2

@@ -23,11 +23,10 @@ from typing import Any
 from ..client import ChatClient, InfraError
 from ..client.parse import recover_text_calls
 from ..core.errors import ContextExhausted, ServerRejectedOutput
+from ..core.records import AttemptRecord, Dispatch, ToolResult, Turn
 from ..core.types import ChatResult, InfraEvent, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
-from ..core.records import AttemptRecord, Dispatch, ToolResult, Turn
-
 
 _CALL_NAME = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w.\-]*)"')
 

@@ -7,19 +7,20 @@ was edited or reordered between the two runs can never be mixed up.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..client import ChatClient, EndpointError
-from ..packs import Pack, Scenario
 from ..core.errors import BrainbenchError
+from ..core.records import AttemptRecord, attempt_key, config_hash
+from ..core.run_config import RunConfig
 from ..core.verdict import Verdict
+from ..packs import Pack, Scenario
 from ..scoring import SCORER, rescore, score_attempt
 from ..store.db import RunStore
 from .attempt import AttemptRunner
-from ..core.records import AttemptRecord, attempt_key, config_hash
-from ..core.run_config import RunConfig
 
 
 @dataclass
@@ -35,7 +36,7 @@ class RunPlan:
     todo: list[tuple[Scenario, int]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, options: RunConfig, packs: list[Pack], model: str, config: dict[str, Any]) -> "RunPlan":
+    def of(cls, options: RunConfig, packs: list[Pack], model: str, config: dict[str, Any]) -> RunPlan:
         """The plan for a run's options (trials, concurrency and retries come from them, never repeated)."""
         return cls(packs=packs, model=model, config=config, trials=options.trials,
                    concurrency=options.concurrency, retries=options.retries)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..core.taxonomy import TAXONOMY, layer
 from ..store.db import RunStore
 from .metrics import summarise
 from .score import SCORER, Verdict, score_attempt
-from ..core.taxonomy import TAXONOMY, layer
 
 if TYPE_CHECKING:  # packs imports the check types from scoring, so scoring must not import packs at load time
     from ..packs import Scenario

@@ -10,14 +10,13 @@ recall of an earlier turn from nonsense. Prompts are versioned; a verdict is sto
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import ChatClient, Endpoint
 from ..core.errors import BrainbenchError
-from ..packs import Scenario
 from ..core.records import AttemptRecord
+from ..packs import Scenario
 from ..store.db import RunStore
 from .checks.answer import extract_json
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import importlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.records import AttemptRecord
+from ..core.taxonomy import LOOP_CALLS, is_denial, layer
+from ..core.verdict import Verdict
 from ..envs import get_env
 from ..envs._agentic import call_signature
-from ..core.records import AttemptRecord
-from ..core.verdict import Verdict
 from .checks import AttemptView
 from .text import TRACE_LOOPS, loop_reason
-from ..core.taxonomy import LOOP_CALLS, is_denial, layer
 
 if TYPE_CHECKING:  # packs imports the check types from scoring, so scoring must not import packs at load time
     from ..packs import Scenario

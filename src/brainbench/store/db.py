@@ -17,8 +17,9 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pydantic
 
@@ -176,7 +177,7 @@ class RunStore:
             shutil.rmtree(self._snapshot, ignore_errors=True)
             self._snapshot = None
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -15,9 +15,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -48,27 +49,27 @@ class Reply:
     client goes away)."""
 
     @classmethod
-    def text(cls, content: str, **kw: Any) -> "Reply":
+    def text(cls, content: str, **kw: Any) -> Reply:
         return cls(content=content, **kw)
 
     @classmethod
-    def call(cls, name: str, arguments: dict | str | None = None, **kw: Any) -> "Reply":
+    def call(cls, name: str, arguments: dict | str | None = None, **kw: Any) -> Reply:
         return cls(tool_calls=[{"name": name, "arguments": arguments if arguments is not None else {}}], **kw)
 
     @classmethod
-    def calls(cls, *pairs: tuple[str, dict | str], **kw: Any) -> "Reply":
+    def calls(cls, *pairs: tuple[str, dict | str], **kw: Any) -> Reply:
         return cls(tool_calls=[{"name": n, "arguments": a} for n, a in pairs], **kw)
 
     @classmethod
-    def http_error(cls, status: int, message: str) -> "Reply":
+    def http_error(cls, status: int, message: str) -> Reply:
         return cls(status=status, error_body=json.dumps({"error": {"message": message, "code": status}}))
 
     @classmethod
-    def loading(cls) -> "Reply":
+    def loading(cls) -> Reply:
         return cls.http_error(503, "Loading model")
 
     @classmethod
-    def hostile(cls, *payloads: Any, **kw: Any) -> "Reply":
+    def hostile(cls, *payloads: Any, **kw: Any) -> Reply:
         """A reply of arbitrary shape: each payload (JSON-encoded unless already a string) is one chunk."""
         return cls(raw=[p if isinstance(p, str) else json.dumps(p) for p in payloads], **kw)
 
@@ -126,7 +127,7 @@ def _usage(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
@@ -339,7 +340,7 @@ class FakeServer:
     def auth_headers(self) -> list[str | None]:
         return self.httpd.auth_headers
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         self.thread.start()
         return self
 
