@@ -132,6 +132,7 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
     from .report.host import host_info
     from .runner.run import RunPlan, execute, prepare
     from .scoring import attempt_rows, summary
+    from .servers.handle import ServerDied, guarded
     from .store import RunStore
 
     chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
@@ -140,7 +141,7 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
     try:
         if not store.get_meta("run"):
             store.set_meta("run", cfg.stored())
-        with open_backend(spec, run_dir, parallel=cfg.concurrency) as (endpoint, profile):
+        with open_backend(spec, run_dir, parallel=cfg.concurrency) as (endpoint, profile, server_proc):
             if not spec.brain:
                 check_model_served(endpoint)
             from .packs.haystack import fit_packs  # long-context cases that fit the server's context
@@ -161,7 +162,13 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
             async with ChatClient(endpoint, timeout=cfg.timeout, request_timeout=cfg.request_timeout) as client:
                 with _progress() as prog:
                     task = prog.add_task("attempts", total=total, completed=total - len(todo))
-                    await execute(plan, with_think(client, mode), store, todo, on_done=lambda r: prog.advance(task))
+                    work = execute(plan, with_think(client, mode), store, todo, on_done=lambda r: prog.advance(task))
+                    try:
+                        await (guarded(work, server_proc, what="mid-run") if server_proc else work)
+                    except ServerDied as e:  # stop at once: every request left would only be an infra error
+                        n = store.count().get("completed", 0)
+                        raise ServerDied(f"{e}; {n} finished attempts are stored; once the server is fixed, "
+                                         f"continue with: brainbench run --resume {run_dir}") from None
         return summary(attempt_rows(store))
     finally:
         store.close()

@@ -63,17 +63,19 @@ def api_key(spec: BackendSpec) -> str | None:
 
 
 @contextlib.contextmanager
-def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1) -> Iterator[tuple[Endpoint, dict[str, Any]]]:
-    """Yield (endpoint, server record); an embedded server lives exactly as long as the block."""
+def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1
+                 ) -> Iterator[tuple[Endpoint, dict[str, Any], LlamaServer | None]]:
+    """Yield (endpoint, server record, the embedded server or None); an embedded server lives exactly as long as
+    the block."""
     if spec.brain:
         model_path = ensure_brain(spec.brain)
         with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel), alias=spec.brain,
                          threads=spec.threads, extra_args=spec.server_args, brain=spec.brain) as srv:
-            yield Endpoint(srv.base_url, spec.brain, "openai"), srv.profile()
+            yield Endpoint(srv.base_url, spec.brain, "openai"), srv.profile(), srv
         return
     if not spec.endpoint or not spec.model:
         raise SetupError("give either --brain NAME or both --endpoint URL and --model NAME")
-    yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), endpoint_record(spec)
+    yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), endpoint_record(spec), None
 
 
 def endpoint_record(spec: BackendSpec) -> dict[str, Any]:

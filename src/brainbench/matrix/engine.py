@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..backend.fetch import SetupError
 from ..core.errors import BrainbenchError
 from ..profiles.launch import ServerFailed, ServerHandle, warm_up
 from ..profiles.schema import AgenticLeg, Profile, SoakLeg, SpeedLeg
+from ..servers.handle import ServerDied, guarded  # the one watchdog, shared with `run`
 from ..store.db import RunStore
 from .legs import leg_id, run_agentic, run_speed
 
@@ -26,21 +27,6 @@ Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
 
 
-class ServerDied(BrainbenchError):
-    """The server process exited while a leg was running."""
-
-
-async def guarded(coro: Awaitable[Any], server: ServerHandle, poll_s: float = 0.25) -> Any:
-    """Run `coro`, cancelling it and raising ServerDied as soon as the server process is gone."""
-    task = asyncio.ensure_future(coro)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=poll_s)
-        if task in done:
-            return task.result()
-        if not server.alive():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise ServerDied(f"server died mid-leg ({server.exit_info()})")
 
 
 def _compact(leg: Any, result: dict[str, Any]) -> dict[str, Any]:

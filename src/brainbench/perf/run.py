@@ -127,7 +127,7 @@ def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: Spe
     spec = embedded_server_args(spec, opt)
     started = time.time()
     try:
-        with open_backend(spec, run_dir, parallel=opt.max_parallel()) as (endpoint, profile):
+        with open_backend(spec, run_dir, parallel=opt.max_parallel()) as (endpoint, profile, _server):
             if not spec.brain:
                 check_model_served(endpoint)
             report, samples = asyncio.run(run_legs(endpoint, opt, meter, settings, log))

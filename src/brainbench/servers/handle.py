@@ -8,6 +8,7 @@ and SGLang spawn workers) on exit, on Ctrl-C, and through PR_SET_PDEATHSIG when 
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import shlex
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,6 +33,25 @@ _LIVE: set[RunningServer] = set()
 """Servers started and not yet stopped (stop_all() ends them all, e.g. from a SIGTERM handler)."""
 
 _STOPPING = [False]
+
+
+class ServerDied(BrainbenchError):
+    """The server process exited while work was running on it."""
+
+
+async def guarded(coro: Awaitable[Any], server: Any, poll_s: float = 0.25, what: str = "mid-leg") -> Any:
+    """Run `coro`, cancelling it and raising ServerDied as soon as `server` (anything with alive() and
+    exit_info()) is gone: a dead server must stop the work at once, not turn every request left into an
+    infrastructure error."""
+    task = asyncio.ensure_future(coro)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll_s)
+        if task in done:
+            return task.result()
+        if not server.alive():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise ServerDied(f"the server died {what} ({server.exit_info()})")
 
 
 class ServerFailed(BrainbenchError):

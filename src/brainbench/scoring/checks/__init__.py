@@ -173,7 +173,7 @@ def _load_families() -> Any:
     """Import every family module of this package, then build the union of the registered check types."""
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
-    union = Annotated[tuple(CHECKS.values()), Field(discriminator="type")]
+    union = Annotated[Union[tuple(CHECKS.values())], Field(discriminator="type")]  # noqa: UP007 - built at run time
     for cls in CHECKS.values():  # models whose arguments are checks themselves (card.work, ...)
         if not cls.__pydantic_complete__:
             cls.model_rebuild(_types_namespace={"AnyCheck": union})
