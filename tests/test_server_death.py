@@ -46,3 +46,23 @@ def test_the_embedded_server_dying_mid_run_is_one_line_and_keeps_what_finished(t
         infra = con.execute("SELECT COUNT(*) FROM attempts WHERE status='infra_error'").fetchone()[0]
     assert 1 <= stored < 12 and infra <= 1, (stored, infra)
     assert f"{stored} finished attempts are stored" in last
+
+
+def test_a_server_arg_that_binds_beyond_loopback_needs_allow_remote(tmp_path):
+    env = _embedded_stand_in(tmp_path, die_after=1000)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", "--server-arg", "--host 0.0.0.0",
+           "-o", str(run)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300", **env})
+    assert proc.returncode == 2 and "add --allow-remote" in proc.stderr and not run.exists(), proc.stderr
+
+
+def test_a_huge_concurrency_gets_a_capped_number_of_server_slots(tmp_path):
+    env = _embedded_stand_in(tmp_path, die_after=1000)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", "-c", "1024",
+                           "-o", str(run)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "300", **env})
+    assert proc.returncode == 0, proc.stderr
+    started = next(ln for ln in (run / "server.log").read_text().splitlines() if ln.startswith("$ "))
+    assert "--parallel 64" in started and "-c 524288" in started, started

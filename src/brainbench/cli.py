@@ -185,16 +185,31 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+def _check_bind(server_args: list[str], allow_remote: bool) -> None:
+    """Servers we start listen on 127.0.0.1; a flag that opens one to the network needs --allow-remote."""
+    from .backend import bind_host
+
+    host = bind_host(server_args)
+    if host and not allow_remote:
+        raise BrainbenchError(f"--server-arg would make the embedded server listen on {host} (beyond this machine); "
+                              "add --allow-remote if that is what you want")
+    if host:
+        console.print(f"[yellow]warning:[/] the embedded server listens on {host}: anyone who can reach this "
+                      "machine can use it")
+
+
 def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: str | None,
                 model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
-                pack_dir: list[Path], **options) -> RunConfig:
+                pack_dir: list[Path], allow_remote: bool = False, **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
     if api not in ("openai", "ollama"):
         raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
     if endpoint and brain:
         raise BrainbenchError("give --brain or --endpoint, not both")
     backend = BackendOptions(endpoint=endpoint, model=model, api=api, api_key_env=api_key_env) if endpoint else \
-        BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()])
+        BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()],
+                       allow_remote=allow_remote)
+    _check_bind(backend.server_args, allow_remote)
     if options.get("think") is not None:
         from .think import think_modes
 
@@ -232,6 +247,7 @@ def run(
     resume: Annotated[Path | None, typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
     server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow --server-arg to bind the embedded server beyond 127.0.0.1.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
 ) -> None:
@@ -245,7 +261,7 @@ def run(
             cfg = cfg.model_copy(update={"concurrency": concurrency})
         run_dir = resume
     else:
-        cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir,
+        cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir, allow_remote,
                           trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
                           request_timeout=request_timeout, think=think)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model

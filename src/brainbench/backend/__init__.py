@@ -29,12 +29,30 @@ class BackendSpec:
     server_args: list[str] = field(default_factory=list)
     """Extra llama-server flags for an embedded brain (e.g. ["-ub", "256"])."""
     threads: int | None = None
+    allow_remote: bool = False
+    """Let `server_args` bind beyond 127.0.0.1 (never part of the results' identity)."""
 
     def label(self) -> str:
         return self.brain or self.model or "?"
 
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "") and k != "allow_remote"}
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_EMBEDDED_SLOTS = 64
+"""Slots the embedded llama-server gets at most: each slot holds its own context, so -c 1024 would allocate a
+thousand contexts (minutes of start-up, gigabytes); requests beyond the slots wait in the server's queue."""
+
+
+def bind_host(server_args: list[str]) -> str | None:
+    """The host `--host`/`--host=` in the extra server flags binds to, when it is not loopback."""
+    for i, a in enumerate(server_args):
+        host = a.split("=", 1)[1] if a.startswith("--host=") else \
+            server_args[i + 1] if a == "--host" and i + 1 < len(server_args) else None
+        if host and host not in LOOPBACK:
+            return host
+    return None
 
 
 def ensure_brain(name: str, progress: Callable[[str, int, int], None] | None = None) -> Path:
@@ -69,7 +87,8 @@ def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1
     the block."""
     if spec.brain:
         model_path = ensure_brain(spec.brain)
-        with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=max(1, parallel), alias=spec.brain,
+        slots = min(max(1, parallel), MAX_EMBEDDED_SLOTS)
+        with LlamaServer(model_path, log_path=run_dir / "server.log", parallel=slots, alias=spec.brain,
                          threads=spec.threads, extra_args=spec.server_args, brain=spec.brain) as srv:
             yield Endpoint(srv.base_url, spec.brain, "openai"), srv.profile(), srv
         return

@@ -33,6 +33,8 @@ class BackendOptions(BaseModel):
     """Extra llama-server flags for an embedded brain (e.g. ["-ub", "256"])."""
     threads: int | None = None
     """llama-server threads for an embedded brain (None: its default)."""
+    allow_remote: bool = False
+    """Let `server_args` bind the embedded server beyond 127.0.0.1 (`--host 0.0.0.0`); off, such a flag is refused."""
 
     def stored(self) -> dict[str, Any]:
         """The compact form the run meta keeps (only what was set, as before this model)."""
