@@ -224,3 +224,33 @@ async def test_a_server_that_is_not_an_openai_endpoint_is_one_line_without_retri
         assert "HTTP 501" in str(ei.value) and "not an OpenAI-compatible chat endpoint" in str(ei.value)
     finally:
         httpd.shutdown()
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"models"', "null", '{"data": "x"}', '{"data": [1, "a"]}'])
+def test_an_odd_model_list_is_not_a_crash(body):
+    import http.server
+    import threading
+
+    from brainbench.backend import check_model_served
+    from brainbench.client import Endpoint
+    from brainbench.packs.haystack import server_context
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        check_model_served(Endpoint(url, "m"))  # nothing to read: the first request will tell
+        assert server_context(url) is None
+    finally:
+        httpd.shutdown()

@@ -121,7 +121,11 @@ def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:
         data = resp.json()
     except ValueError:
         return
+    if not isinstance(data, dict):  # a list, a string, null: not a model list we can read; the first request will tell
+        return
     items = data.get("models" if ep.api == "ollama" else "data") or []
+    if not isinstance(items, list):
+        return
     items = [m for m in items if isinstance(m, dict)]
     if any(m.get("owned_by") == "llamacpp" for m in items):
         return  # llama-server serves its one model under any name

@@ -113,15 +113,19 @@ def server_context(base_url: str, api: str = "openai", timeout: float = 5.0) -> 
             r = httpx.get(root + "/props", timeout=timeout)
             if r.status_code == 200:
                 props = r.json()
-                n = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
+                props = props if isinstance(props, dict) else {}
+                gen = props.get("default_generation_settings")
+                n = (gen if isinstance(gen, dict) else {}).get("n_ctx") or props.get("n_ctx")
                 if n:
                     return int(n)
             r = httpx.get(root + "/v1/models", timeout=timeout)
             if r.status_code == 200:
-                for m in r.json().get("data") or []:
-                    if m.get("max_model_len"):
+                body = r.json()
+                models = body.get("data") if isinstance(body, dict) else None
+                for m in models if isinstance(models, list) else []:
+                    if isinstance(m, dict) and m.get("max_model_len"):
                         return int(m["max_model_len"])
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, TypeError, OverflowError):  # a server's odd answer: context unknown
         return None
     return None
 
