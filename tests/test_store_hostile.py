@@ -194,3 +194,29 @@ def test_export_skips_a_damaged_row_with_a_warning(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["attempts"]) == 3
     assert "1 damaged row(s) skipped" in proc.stderr and "k002" in proc.stderr
+
+
+def test_sigterm_mid_run_says_what_is_stored_and_how_to_finish(fake, tmp_path):
+    import signal
+    import time
+
+    from brainbench.testing import Reply, ScriptedBrain
+
+    srv = fake(ScriptedBrain([Reply.text("x " * 20, chunk_gap=0.02)]))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "brainbench", "run", "--endpoint", srv.base_url, "--model",
+                             "fake-model", "-k", "30", "-c", "2", "-o", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "300"})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(run / DB_NAME) as con:
+                if con.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] >= 2:
+                    break
+        except sqlite3.Error:
+            pass
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "finished attempts are stored in" in err and f"brainbench run --resume {run}" in err.replace("\n", " ")

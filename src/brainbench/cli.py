@@ -181,6 +181,20 @@ def _warn_skipped(store) -> None:
         console.print(f"[yellow]warning:[/] {len(store.skipped)} damaged row(s) skipped in {store.run_dir}: {names}")
 
 
+def _interrupted(run_dir: Path) -> None:
+    """Ctrl-C or SIGTERM during a run: say what is kept and how to finish, then exit 130."""
+    from .store import RunStore, StoreError
+
+    try:
+        with RunStore(run_dir) as st:
+            n = st.count().get("completed", 0)
+        console.print(f"[yellow]interrupted[/]: {n} finished attempts are stored in {run_dir}; finish with "
+                      f"brainbench run --resume {run_dir}")
+    except StoreError:
+        console.print(f"[yellow]interrupted[/] before anything was stored in {run_dir}")
+    sys.exit(130)
+
+
 def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
@@ -269,8 +283,11 @@ def run(
     _sigterm_as_interrupt()
     from .think import think_modes
 
-    for mode in think_modes(cfg.think):  # one pass per thinking mode (a single pass without --think)
-        result = asyncio.run(_execute(cfg, run_dir, mode))
+    try:
+        for mode in think_modes(cfg.think):  # one pass per thinking mode (a single pass without --think)
+            result = asyncio.run(_execute(cfg, run_dir, mode))
+    except KeyboardInterrupt:
+        _interrupted(run_dir)
     if cfg.think:  # thinking is counted apart from the graded answer
         _print_reasoning(run_dir)
     if json_out:
