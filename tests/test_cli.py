@@ -127,3 +127,28 @@ def test_sigkill_mid_run_then_resume_stores_every_attempt_once(fake, tmp_path):
     assert len(rows) == 16 and len({k for k, _, _ in rows}) == 16
     assert all(s == "completed" for _, s, _ in rows)
     assert all(before[k] == started for k, _, started in rows if k in before)  # nothing stored was redone
+
+
+def test_a_failed_validation_leaves_no_run_directory(tmp_path):
+    for args in (["--endpoint", "http://127.0.0.1:9/v1", "--model", "m"], ["--brain", "no-such-brain"],
+                 ["--endpoint", "http://127.0.0.1:9/v1"]):
+        run_dir = tmp_path / "run"
+        proc = bb("run", *args, "-o", str(run_dir))
+        assert proc.returncode == 2 and not run_dir.exists(), (args, proc.stderr)
+
+
+def test_reusing_o_with_other_options_is_refused(fake, tmp_path):
+    srv = fake(ByConversation(perfect_smoke))
+    run_dir = tmp_path / "run"
+    common = ("--endpoint", srv.base_url, "--model", "fake-model", "-o", str(run_dir))
+    assert bb("run", *common).returncode == 0
+    one_line_error(bb("run", *common, "-k", "2"), "holds a run with other options (trials: 1 -> 2)")
+    assert bb("run", *common, "-c", "2").returncode == 0  # the same run: it simply goes on
+
+
+def test_a_run_with_nothing_but_infrastructure_errors_fails_in_one_line(fake, tmp_path):
+    srv = fake(ScriptedBrain([Reply.http_error(500, "engine exploded")]))
+    run_dir = tmp_path / "run"
+    proc = bb("run", "--endpoint", srv.base_url, "--model", "fake-model", "-c", "4", "-o", str(run_dir), timeout=300)
+    one_line_error(proc, "every attempt (4) failed for an infrastructure reason")
+    assert "http_5xx" in proc.stderr and "engine exploded" in proc.stderr

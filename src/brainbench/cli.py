@@ -126,7 +126,7 @@ def _resume_config(run_dir: Path) -> RunConfig:
 
 async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> dict:
     """One pass of a run (one thinking mode): store the options once, start the backend, run what is left."""
-    from .backend import BackendSpec, check_model_served, open_backend
+    from .backend import BackendSpec, open_backend
     from .client import ChatClient
     from .packs import select
     from .report.host import host_info
@@ -137,13 +137,12 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
 
     chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
     spec = BackendSpec(**cfg.backend.model_dump())
+    _preflight(spec)  # a wrong brain, key or endpoint fails here, before a run directory exists
     store = RunStore(run_dir, create=True, lock=True)  # one writer per run directory
     try:
         if not store.get_meta("run"):
             store.set_meta("run", cfg.stored())
         with open_backend(spec, run_dir, parallel=cfg.concurrency) as (endpoint, profile, server_proc):
-            if not spec.brain:
-                check_model_served(endpoint)
             from .packs.haystack import fit_packs  # long-context cases that fit the server's context
             chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
             from .think import think_config, think_label, with_think
@@ -179,6 +178,57 @@ def _warn_skipped(store) -> None:
     if store.skipped:
         names = ", ".join(store.skipped[:5]) + (f" and {len(store.skipped) - 5} more" if len(store.skipped) > 5 else "")
         console.print(f"[yellow]warning:[/] {len(store.skipped)} damaged row(s) skipped in {store.run_dir}: {names}")
+
+
+def _preflight(spec) -> None:
+    """What can be checked before anything is created: the brain is known, the key is set, the endpoint
+    answers and serves the model."""
+    from .backend import api_key, check_model_served, get_model_spec
+    from .client import Endpoint
+
+    if spec.brain:
+        get_model_spec(spec.brain)
+        return
+    if not spec.endpoint or not spec.model:
+        raise BrainbenchError("give either --brain NAME or both --endpoint URL and --model NAME")
+    check_model_served(Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)))
+
+
+def _check_same_run(run_dir: Path, cfg: RunConfig) -> None:
+    """`-o` on a directory that holds another run would mix two runs in one table: refuse, unless it is the same
+    run (then it simply goes on, as --resume would)."""
+    from .store import RunStore
+
+    if not (run_dir / "brainbench.sqlite").exists():
+        return
+    with RunStore(run_dir) as st:
+        stored = st.get_meta("run")
+    if stored is None:
+        return
+    old = RunConfig.load(stored, f"{run_dir}: stored run options").stored()
+    new = cfg.stored()
+    differ = [k for k in new if k != "concurrency" and old.get(k) != new.get(k)]
+    if differ:
+        what = "; ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in differ[:3])
+        raise BrainbenchError(f"{run_dir} holds a run with other options ({what}); continue it with "
+                              f"brainbench run --resume {run_dir}, or choose another -o")
+
+
+def _nothing_scored(run_dir: Path) -> None:
+    """A run whose every attempt failed for an infrastructure reason has no result: say why, exit non-zero."""
+    from collections import Counter
+
+    from .store import RunStore
+
+    with RunStore(run_dir) as st:
+        counts, events = st.count(), st.infra_events()
+    if counts.get("completed") or not counts.get("infra_error"):
+        return
+    kind, n = Counter(e["kind"] for e in events).most_common(1)[0] if events else ("unknown", 0)
+    detail = next((e["detail"] for e in reversed(events) if e["kind"] == kind), "")
+    raise BrainbenchError(f"every attempt ({counts['infra_error']}) failed for an infrastructure reason, so nothing "
+                          f"was scored; most often {kind} ({n}x): {detail[:160]}; fix the server, then brainbench "
+                          f"run --resume {run_dir}")
 
 
 def _interrupted(run_dir: Path) -> None:
@@ -280,6 +330,7 @@ def run(
                           request_timeout=request_timeout, think=think)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
+        _check_same_run(run_dir, cfg)
     _sigterm_as_interrupt()
     from .think import think_modes
 
@@ -288,6 +339,7 @@ def run(
             result = asyncio.run(_execute(cfg, run_dir, mode))
     except KeyboardInterrupt:
         _interrupted(run_dir)
+    _nothing_scored(run_dir)
     if cfg.think:  # thinking is counted apart from the graded answer
         _print_reasoning(run_dir)
     if json_out:
@@ -416,7 +468,7 @@ def main() -> None:
     try:
         app()
     except BrainbenchError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {e}", soft_wrap=True)  # one line, whatever the width
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every finished attempt is stored; continue with --resume RUN_DIR")
