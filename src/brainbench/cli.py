@@ -21,13 +21,55 @@ app = typer.Typer(
     help="Which local LLM can you trust as the brain of an agent? Speed and discipline, on the same run.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)  # a message is one line
 out = Console(width=None if sys.stdout.isatty() else 160)  # piped tables stay readable
 
 DEFAULT_RUNS = Path("runs")
 
 
-def _progress() -> Progress:
+class PlainProgress:
+    """Progress for a pipe or a log file (no terminal): a plain line when a step starts, every 10% and at most
+    every 30 s, and when it ends, so a 16-minute build is never 16 minutes of silence."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0) -> int:
+        tid = len(self.tasks)
+        self.tasks[tid] = {"name": description, "total": total, "done": completed, "t0": time.monotonic(),
+                           "said": -1.0, "said_at": 0.0}
+        self._say(self.tasks[tid], force=True)
+        return tid
+
+    def update(self, task_id: int, completed: float | None = None, total: float | None = None) -> None:
+        t = self.tasks[task_id]
+        t["total"] = total if total is not None else t["total"]
+        t["done"] = completed if completed is not None else t["done"]
+        self._say(t)
+
+    def advance(self, task_id: int, n: float = 1) -> None:
+        self.update(task_id, completed=self.tasks[task_id]["done"] + n)
+
+    def _say(self, t: dict, force: bool = False) -> None:
+        total, done, now = t["total"] or 0, t["done"], time.monotonic()
+        frac = done / total if total else 0.0
+        if not (force or frac >= 1.0 > t["said"] or frac - t["said"] >= 0.1 or now - t["said_at"] >= 30):
+            return
+        t["said"], t["said_at"] = (frac if frac < 1.0 else 1.0), now
+        of = f"{done:g}/{total:g}" if total else f"{done:g}"
+        console.print(f"{time.strftime('%H:%M:%S')} {t['name']}: {of} ({now - t['t0']:.0f}s)", soft_wrap=True)
+
+
+def _progress() -> Progress | PlainProgress:
+    """A live bar on a terminal; plain lines when stderr is a pipe or a file."""
+    if not console.is_terminal:
+        return PlainProgress()
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
 
