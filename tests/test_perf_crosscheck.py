@@ -109,12 +109,21 @@ def test_ollama_eval_counts():
     assert "inflated" in pre["note"]
 
 
-def test_knee_is_marked_where_per_request_speed_halves():
+def test_knee_is_the_last_level_before_per_request_speed_halves():
     levels = [{"concurrency": c, "gen_tps_per_request": p, "gen_tps_aggregate": a}
               for c, p, a in [(1, 50, 50), (2, 45, 90), (4, 30, 120), (8, 20, 160), (16, 10, 160)]]
-    assert mark_knee(levels) == 8
-    assert [lv["knee"] for lv in levels] == [False, False, False, True, False]
+    assert mark_knee(levels) == 4
+    assert [lv["knee"] for lv in levels] == [False, False, True, False, False]
     assert levels[-1]["aggregate_gain"] == 1.0
+
+
+def test_the_knee_is_never_a_level_where_aggregate_throughput_fell():
+    levels = [{"concurrency": c, "gen_tps_per_request": p, "gen_tps_aggregate": a}
+              for c, p, a in [(1, 12, 12), (2, 11.7, 23.5), (4, 8.6, 17.3), (8, 7, 20)]]
+    assert mark_knee(levels) == 2  # 23.5 -> 17.3 tok/s: four in flight already bought nothing
+    assert [lv["knee"] for lv in levels] == [False, True, False, False]
+    rising = [{"concurrency": c, "gen_tps_per_request": 10, "gen_tps_aggregate": 10 * c} for c in (1, 2, 4)]
+    assert mark_knee(rising) is None
     assert mark_knee([{"concurrency": 1, "gen_tps_per_request": None, "gen_tps_aggregate": None}]) is None
 
 

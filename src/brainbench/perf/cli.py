@@ -66,7 +66,7 @@ def speed_cmd(
     from .report import render
     from .run import SpeedSettings, run_speed
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # a progress line is one line
     if api not in ("openai", "ollama"):
         raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
     if endpoint and brain:

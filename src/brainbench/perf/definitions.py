@@ -58,7 +58,8 @@ DEFINITIONS: dict[str, str] = {
     "errors": "Requests that failed (HTTP error, reset, truncated stream, timeout); timed calls are never retried.",
     "error_rate": "errors ÷ requests sent at the level.",
     "concurrency": "Requests kept in flight at once (closed loop: each finished request starts the next).",
-    "knee": "The first concurrency level whose gen_tps_per_request is below half of the lowest level's.",
+    "knee": "The last concurrency level before the first that stops paying: whose gen_tps_per_request is below "
+            "half of the lowest level's, or whose aggregate tok/s does not rise.",
     "aggregate_gain": "gen_tps_aggregate of a level ÷ that of the previous level (near 1.0: saturated).",
     "wall_per_turn_s": "Agent legs: the level's wall time ÷ completed turns.",
     "turns_per_min": "Agent legs: completed turns ÷ the level's wall time × 60.",

@@ -108,7 +108,7 @@ class NvmlSource:
         try:
             import pynvml  # provided by nvidia-ml-py
         except ImportError:
-            return [], "nvidia-ml-py is not installed (pip install 'brainbench[energy]')"
+            return [], "nvidia-ml-py is not installed; pip install 'brainbench[energy]'"
         try:
             pynvml.nvmlInit()
         except Exception as e:

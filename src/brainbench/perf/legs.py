@@ -161,6 +161,13 @@ def flat(prefix: str, values: list[float | None], scale: float = 1.0,
     return {f"{prefix}_{k}": s[k] for k in keys}
 
 
+def fig(v: Any, nd: int, none: str = "n/a") -> str:
+    """A figure for a progress line: rounded to `nd` places (616.0346 ms reads 616.0 ms), `none` when absent."""
+    if v is None:
+        return none
+    return f"{v:,.{nd}f}" if isinstance(v, (int, float)) else str(v)
+
+
 def _median(values: list[Any]) -> float | None:
     return percentile([v for v in values if v is not None], 50)
 
@@ -308,26 +315,29 @@ async def prefill_leg(d: Driver, opt: SpeedOptions, log: Log = _quiet) -> tuple[
             },
             "ttft_speedup_warm": None if not t_cold or not t_warm else round(t_cold / t_warm, 3),
         }
-        log(f"prefill {length}: cold {row['cold']['prefill_tps']['median']} tok/s, "
-            f"warm TTFT x{row['ttft_speedup_warm']} faster (cached {row['warm']['cached_tokens_median']})")
+        log(f"prefill {length}: cold {fig(row['cold']['prefill_tps']['median'], 0)} tok/s, "
+            f"warm TTFT x{fig(row['ttft_speedup_warm'], 2)} faster (cached tokens "
+            f"{fig(row['warm']['cached_tokens_median'], 0, 'not reported')})")
         rows.append(row)
     return {"lengths": rows}, all_samples
 
 
 def mark_knee(levels: list[dict[str, Any]], fraction: float = 0.5) -> int | None:
-    """Mark the first level whose per-request gen tok/s is below `fraction` of the lowest level's."""
+    """Mark the knee: the last level before the first one that stops paying, i.e. whose per-request gen tok/s
+    falls below `fraction` of the lowest level's or whose aggregate tok/s does not rise. Past the knee more
+    requests in flight buy nothing; the knee itself is the most useful concurrency (never a level where
+    aggregate throughput already fell)."""
     base = next((lv["gen_tps_per_request"] for lv in levels if lv.get("gen_tps_per_request")), None)
-    knee = None
-    prev_agg = None
+    knee, prev, prev_agg, stopped = None, None, None, False
     for lv in levels:
         lv["knee"] = False
-        per = lv.get("gen_tps_per_request")
-        agg = lv.get("gen_tps_aggregate")
+        per, agg = lv.get("gen_tps_per_request"), lv.get("gen_tps_aggregate")
         lv["aggregate_gain"] = None if not prev_agg or agg is None else round(agg / prev_agg, 3)
-        prev_agg = agg or prev_agg
-        if knee is None and base and per is not None and per < fraction * base:
-            lv["knee"] = True
-            knee = lv["concurrency"]
+        pays = per is not None and bool(base) and per >= fraction * base and (prev_agg is None or (agg or 0) > prev_agg)
+        if not stopped and not pays and prev is not None:
+            prev["knee"], knee, stopped = True, prev["concurrency"], True
+        stopped = stopped or not pays
+        prev, prev_agg = lv, agg or prev_agg
     return knee
 
 
@@ -362,8 +372,9 @@ async def sweep_level(d: Driver, opt: SpeedOptions, c: int, meter: EnergyMeter, 
         "first_errors": sorted({s.error for s in samples if not s.ok and s.error})[:3],
         "cross_check": crosscheck.metrics_summary(before, after, samples) or crosscheck.summarize_requests(samples, "decode"),
     }
-    log(f"concurrency {c}: {level['gen_tps_aggregate']} tok/s aggregate, {level['gen_tps_per_request']} per request, "
-        f"TTFT p50 {level['ttft_ms_median']} ms, {level['errors']} errors")
+    log(f"concurrency {c}: {fig(level['gen_tps_aggregate'], 1)} tok/s aggregate, "
+        f"{fig(level['gen_tps_per_request'], 1)} per request, TTFT p50 {fig(level['ttft_ms_median'], 1)} ms, "
+        f"{level['errors']} errors")
     return level, samples
 
 
@@ -375,8 +386,9 @@ async def sweep_leg(d: Driver, opt: SpeedOptions, meter: EnergyMeter, http_scrap
         levels.append(level)
         all_samples += samples
     knee = mark_knee(levels, opt.knee_fraction)
-    return {"levels": levels, "knee": knee, "knee_rule": f"per-request gen tok/s < {opt.knee_fraction:g} × the "
-                                                         f"lowest level's"}, all_samples
+    rule = (f"the last level before per-request gen tok/s falls below {opt.knee_fraction:g} × the lowest level's "
+            "or aggregate tok/s stops rising")
+    return {"levels": levels, "knee": knee, "knee_rule": rule}, all_samples
 
 
 AGENT_TOOLS = [
@@ -460,8 +472,8 @@ async def agent_level(d: Driver, opt: SpeedOptions, mode: str, c: int, meter: En
         "per_turn": per_turn,
         "energy": energy_block(leg.reading, tokens, wall, len(ok), "turn"),
     }
-    log(f"agent {mode} x{c}: {level['turns_completed']} turns, {level['wall_per_turn_s']} s/turn, "
-        f"cached at last turn {per_turn[-1]['cached_tokens_median'] if per_turn else None}")
+    log(f"agent {mode} x{c}: {level['turns_completed']} turns, {fig(level['wall_per_turn_s'], 2)} s/turn, "
+        f"cached tokens at the last turn {fig(per_turn[-1]['cached_tokens_median'] if per_turn else None, 0, 'not reported')}")
     return level, samples
 
 

@@ -91,7 +91,8 @@ def sweep_table(levels: list[dict[str, Any]], knee: int | None) -> Table:
                   fmt(lv.get("chunk_gap_ms_median"), 2), energy_cell(e, "joules_per_token", 4),
                   energy_cell(e, "tokens_per_s_per_kw", 1))
     t.caption = ("times in ms; ITL = per token, gap = per chunk; "
-                 + (f"knee at concurrency {knee}" if knee else "no knee in this range"))
+                 + (f"knee at concurrency {knee}: past it, more in flight buys nothing" if knee
+                    else "no knee in this range"))
     return t
 
 

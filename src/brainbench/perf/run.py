@@ -123,7 +123,7 @@ def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: Spe
     meter = EnergyMeter(make_source(settings.energy, settings.gpus), hz=settings.power_hz)
     if settings.energy == "nvml" and not meter.available:
         raise BrainbenchError(f"--energy nvml: {meter.reason}")
-    log(f"energy: {'NVML on ' + str(len(meter.devices)) + ' GPU(s)' if meter.available else 'not measured (' + str(meter.reason) + ')'}")
+    log(f"energy: {'NVML on ' + str(len(meter.devices)) + ' GPU(s)' if meter.available else 'not measured: ' + str(meter.reason)}")
     spec = embedded_server_args(spec, opt)
     started = time.time()
     try:
