@@ -152,3 +152,12 @@ def test_a_run_with_nothing_but_infrastructure_errors_fails_in_one_line(fake, tm
     proc = bb("run", "--endpoint", srv.base_url, "--model", "fake-model", "-c", "4", "-o", str(run_dir), timeout=300)
     one_line_error(proc, "every attempt (4) failed for an infrastructure reason")
     assert "http_5xx" in proc.stderr and "engine exploded" in proc.stderr
+
+
+def test_the_terminal_summary_explains_its_columns(fake, tmp_path):
+    srv = fake(ByConversation(perfect_smoke))
+    proc = bb("run", "--endpoint", srv.base_url, "--model", "fake-model", "-o", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for words in ("pass: attempts that passed every check", "pass^k: chance all k trials", "iceberg: failures an agent"):
+        assert words in text, proc.stdout

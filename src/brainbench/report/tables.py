@@ -48,4 +48,18 @@ def summary_table(summary: dict[str, Any], title: str = "brainbench results") ->
         if m.get("infra_errors"):
             t.add_row(model, "infra", str(m["infra_errors"]), "not scored", "", "", "", "", "", "",
                       "infrastructure errors")
+        if m.get("superseded"):
+            t.add_row(model, "edited", str(m["superseded"]), "not counted", "", "", "", "", "", "",
+                      "attempts of an earlier version of an edited scenario")
+    t.caption = LEGEND
+    t.caption_justify = "left"
     return t
+
+
+LEGEND = (
+    "pass: attempts that passed every check, with the 95% interval · clean: passed on the first dispatch with no "
+    "nudge or violation · pass^k: chance all k trials of a scenario pass · err/call: tool calls that errored · "
+    "omitted: attempts that ended with the task still open · iceberg: failures an agent log shows (log) vs "
+    "failures no log line shows (silent) · infra: attempts lost to the server, never counted against the brain"
+)
+"""The terminal summary's legend: every column in a line or two (the HTML report explains them at length)."""
