@@ -126,6 +126,10 @@ Leg = Annotated[SpeedLeg | AgenticLeg | SoakLeg, Field(discriminator="type")]
 LEG_TYPES: dict[str, type[BaseModel]] = {"speed": SpeedLeg, "agentic": AgenticLeg, "soak": SoakLeg}
 
 
+def _default_legs() -> list[Leg]:
+    return [SpeedLeg(type="speed")]
+
+
 class Profile(_Strict):
     """One server configuration and the legs to run against it."""
 
@@ -134,7 +138,7 @@ class Profile(_Strict):
     server: SerializeAsAny[ServerConfig]
     """How to start (or find) the server: its `kind` picks the fields it takes."""
     warmup: Warmup = Field(default_factory=Warmup)
-    legs: list[Leg] = Field(default_factory=lambda: [SpeedLeg(type="speed")])
+    legs: list[Leg] = Field(default_factory=_default_legs)
     restart: Literal["never", "on_crash"] = "never"
     """When the server dies mid-leg: never (the profile's remaining legs are skipped) or on_crash (restart)."""
     max_restarts: int = Field(default=1, ge=0)
