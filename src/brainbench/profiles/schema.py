@@ -126,6 +126,12 @@ Leg = Annotated[SpeedLeg | AgenticLeg | SoakLeg, Field(discriminator="type")]
 LEG_TYPES: dict[str, type[BaseModel]] = {"speed": SpeedLeg, "agentic": AgenticLeg, "soak": SoakLeg}
 
 
+def leg_name(leg: SpeedLeg | AgenticLeg | SoakLeg) -> str:
+    """The name of a leg of a validated Profile (`Profile._name_legs` names every leg it holds)."""
+    assert leg.name is not None, "a leg outside a Profile has no name yet"
+    return leg.name
+
+
 def _default_legs() -> list[Leg]:
     return [SpeedLeg(type="speed")]
 
