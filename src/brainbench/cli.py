@@ -8,11 +8,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .core.errors import BrainbenchError
 from .core.run_config import DEFAULTS, BackendOptions, RunConfig
@@ -37,7 +37,7 @@ def _setup_brain(name: str) -> Path:
     from .backend import ensure_brain
 
     with _progress() as prog:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def cb(step: str, done: int, total: int) -> None:
             if step not in tasks:
@@ -64,7 +64,7 @@ def brains(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     """List the embedded brains and whether they are cached."""
     from .backend import MODELS, binary
 
-    rows = [{"name": m.name, "model": m.title, "bytes": m.size, "sha256": m.sha256,
+    rows: list[dict[str, Any]] = [{"name": m.name, "model": m.title, "bytes": m.size, "sha256": m.sha256,
              "cached": m.path().exists(), "path": str(m.path())} for m in MODELS.values()]
     if json_out:
         out.print_json(data={"llama_server": str(binary() or ""), "brains": rows})
@@ -92,7 +92,7 @@ def packs(
         print(json.dumps(file_schema(), indent=2, ensure_ascii=False))
         return
     found = discover(pack_dir)
-    rows = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
+    rows: list[dict[str, Any]] = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
             for p in found.values()]
     if json_out:
         out.print_json(data={"packs": rows})
@@ -178,15 +178,23 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+def _wire_api(api: str) -> Literal["openai", "ollama"]:
+    """--api as the wire API it names (typer hands over a plain str)."""
+    if api == "openai":
+        return "openai"
+    if api == "ollama":
+        return "ollama"
+    raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
+
+
 def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: str | None,
                 model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
                 pack_dir: list[Path], **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
-    if api not in ("openai", "ollama"):
-        raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
+    wire_api = _wire_api(api)
     if endpoint and brain:
         raise BrainbenchError("give --brain or --endpoint, not both")
-    backend = BackendOptions(endpoint=endpoint, model=model, api=api, api_key_env=api_key_env) if endpoint else \
+    backend = BackendOptions(endpoint=endpoint, model=model, api=wire_api, api_key_env=api_key_env) if endpoint else \
         BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()])
     if options.get("think") is not None:
         from .think import think_modes
