@@ -8,11 +8,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .core.errors import BrainbenchError
 from .core.run_config import DEFAULTS, BackendOptions, RunConfig
@@ -32,7 +32,7 @@ class PlainProgress:
     every 30 s, and when it ends, so a 16-minute build is never 16 minutes of silence."""
 
     def __init__(self) -> None:
-        self.tasks: dict[int, dict] = {}
+        self.tasks: dict[TaskID, dict] = {}
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -40,20 +40,20 @@ class PlainProgress:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def add_task(self, description: str, total: float | None = None, completed: float = 0) -> int:
-        tid = len(self.tasks)
+    def add_task(self, description: str, total: float | None = None, completed: float = 0) -> TaskID:
+        tid = TaskID(len(self.tasks))
         self.tasks[tid] = {"name": description, "total": total, "done": completed, "t0": time.monotonic(),
                            "said": -1.0, "said_at": 0.0}
         self._say(self.tasks[tid], force=True)
         return tid
 
-    def update(self, task_id: int, completed: float | None = None, total: float | None = None) -> None:
+    def update(self, task_id: TaskID, completed: float | None = None, total: float | None = None) -> None:
         t = self.tasks[task_id]
         t["total"] = total if total is not None else t["total"]
         t["done"] = completed if completed is not None else t["done"]
         self._say(t)
 
-    def advance(self, task_id: int, n: float = 1) -> None:
+    def advance(self, task_id: TaskID, n: float = 1) -> None:
         self.update(task_id, completed=self.tasks[task_id]["done"] + n)
 
     def _say(self, t: dict, force: bool = False) -> None:
@@ -79,7 +79,7 @@ def _setup_brain(name: str) -> Path:
     from .backend import ensure_brain
 
     with _progress() as prog:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def cb(step: str, done: int, total: int) -> None:
             if step not in tasks:
@@ -106,7 +106,7 @@ def brains(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     """List the embedded brains and whether they are cached."""
     from .backend import MODELS, binary
 
-    rows = [{"name": m.name, "model": m.title, "bytes": m.size, "sha256": m.sha256,
+    rows: list[dict[str, Any]] = [{"name": m.name, "model": m.title, "bytes": m.size, "sha256": m.sha256,
              "cached": m.path().exists(), "path": str(m.path())} for m in MODELS.values()]
     if json_out:
         out.print_json(data={"llama_server": str(binary() or ""), "brains": rows})
@@ -134,7 +134,7 @@ def packs(
         print(json.dumps(file_schema(), indent=2, ensure_ascii=False))
         return
     found = discover(pack_dir)
-    rows = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
+    rows: list[dict[str, Any]] = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
             for p in found.values()]
     if json_out:
         out.print_json(data={"packs": rows})
@@ -304,15 +304,23 @@ def _check_bind(server_args: list[str], allow_remote: bool) -> None:
                       "machine can use it")
 
 
+def _wire_api(api: str) -> Literal["openai", "ollama"]:
+    """--api as the wire API it names (typer hands over a plain str)."""
+    if api == "openai":
+        return "openai"
+    if api == "ollama":
+        return "ollama"
+    raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
+
+
 def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: str | None,
                 model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
                 pack_dir: list[Path], allow_remote: bool = False, **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
-    if api not in ("openai", "ollama"):
-        raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
+    wire_api = _wire_api(api)
     if endpoint and brain:
         raise BrainbenchError("give --brain or --endpoint, not both")
-    backend = BackendOptions(endpoint=endpoint, model=model, api=api, api_key_env=api_key_env) if endpoint else \
+    backend = BackendOptions(endpoint=endpoint, model=model, api=wire_api, api_key_env=api_key_env) if endpoint else \
         BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()],
                        allow_remote=allow_remote)
     _check_bind(backend.server_args, allow_remote)

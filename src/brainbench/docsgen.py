@@ -28,7 +28,7 @@ import tempfile
 import textwrap
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -283,11 +283,13 @@ def checks_page(scenario_model: type[BaseModel] | None = None) -> str:
     (a member of a discriminated union on `type`); registered check types the schema does not describe yet
     are listed apart, so the page is complete both before and after the checks are typed."""
     if scenario_model is None:
-        from .packs import Scenario as scenario_model
+        from .packs import Scenario as default_model
+
+        scenario_model = default_model
     Scenario = scenario_model
     schema = Scenario.model_json_schema()
     defs = schema.get("$defs", {})
-    classes: list[type] = []
+    classes: list[type[BaseModel]] = []
     _models_in(Scenario, classes)
     docs_of = {c.__name__: _attribute_docs(c) for c in classes}
     lines = ["# Scenarios and check types\n", HEADER,
@@ -479,7 +481,7 @@ def _type_name(t: Any) -> str:
     return str(t).replace("typing.", "")
 
 
-def _models_in(t: Any, seen: list[type]) -> None:
+def _models_in(t: Any, seen: list[type[BaseModel]]) -> None:
     if isinstance(t, type) and issubclass(t, BaseModel):
         if t not in seen:
             seen.append(t)
@@ -506,8 +508,8 @@ def _model_default(f: Any) -> str:
         return _cell(str(f.default))
 
 
-def model_tables(root: type[BaseModel], extra: list[type] = ()) -> list[str]:
-    seen: list[type] = []
+def model_tables(root: type[BaseModel], extra: Sequence[type] = ()) -> list[str]:
+    seen: list[type[BaseModel]] = []
     _models_in(root, seen)
     for e in extra:
         _models_in(e, seen)

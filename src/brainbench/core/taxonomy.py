@@ -119,4 +119,6 @@ def layer(failure_id: str) -> str:
 
 
 def is_denial(error_kind: str | None) -> bool:
-    return bool(error_kind) and any(error_kind == d or error_kind.startswith(d + ".") for d in DENIALS)
+    if not error_kind:
+        return False
+    return any(error_kind == d or error_kind.startswith(d + ".") for d in DENIALS)

@@ -38,7 +38,8 @@ class ToolOutcome:
 
 def tool(fn: Callable) -> Callable:
     """Mark an environment method as a tool offered to the model."""
-    fn.__brainbench_tool__ = True
+    marked: Any = fn  # functions take arbitrary attributes; Callable does not declare this one
+    marked.__brainbench_tool__ = True
     return fn
 
 
@@ -65,7 +66,7 @@ class _ToolSpec:
             ann = p.annotation if p.annotation is not inspect.Parameter.empty else Any
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (ann, default)
-        self.model = create_model(f"{self.name}_args", **fields)  # type: ignore[call-overload]
+        self.model = create_model(f"{self.name}_args", **fields)
         schema = self.model.model_json_schema()
         schema.pop("title", None)
         for name, prop in schema.get("properties", {}).items():

@@ -174,8 +174,8 @@ def _expansion(cmd: str) -> str | None:
             return f"the glob `{ch}`"
         elif ch == "~" and word_start:
             return "`~`"
-        elif ch == "{" and _BRACE.match(cmd, i):
-            return f"the brace list `{_BRACE.match(cmd, i).group(0)}`"
+        elif ch == "{" and (brace := _BRACE.match(cmd, i)):
+            return f"the brace list `{brace.group(0)}`"
         word_start = ch.isspace() or (ch == "=" and quote is None)
         i += 1
     return None

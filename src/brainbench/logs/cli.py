@@ -52,10 +52,10 @@ def _run(fn: Callable[[], Any]) -> Any:
 
 def _emit(result: dict[str, Any], json_out: bool, printer: Callable[[dict[str, Any], Console], None],
           store: tuple[Path | None, str, list[Path]] | None = None) -> None:
-    if store and store[0] is not None:
+    if store and (run_dir := store[0]) is not None:
         from ..store import RunStore
 
-        run_dir, source, files = store
+        _, source, files = store
         with RunStore(run_dir, create=True) as st:
             st.put_result(f"logs.{source}", ",".join(str(f) for f in files), "", result)
         err.print(f"stored in {run_dir} (results kind logs.{source})")

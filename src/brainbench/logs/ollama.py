@@ -30,7 +30,7 @@ INFERENCE_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions", "/v1/co
 
 def analyze(paths: list[Path]) -> dict[str, Any]:
     reqs: list[tuple[float, float, int, str]] = []  # (start, end, status, path)
-    other = Counter()
+    other: Counter[str] = Counter()
     status_all: Counter = Counter()
     bad = 0
     lines = 0

@@ -112,7 +112,7 @@ class _Writer:
         self.rng = rng
         self.pid_api = 4242
         self.pid_core = 4301
-        self._prompts = None
+        self._prompts: list[str] | None = None
 
     def prefix(self, ts: str, level: str = "INFO", file: str = "loggers.py:123", tag: str = "APIServer") -> str:
         s = self.spec
@@ -217,7 +217,7 @@ def generate(path: Path, spec: SynthSpec, *, compress: bool = False) -> Truth:
             emit(w.prefix(ts) + "Engine 000: Avg prompt throughput: 12")  # cut mid-line
             corrupt += 1
         fmt = rng.choice(spec.formats)
-        engines = [None] if spec.engines <= 1 and fmt == "v0" else list(range(max(1, spec.engines)))
+        engines: list[int | str | None] = [None] if spec.engines <= 1 and fmt == "v0" else list(range(max(1, spec.engines)))
         if spec.aggregated:
             engines = ["agg"]
         for k, eng in enumerate(engines):
@@ -269,19 +269,19 @@ def generate(path: Path, spec: SynthSpec, *, compress: bool = False) -> Truth:
     buckets = []
     for running in sorted(values):
         v = values[running]
-        gen, prompt, comp = v["gen"], v["prompt"], v["comp"]
-        active = [p for p in prompt if p > 0]
+        gens, prompts, comps = v["gen"], v["prompt"], v["comp"]
+        active = [p for p in prompts if p > 0]
         buckets.append({
             "running": running,
-            "samples": len(gen),
-            "gen_tps_mean": statistics.fmean(gen),
-            "gen_tps_median": statistics.median(gen),
-            "gen_tps_p95": _pct(gen, 0.95),
-            "gen_tps_peak": max(gen),
-            "per_request_tps": statistics.fmean(g / running for g in gen) if running else None,
-            "prefill_tps_sustained": statistics.fmean(prompt),
+            "samples": len(gens),
+            "gen_tps_mean": statistics.fmean(gens),
+            "gen_tps_median": statistics.median(gens),
+            "gen_tps_p95": _pct(gens, 0.95),
+            "gen_tps_peak": max(gens),
+            "per_request_tps": statistics.fmean(g / running for g in gens) if running else None,
+            "prefill_tps_sustained": statistics.fmean(prompts),
             "prefill_tps_active": statistics.fmean(active) if active else None,
-            "completions_per_min": statistics.fmean(c * 60.0 / spec.interval for c in comp),
+            "completions_per_min": statistics.fmean(c * 60.0 / spec.interval for c in comps),
         })
     return Truth(buckets=buckets, stats_lines=stats_lines, corrupt_lines=corrupt, completions=completions,
                  idle_s=idle_s, capacity=capacity, spec_accepted=spec_acc, spec_drafted=spec_draft,

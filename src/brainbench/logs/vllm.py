@@ -705,6 +705,8 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         w = watts.get(label)
         if w:
             row["watts"] = w
+            # n > 0 here, and every stats line counted in n adds one gen sample, so the mean exists
+            assert g["mean"] is not None
             row["gen_tps_per_kw"] = rnd(g["mean"] / (w / 1000.0))
             row["prefill_tps_per_kw"] = rnd(pa["mean"] / (w / 1000.0)) if pa["mean"] is not None else None
         summary.append(row)
@@ -725,10 +727,10 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
     capacity = []
     seen = set()
     for rec in m.capacity:
-        key = (rec.get("kv_cache_tokens"), rec["max_model_len"], rec["max_concurrency"], rec.get("gpu_blocks"))
-        if key in seen:
+        cap_key = (rec.get("kv_cache_tokens"), rec["max_model_len"], rec["max_concurrency"], rec.get("gpu_blocks"))
+        if cap_key in seen:
             continue
-        seen.add(key)
+        seen.add(cap_key)
         rec = dict(rec)
         if "kv_cache_tokens" not in rec:
             rec["kv_cache_tokens_est"] = int(round(rec["max_concurrency"] * rec["max_model_len"]))

@@ -217,7 +217,7 @@ def windows_from_scrapes(scrapes: list[dict[str, Any]], max_gap: float = 60.0) -
             sd0, sd1 = _slot_decodes(a), _slot_decodes(b)
             if sd0 is not None and sd1 is not None and sd1 >= sd0 - 0.5:
                 gen0, gen1 = sd0, max(sd0, sd1)
-            if 0 < dt <= max_gap and None not in (gen0, gen1, running) and gen1 >= gen0:
+            if 0 < dt <= max_gap and gen0 is not None and gen1 is not None and running is not None and gen1 >= gen0:
                 ok0, ok1 = _pick(a, prom.SUCCESS), _pick(b, prom.SUCCESS)
                 kv = _pick(b, prom.KV)
                 out.append({

@@ -18,7 +18,7 @@ from typing import Any
 from ..backend.fetch import SetupError
 from ..core.errors import BrainbenchError
 from ..profiles.launch import ServerFailed, ServerHandle, warm_up
-from ..profiles.schema import AgenticLeg, Profile, SoakLeg, SpeedLeg
+from ..profiles.schema import AgenticLeg, Profile, SoakLeg, SpeedLeg, leg_name
 from ..servers.handle import ServerDied, guarded  # the one watchdog, shared with `run`
 from ..store.db import RunStore
 from .legs import leg_id, run_agentic, run_speed
@@ -55,7 +55,7 @@ class ProfileRun:
     def _pending(self, state: dict[str, Any]) -> list[Any]:
         out = []
         for leg in self.profile.legs:
-            st = state.get(leg.name) or {}
+            st = state.get(leg_name(leg)) or {}
             if st.get("status") == "done" and st.get("leg_id") == leg_id(self.profile, leg):
                 continue
             out.append(leg)
@@ -84,7 +84,7 @@ class ProfileRun:
 
     def _record(self, state: dict[str, Any], status: str, reason: str | None, store: RunStore) -> dict[str, Any]:
         rec = {"name": self.profile.name, "identity": self.profile.identity(), "status": status, "reason": reason,
-               "dir": str(self.run_dir), "legs": {lg.name: state.get(lg.name, {"status": "not_run"}) for lg in self.profile.legs},
+               "dir": str(self.run_dir), "legs": {leg_name(lg): state.get(leg_name(lg), {"status": "not_run"}) for lg in self.profile.legs},
                "server": store.get_meta("server"), "restarts": self.restarts}
         store.set_meta("profile_status", {k: v for k, v in rec.items() if k != "legs"})
         return rec
@@ -148,9 +148,9 @@ class ProfileRun:
                                        "wall_s": round(time.monotonic() - t0, 2)}
                 self._save(store, state)
             self._save(store, state)
-            statuses = [state[lg.name]["status"] for lg in p.legs]
+            statuses = [state[leg_name(lg)]["status"] for lg in p.legs]
             status = "done" if all(s == "done" for s in statuses) else "partial"
-            reason = next((state[lg.name].get("reason") for lg in p.legs if state[lg.name]["status"] != "done"), None)
+            reason = next((state[leg_name(lg)].get("reason") for lg in p.legs if state[leg_name(lg)]["status"] != "done"), None)
             return self._record(state, status, reason, store)
         finally:
             server.stop()
@@ -174,13 +174,13 @@ class ProfileRun:
         if isinstance(leg, SpeedLeg):
             result = asyncio.run(guarded(run_speed(leg, server.endpoint), server))
             # the shape `brainbench speed` stores (decode_tps summary, sweep levels), so reports read both alike
-            store.put_result("speed", leg.name, label, {**result, "decode_tps": result["decode"].get("decode_tps"),
+            store.put_result("speed", leg_name(leg), label, {**result, "decode_tps": result["decode"].get("decode_tps"),
                                                         "sweep": (result.get("sweep") or {}).get("levels", [])})
             return result
         if isinstance(leg, AgenticLeg):
             prog = lambda d, t: self.progress(f"{label} {leg.name}", d, t)  # noqa: E731
             result = asyncio.run(guarded(run_agentic(leg, server.endpoint, store, label, server.public(), prog), server))
-            store.put_result("agentic", leg.name, label, result)
+            store.put_result("agentic", leg_name(leg), label, result)
             return result
         if isinstance(leg, SoakLeg):
             from .soak import run_soak

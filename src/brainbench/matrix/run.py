@@ -56,7 +56,7 @@ def run_matrix(profiles: list[Profile], matrix_dir: Path, log: Callable[[str], N
     matrix_dir = Path(matrix_dir)
     matrix_dir.mkdir(parents=True, exist_ok=True)
     path = matrix_dir / MANIFEST
-    man = json.loads(path.read_text()) if path.is_file() else {"kind": "brainbench-matrix", "created": time.time()}
+    man: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"kind": "brainbench-matrix", "created": time.time()}
     entries = {e["name"]: e for e in man.get("profiles", [])}
     man["profiles"] = [entries.get(p.name, {"name": p.name, "status": "pending"}) for p in profiles] + \
         [e for n, e in entries.items() if n not in {p.name for p in profiles}]

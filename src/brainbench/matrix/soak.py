@@ -27,7 +27,7 @@ from ..core.errors import BrainbenchError, InfraError
 from ..perf.measure import sample_from_result
 from ..perf.stats import percentile
 from ..profiles.launch import ServerFailed, ServerHandle, warm_up
-from ..profiles.schema import SoakLeg
+from ..profiles.schema import SoakLeg, leg_name
 from ..store.db import RunStore
 
 Log = Callable[[str], None]
@@ -100,6 +100,7 @@ def retention(sessions: list[dict[str, Any]]) -> dict[str, Any]:
     if k == 0:
         return {"value": None, "k": 0, "first": None, "last": None}
     first, last = _median(tps[:k]), _median(tps[-k:])
+    assert last is not None  # tps[-k:] holds k >= 1 values, none of them None
     return {"value": round(last / first, 4) if first else None, "k": k,
             "first": round(first, 3) if first else None, "last": round(last, 3) if last else None}
 
@@ -212,7 +213,7 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
                     rec["ended"] = time.time()
                     rec["decode_tps_median"] = _median([t.get("decode_tps") for t in rec["turns"] if t["ok"]])
                     rec["complete"] = len(rec["turns"]) == leg.turns and all(t["ok"] for t in rec["turns"])
-                    store.put_result("soak_session", leg.name, label, rec)
+                    store.put_result("soak_session", leg_name(leg), label, rec)
                     sessions.append(rec)
                     progress(len(sessions), leg.sessions)
 
@@ -259,5 +260,5 @@ async def run_soak(leg: SoakLeg, server: ServerHandle, store: RunStore, label: s
     }
     passed, reasons = verdict(summary, leg)
     summary["passed"], summary["reasons"] = passed, reasons
-    store.put_result("soak", leg.name, label, summary)
+    store.put_result("soak", leg_name(leg), label, summary)
     return summary

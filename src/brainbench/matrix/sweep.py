@@ -198,7 +198,8 @@ class Sweep:
             raise ProfileError(f"sweep: the baseline config crashed ({base.reason}); nothing to compare against")
         base.status, base.milestone, base.best_tps_after = "baseline", True, base.tps
         ref = base.discipline
-        best, best_profile, best_changes = base, self.base, {}
+        best_changes: dict[str, str] = {}
+        best, best_profile = base, self.base
         self._write()
         for changes in self._candidates():
             prof, full = self._candidate(changes, best_profile, best_changes)
@@ -370,7 +371,7 @@ def abba_verdict(a1: float | None, b1: float | None, b2: float | None, a2: float
     by more than the margin: one lucky run cannot carry the step (the quiet sweep's kept steps were 7-14% "gains"
     that a re-measurement took back), and a linear drift, which flatters B in one pair and A in the other, is
     not credited to B. The pooled gain, sum(B) / sum(A) - 1, lies between the two and is reported."""
-    if None in (a1, b1, b2, a2) or not a1 or not a2:
+    if a1 is None or b1 is None or b2 is None or a2 is None or not a1 or not a2:
         return {"kept": False, "gain": None, "pair_gains": None,
                 "why": "not confirmed: a confirmation speed leg failed (not a stable config)"}
     gain = (b1 + b2) / (a1 + a2) - 1

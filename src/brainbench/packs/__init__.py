@@ -237,7 +237,8 @@ def load_pack(folder: Path) -> Pack:
     for f in sorted((folder / "scenarios").glob("*.y*ml")) if (folder / "scenarios").is_dir() else []:
         data = _read_yaml(f)
         sources.append((f, data if isinstance(data, list) else [data]))
-    scenarios, seen = [], set()
+    scenarios: list[Scenario] = []
+    seen: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="bb-pack-") as tmp:
         for path, items in sources:
             if not isinstance(items, list):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ class DeviceSource(Protocol):
 # -- NVML -------------------------------------------------------------------------------------------
 
 
-def parse_gpu_selection(spec: str | None, env: dict[str, str] | None = None) -> list[int] | None:
+def parse_gpu_selection(spec: str | None, env: Mapping[str, str] | None = None) -> list[int] | None:
     """'all' / None → the GPUs CUDA_VISIBLE_DEVICES names (if numeric), else every GPU (None);
     '0,2' → those NVML indices."""
     env = os.environ if env is None else env
@@ -347,7 +347,7 @@ def summarize_leg(devices: Sequence[PowerDevice], t0: float, t1: float, e0: Sequ
     seconds = max(t1 - t0, 1e-9)
     out: list[DeviceEnergy] = []
     for k, dev in enumerate(devices):
-        series = [(t, p[k] / 1000) for t, p in samples if p[k] is not None]
+        series = [(t, w / 1000) for t, p in samples if (w := p[k]) is not None]
         peak = max((w for _, w in series), default=None)
         if e0[k] is not None and e1[k] is not None:
             joules, method = (e1[k] - e0[k]) / 1000, "counter"  # type: ignore[operator]

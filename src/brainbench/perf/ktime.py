@@ -22,7 +22,7 @@ def _linux_timestampns() -> int | None:
     """SO_TIMESTAMPNS (= SCM_TIMESTAMPNS); Python does not export it. 35 on the asm-generic ABI
     (x86, arm, arm64, riscv, ...); the few architectures with their own numbering are left out."""
     if hasattr(socket, "SO_TIMESTAMPNS"):
-        return socket.SO_TIMESTAMPNS  # type: ignore[attr-defined]
+        return socket.SO_TIMESTAMPNS
     if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "i686", "aarch64", "armv7l",
                                                                     "armv8l", "riscv64", "s390x", "ppc64le"):
         return 35
@@ -144,7 +144,12 @@ class Conn:
     async def _readable(self) -> None:
         fut = self.loop.create_future()
         fd = self.sock.fileno()
-        self.loop.add_reader(fd, lambda: fut.done() or fut.set_result(None))
+
+        def wake() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.loop.add_reader(fd, wake)
         try:
             await fut
         finally:

@@ -83,7 +83,7 @@ class Driver:
     def __init__(self, timed: ChatClient | RawStreamClient, setup: ChatClient | None = None, api: str = "openai"):
         if setup is None and not isinstance(timed, ChatClient):
             raise ValueError("a RawStreamClient needs a ChatClient for the untimed set-up requests")
-        self.timed, self.setup, self.api = timed, setup or timed, api  # type: ignore[assignment]
+        self.timed, self.setup, self.api = timed, setup or timed, api
         self.fixed: dict[str, Any] = {}
         """Extra body fields that hold the generation length (ignore_eos, min_tokens) where accepted."""
         self.fixed_supported: bool | None = None
@@ -296,7 +296,7 @@ async def prefill_leg(d: Driver, opt: SpeedOptions, log: Log = _quiet) -> tuple[
         all_samples += cold_s + warm_s
         ok_c, ok_w = [s for s in cold_s if s.ok], [s for s in warm_s if s.ok]
         t_cold, t_warm = _median([s.ttft_s for s in ok_c]), _median([s.ttft_s for s in ok_w])
-        row = {
+        row: dict[str, Any] = {
             "target_tokens": length,
             "prompt_tokens": _median([s.prompt_tokens for s in ok_c]),
             "cold": {
@@ -333,7 +333,8 @@ def mark_knee(levels: list[dict[str, Any]], fraction: float = 0.5) -> int | None
         lv["knee"] = False
         per, agg = lv.get("gen_tps_per_request"), lv.get("gen_tps_aggregate")
         lv["aggregate_gain"] = None if not prev_agg or agg is None else round(agg / prev_agg, 3)
-        pays = per is not None and bool(base) and per >= fraction * base and (prev_agg is None or (agg or 0) > prev_agg)
+        pays = per is not None and base is not None and per >= fraction * base \
+            and (prev_agg is None or (agg or 0) > prev_agg)
         if not stopped and not pays and prev is not None:
             prev["knee"], knee, stopped = True, prev["concurrency"], True
         stopped = stopped or not pays

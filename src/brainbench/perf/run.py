@@ -105,7 +105,7 @@ def _bandwidth(settings: SpeedSettings, meter: EnergyMeter, local_cpu: bool) -> 
         return settings.bandwidth_gbs * 1e9, "given (--bandwidth-gbs)"
     bws = [d.bandwidth_bytes_per_s() for d in meter.devices if hasattr(d, "bandwidth_bytes_per_s")]
     if bws and all(bws):
-        return sum(bws), f"NVML: bus width × max memory clock × 2, summed over {len(bws)} GPU(s)"  # type: ignore[arg-type]
+        return sum(bws), f"NVML: bus width × max memory clock × 2, summed over {len(bws)} GPU(s)"
     if local_cpu:
         return measure_memcpy_bandwidth(), "measured: one-thread memcpy of 256 MiB (reads + writes)"
     return None, "unknown"

@@ -126,6 +126,16 @@ Leg = Annotated[SpeedLeg | AgenticLeg | SoakLeg, Field(discriminator="type")]
 LEG_TYPES: dict[str, type[BaseModel]] = {"speed": SpeedLeg, "agentic": AgenticLeg, "soak": SoakLeg}
 
 
+def leg_name(leg: SpeedLeg | AgenticLeg | SoakLeg) -> str:
+    """The name of a leg of a validated Profile (`Profile._name_legs` names every leg it holds)."""
+    assert leg.name is not None, "a leg outside a Profile has no name yet"
+    return leg.name
+
+
+def _default_legs() -> list[Leg]:
+    return [SpeedLeg(type="speed")]
+
+
 class Profile(_Strict):
     """One server configuration and the legs to run against it."""
 
@@ -134,7 +144,7 @@ class Profile(_Strict):
     server: SerializeAsAny[ServerConfig]
     """How to start (or find) the server: its `kind` picks the fields it takes."""
     warmup: Warmup = Field(default_factory=Warmup)
-    legs: list[Leg] = Field(default_factory=lambda: [SpeedLeg(type="speed")])
+    legs: list[Leg] = Field(default_factory=_default_legs)
     restart: Literal["never", "on_crash"] = "never"
     """When the server dies mid-leg: never (the profile's remaining legs are skipped) or on_crash (restart)."""
     max_restarts: int = Field(default=1, ge=0)

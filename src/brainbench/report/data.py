@@ -113,7 +113,7 @@ def _curve_from_sweep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         c = _num(r.get("concurrency"))
         if c is None:
             continue
-        p = {"concurrency": int(c)}
+        p: dict[str, float | None] = {"concurrency": int(c)}
         for k in ("requests", "errors", "ttft_ms_median", "ttft_ms_p99", "itl_ms_median", "itl_ms_p99",
                   "gen_tps_aggregate", "gen_tps_per_request", "completions_per_min", "watts",
                   "joules_per_token", "gen_tps_per_kw"):
@@ -609,7 +609,7 @@ def _entries(run_dirs: list[Path], overrides: dict[str, float], packs: list[str]
         for m in models:
             entries.append(_entry(run, m, len(models) == 1, overrides))
     # labels must tell brains apart: add the run directory name where a model repeats
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for e in entries:
         counts[e.model] += 1
     for e in entries:
@@ -635,7 +635,7 @@ def attach_logs(entries: list[Entry], log_files: list[tuple[str | None, Path]]) 
         rows = data.get("buckets") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise ReportError(f"--logs {path}: no `buckets` (make it with `brainbench logs vllm FILE --json`)")
-        curves = [{"name": f"{Path(path).stem} {lab}".strip(), "source": f"server log {Path(path).name}", "points": pts}
+        curves: list[dict[str, Any]] = [{"name": f"{Path(path).stem} {lab}".strip(), "source": f"server log {Path(path).name}", "points": pts}
                   for lab, pts in _curve_from_buckets([x for x in rows if isinstance(x, dict)]).items() if pts]
         target = next((e for e in entries if label in (e.label, e.model)), None) if label else \
             (entries[0] if len(entries) == 1 else None)

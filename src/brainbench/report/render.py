@@ -163,7 +163,7 @@ def charts(rep: Report) -> dict[str, Any]:
                                   if not e.speed_only])
     curves = []
     for key, title in CURVE_METRICS:
-        series = []
+        series: list[dict[str, Any]] = []
         for e in entries:
             for i, c in enumerate(e.curves):
                 series.append({"label": e.label + (f" · {c['name']}" if len(e.curves) > 1 else ""),

@@ -47,7 +47,7 @@ def _possible_type(possible: list) -> type | None:
     return None
 
 
-def _type_ok(value: Any, possible: list, expected: type, nested: type | None) -> tuple[bool, bool]:
+def _type_ok(value: Any, possible: list, expected: type[Any], nested: type[Any] | None) -> tuple[bool, bool]:
     """(valid, is_variable), as BFCL's type_checker."""
     ptype = _possible_type(possible)
     is_variable = ptype is not None and ptype != expected

@@ -198,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _full(self, reply: Reply, body: dict, ollama: bool) -> dict[str, Any]:
         usage = _usage(reply, body)
         calls = _tool_call_objs(reply)
+        msg: dict[str, Any]
         if ollama:
             msg = {"role": "assistant", "content": reply.content, "thinking": reply.reasoning or None,
                    "tool_calls": [{"function": {"name": c["function"]["name"],
@@ -205,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
             return {"model": body.get("model"), "message": msg, "done": True, "done_reason": "stop",
                     "prompt_eval_count": usage["prompt_tokens"], "eval_count": usage["completion_tokens"],
                     "eval_duration": 1_000_000, "prompt_eval_duration": 1_000_000}
-        msg: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+        msg = {"role": "assistant", "content": reply.content or None}
         if reply.reasoning:
             msg["reasoning_content"] = reply.reasoning
         if calls:
@@ -228,7 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         calls = _tool_call_objs(reply)
         usage = _usage(reply, body)
         if ollama:
-            out = [{"message": {"role": "assistant", "content": "", "thinking": t}, "done": False} for t in think]
+            out: list[dict[str, Any]] = [{"message": {"role": "assistant", "content": "", "thinking": t}, "done": False}
+                                         for t in think]
             out += [{"message": {"role": "assistant", "content": w}, "done": False} for w in words]
             if calls:
                 out.append({"message": {"role": "assistant", "content": "", "tool_calls": [
@@ -254,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
             out.append(chunk({"tool_calls": [{"index": c["index"], "function": {"arguments": args[:half]}}]}))
             out.append(chunk({"tool_calls": [{"index": c["index"], "function": {"arguments": args[half:]}}]}))
         out.append(chunk({}, "tool_calls" if calls else "stop"))
-        final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        final: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [], "usage": usage}
         if reply.timings:
             final["timings"] = reply.timings
         out.append(final)

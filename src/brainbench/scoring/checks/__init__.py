@@ -149,7 +149,8 @@ class Check(Args):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        annotation = cls.model_fields["type"].annotation if "type" in cls.model_fields else None
+        type_field = cls.model_fields.get("type")
+        annotation = type_field.annotation if type_field is not None else None
         if get_origin(annotation) is not Literal:
             return  # an intermediate base (shared arguments), not a check type
         name = get_args(annotation)[0]
@@ -173,7 +174,8 @@ def _load_families() -> Any:
     """Import every family module of this package, then build the union of the registered check types."""
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
-    union = Annotated[Union[tuple(CHECKS.values())], Field(discriminator="type")]  # noqa: UP007 - built at run time
+    # a Union over the registry's classes, known only at run time (mypy cannot express it)
+    union = Annotated[Union[tuple(CHECKS.values())], Field(discriminator="type")]  # type: ignore[valid-type]
     for cls in CHECKS.values():  # models whose arguments are checks themselves (card.work, ...)
         if not cls.__pydantic_complete__:
             cls.model_rebuild(_types_namespace={"AnyCheck": union})

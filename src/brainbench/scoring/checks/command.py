@@ -118,7 +118,8 @@ def _canon_find(args: list[str]) -> tuple:
     while i < len(args) and not args[i].startswith(("-", "(", "!")):
         paths.append(_norm_path(args[i]))
         i += 1
-    terms, logic = [], False
+    terms: list[tuple[str, ...]] = []
+    logic = False
     while i < len(args):
         t = args[i]
         if t in ("-o", "-or", "!", "-not", "(", ")", "\\(", "\\)", "-a", "-and"):

@@ -49,8 +49,8 @@ def arg_mismatch(expected: Any, actual: Any, where: str = "") -> str | None:
             ok = any(arg_mismatch(e, actual, where) is None for e in expected["$any"])
             return None if ok else f"{at}={actual!r}, expected one of {expected['$any']!r}"
         if "$regex" in expected:
-            ok = isinstance(actual, str) and re.search(expected["$regex"], actual, re.I | re.S)
-            return None if ok else f"{at}={actual!r} does not match /{expected['$regex']}/"
+            matched = isinstance(actual, str) and re.search(expected["$regex"], actual, re.I | re.S)
+            return None if matched else f"{at}={actual!r} does not match /{expected['$regex']}/"
         if "$approx" in expected:
             tol = float(expected.get("$tol", 1e-6))
             ok = isinstance(actual, (int, float)) and not isinstance(actual, bool) and abs(actual - expected["$approx"]) <= tol
