@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BB = $(VENV)/bin/brainbench
 
-.PHONY: install setup demo test unit sysdeps docs docs-reference
+.PHONY: install setup demo test unit lint sysdeps docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,12 @@ sysdeps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-test: setup sysdeps
+# ruff and mypy (configured in pyproject.toml) must be clean on src/ before any test runs.
+lint: install
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/mypy
+
+test: lint setup sysdeps
 	BRAINBENCH_REQUIRE_BFCL=1 $(VENV)/bin/python -m pytest -q -rs
 
 unit: install
