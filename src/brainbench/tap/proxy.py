@@ -1,0 +1,351 @@
+"""The tap's HTTP relay: an OpenAI-compatible (and Ollama `/api/chat`) reverse proxy that scores what passes.
+
+Server side: asyncio streams with h11 (already a dependency of httpx), no web framework. Upstream side: httpx.
+A reply is relayed piece by piece as it arrives (`aiter_raw`: the bytes the server sent, unchanged) and a copy
+is read after each piece is written, so the agent sees the same bytes at nearly the same time. Scoring and
+storage happen after the last byte is out. The agent's headers go upstream unchanged except the hop-by-hop
+ones and `Accept-Encoding` (asked as `identity`, so the tap can read the reply); the Authorization header is
+forwarded and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+import httpx
+
+from ..core.records import AttemptRecord, Dispatch, Turn
+from ..core.types import InfraEvent
+from . import classify
+from .metrics import Metrics
+from .rules import Rule
+from .stitch import Stitcher, prefix_hashes
+from .storage import PACK, TapStore, scenario_id
+from .wire import Outcome, ReplyReader, error_outcome, is_stream, loads_body, request_api
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+              "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
+MAX_BODY = 256 * 2**20
+"""Largest request body the tap accepts (bytes): agents with images stay well under it."""
+PROVISIONAL = ("omitted_closeout", "narrated_action")
+"""Failures the agent can still undo by continuing: counted in the metrics only when the conversation ends."""
+
+
+@dataclass
+class Conv:
+    """One stitched conversation, in memory while it is open."""
+
+    rec: AttemptRecord
+    hashes: list[str] = field(default_factory=list)
+    """Prefix hashes of its latest request's messages."""
+    n_messages: int = 0
+    tools: list[Any] = field(default_factory=list)
+    opening: str = ""
+    busy: int = 0
+    last_seen: float = 0.0
+    counted: dict[str, int] = field(default_factory=dict)
+    """Failures already added to the metrics."""
+    pending: list[InfraEvent] = field(default_factory=list)
+    """Infrastructure events since the last reply (shown with the next turn; stored once in infra_events)."""
+
+
+def _opening_text(messages: list[Any]) -> str:
+    return "\n".join(classify._text(m.get("content")) for m in messages
+                     if isinstance(m, dict) and m.get("role") in ("system", "user"))
+
+
+def _bearer(headers: list[tuple[str, str]]) -> str | None:
+    for k, v in headers:
+        if k == "authorization" and v.lower().startswith("bearer "):
+            return v[7:].strip() or None
+    return None
+
+
+class Tap:
+    """The proxy: `await tap.serve(host, port)` runs until cancelled; `close()` ends open conversations."""
+
+    def __init__(self, upstream: str, store: TapStore, rules: list[Rule], idle_s: float = 120.0):
+        up = upstream.rstrip("/")
+        self.upstream = up[:-3] if up.endswith("/v1") else up  # the agent's path carries /v1 itself
+        self.store = store
+        self.rules = rules
+        self.idle_s = idle_s
+        self.metrics = Metrics()
+        self.stitcher: Stitcher[Conv] = Stitcher()
+        self.convs: list[Conv] = []
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), follow_redirects=False,
+                                      limits=httpx.Limits(max_connections=None, keepalive_expiry=2.0))
+        self.server: asyncio.base_events.Server | None = None
+
+    # -- serving ------------------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port (port 0 picks a free one)."""
+        self.server = await asyncio.start_server(self._connection, host, port)
+        self._idler = asyncio.create_task(self._close_idle())
+        return self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening, end every open conversation (`shutdown`), flush the store."""
+        if self.server is not None:
+            self.server.close()
+        if getattr(self, "_idler", None):
+            self._idler.cancel()
+        for conv in list(self.convs):
+            self._end(conv, "shutdown")
+        await self.http.aclose()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                req = await self._next(conn, reader)
+                if not isinstance(req, h11.Request):
+                    return
+                body = bytearray()
+                while isinstance(ev := await self._next(conn, reader), h11.Data):
+                    body += ev.data
+                    if len(body) > MAX_BODY:
+                        await self._simple(conn, writer, 413, {"error": {"message": "request body too large"}})
+                        return
+                if not isinstance(ev, h11.EndOfMessage):
+                    return
+                if not await self._handle(conn, writer, req, bytes(body)):
+                    return
+                if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+        except (h11.RemoteProtocolError, ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    @staticmethod
+    async def _next(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+        while True:
+            ev = conn.next_event()
+            if ev is not h11.NEED_DATA:
+                return ev
+            conn.receive_data(await reader.read(65536))
+
+    async def _simple(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, obj: Any,
+                      ctype: str = "application/json") -> None:
+        data = (obj if isinstance(obj, str) else json.dumps(obj)).encode()
+        writer.write(conn.send(h11.Response(status_code=status, headers=[
+            ("content-type", ctype), ("content-length", str(len(data)))])))
+        writer.write(conn.send(h11.Data(data=data)) + conn.send(h11.EndOfMessage()))
+        await writer.drain()
+
+    # -- one request --------------------------------------------------------------------------------
+
+    async def _handle(self, conn: h11.Connection, writer: asyncio.StreamWriter, req: h11.Request,
+                      body: bytes) -> bool:
+        """Relay one request; False when the agent's connection must close."""
+        t_in = time.perf_counter()
+        target = req.target.decode("latin-1")
+        method = req.method.decode("latin-1")
+        if method == "GET" and target.split("?")[0] == "/metrics":
+            await self._simple(conn, writer, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+            return True
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers]
+        api = request_api(target) if method == "POST" else None
+        parsed = loads_body(body) if api else None
+        chat = parsed is not None and isinstance(parsed.get("messages"), list)
+        if chat and self.store.last is not None and not self.store.last.done():
+            await asyncio.wrap_future(self.store.last)  # every turn that ended before this request is on disk
+        fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
+        upstream_req = self.http.build_request(method, self.upstream + target, headers=fwd, content=body)
+        sending = asyncio.ensure_future(self._send(upstream_req))
+        conv = None
+        if chat:
+            await asyncio.sleep(0)  # let the request go out before the tap does its own work
+            assert parsed is not None
+            conv = self._conversation(parsed, api or "openai")
+        try:
+            resp = await sending
+        except httpx.HTTPError as e:
+            detail = f"cannot reach the upstream {self.upstream}: {type(e).__name__}: {e}"
+            await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
+            if conv is not None:
+                self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in)
+            self._count_request(api, parsed, 502, t_in, None)
+            return True
+        return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in)
+
+    async def _send(self, req: httpx.Request) -> httpx.Response:
+        """Send upstream; a connection the server had already let go is retried once, at once (never served)."""
+        try:
+            return await self.http.send(req, stream=True)
+        except httpx.RemoteProtocolError as e:
+            if "without sending" not in str(e):
+                raise
+            return await self.http.send(req, stream=True)
+
+    async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: httpx.Response,
+                     conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
+                     t_in: float) -> bool:
+        out_headers = [(k, v) for k, v in resp.headers.multi_items()
+                       if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
+        writer.write(conn.send(h11.Response(status_code=resp.status_code, headers=out_headers,
+                                            reason=resp.reason_phrase.encode("latin-1", "replace"))))
+        reader = ReplyReader(api or "openai", is_stream(resp.headers.get("content-type", "")), t_in) \
+            if conv is not None and resp.status_code < 400 else None
+        err_body = bytearray()
+        first: float | None = None
+        cut: str | None = None
+        alive = True
+        try:
+            async for piece in resp.aiter_raw():
+                if alive:
+                    writer.write(conn.send(h11.Data(data=piece)))
+                    first = first or time.perf_counter()
+                    try:
+                        await writer.drain()
+                    except ConnectionError:
+                        alive = False  # the agent went away: read on so the reply is still scored
+                if reader is not None:
+                    reader.feed(piece)
+                elif conv is not None and len(err_body) < 65536:
+                    err_body += piece
+            if alive:
+                writer.write(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+        except httpx.HTTPError as e:
+            cut = f"the upstream connection broke mid-reply: {type(e).__name__}: {e}"
+            writer.transport.abort()  # the agent sees the reset it would have seen directly
+            alive = False
+        except ConnectionError:
+            alive = False
+        finally:
+            await resp.aclose()
+        if conv is not None:
+            if reader is not None:
+                outcome = reader.finish(cut)
+            elif cut:
+                outcome = Outcome(events=[classify_event("stream_reset", cut)])
+            else:
+                outcome = error_outcome(resp.status_code, bytes(err_body), _bearer(headers))
+            self._record(conv, parsed, api, outcome, t_in)
+        self._count_request(api, parsed, resp.status_code, t_in, first)
+        return alive
+
+    def _count_request(self, api: str | None, parsed: dict | None, status: int, t_in: float,
+                       first: float | None) -> None:
+        chat = parsed is not None
+        stream = "true" if chat and parsed.get("stream", api == "ollama") else "false"
+        self.metrics.inc("brainbench_tap_requests_total", route="chat" if chat else "other", stream=stream,
+                         code=str(status))
+        if chat:
+            self.metrics.observe("brainbench_tap_request_duration_seconds", time.perf_counter() - t_in, stream=stream)
+            if first is not None:
+                self.metrics.observe("brainbench_tap_time_to_first_byte_seconds", first - t_in, stream=stream)
+
+    # -- conversations ------------------------------------------------------------------------------
+
+    def _conversation(self, body: dict[str, Any], api: str) -> Conv:
+        """The conversation this request continues, or a new one; the previous turn learns its tool answers."""
+        messages = body["messages"]
+        hashes = prefix_hashes(messages)
+        conv = self.stitcher.find(hashes, {id(c) for c in self.convs if c.busy})
+        if conv is None:
+            conv = self._open(body, messages, hashes)
+        elif conv.rec.turns and len(messages) > conv.n_messages:
+            classify.absorb_followup(conv.rec.turns[-1], messages[conv.n_messages:])
+        tools = body.get("tools")
+        conv.tools = tools if isinstance(tools, list) else conv.tools
+        conv.hashes, conv.n_messages = hashes, len(messages)
+        conv.rec.dispatches[0].messages = messages
+        conv.busy += 1
+        conv.last_seen = time.monotonic()
+        self.stitcher.advance(conv, hashes)
+        return conv
+
+    def _open(self, body: dict[str, Any], messages: list[Any], hashes: list[str]) -> Conv:
+        opening = hashes[-1] if hashes else "empty"
+        model = str(body.get("model") or "unknown")
+        key, trial = self.store.new_key(opening, model)
+        now = time.time()
+        rec = AttemptRecord(key=key, scenario_id=scenario_id(messages, opening), pack=PACK, scenario_hash=opening,
+                            model=model, config_hash=self.store.config_hash, trial=trial, status="completed",
+                            dispatches=[Dispatch(index=0, end_reason="stop")], started=now, ended=now)
+        conv = Conv(rec=rec, opening=_opening_text(messages))
+        self.convs.append(conv)
+        self.metrics.inc("brainbench_tap_conversations_total")
+        return conv
+
+    def _rules_for(self, conv: Conv) -> list[Rule]:
+        names = set(classify.tool_specs(conv.tools))
+        return [r for r in self.rules if r.applies_to(names, conv.opening)]
+
+    def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float) -> None:
+        """One exchange ended: add the turn (or the infrastructure events), judge, store, count."""
+        assert body is not None
+        conv.busy -= 1
+        conv.last_seen = time.monotonic()
+        rec = conv.rec
+        rec.ended = time.time()
+        rules = self._rules_for(conv)
+        for ev in outcome.events:
+            self.store.event(ev, rec.key)
+            self.metrics.inc("brainbench_tap_infra_events_total", kind=ev.kind)
+        result = outcome.result
+        if outcome.rejected:
+            result = classify.rejected_result(outcome.rejected, t_in)
+        if outcome.context_full:
+            rec.dispatches[0].end_reason, rec.dispatches[0].detail = "context_exhausted", outcome.context_full
+        if result is not None:
+            result.request = {k: v for k, v in body.items() if k != "messages" or not rec.turns}
+            result.events, conv.pending = conv.pending + outcome.events, []
+            turn = Turn(index=len(rec.turns), dispatch=0, messages_before=conv.n_messages, result=result)
+            turn.tool_results = classify.read_calls(result, conv.tools, rules)
+            rec.turns.append(turn)
+            rec.final_state.pop("ended_by_infra", None)
+            self._count_calls(result)
+        elif outcome.events:
+            rec.final_state["ended_by_infra"] = outcome.events[-1].kind
+            conv.pending += outcome.events
+        self._store(conv, rules, None)
+
+    def _count_calls(self, result: Any) -> None:
+        for c in result.tool_calls:
+            self.metrics.inc("brainbench_tap_tool_calls_total", channel="text" if c.in_text else "structured")
+
+    def _store(self, conv: Conv, rules: list[Rule], ended: str | None) -> None:
+        names = list(classify.tool_specs(conv.tools))
+        verdict = classify.judge(conv.rec, rules, names, ended)
+        conv.rec.final_state["rules"] = verdict.details["rules"]
+        if ended:
+            conv.rec.final_state["ended"] = ended
+        seen: dict[str, int] = {}
+        for f in verdict.failures:
+            seen[f] = seen.get(f, 0) + 1
+        for f, n in seen.items():
+            if (ended or f not in PROVISIONAL) and n > conv.counted.get(f, 0):
+                self.metrics.inc("brainbench_tap_failures_total", n - conv.counted.get(f, 0), kind=f)
+                conv.counted[f] = n
+        conv.rec.status = "completed" if conv.rec.turns else "infra_error"  # no reply at all: left out of rates
+        self.store.put(conv.rec, verdict if conv.rec.turns else None)
+
+    def _end(self, conv: Conv, why: str) -> None:
+        """The conversation is over (idle or shutdown): its final verdict, stored."""
+        self.convs.remove(conv)
+        self.stitcher.forget(conv)
+        self._store(conv, self._rules_for(conv), why)
+
+    async def _close_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, max(0.05, self.idle_s / 4)))
+            now = time.monotonic()
+            for conv in [c for c in self.convs if not c.busy and now - c.last_seen >= self.idle_s]:
+                self._end(conv, "idle")
+
+
+def classify_event(kind: str, detail: str) -> InfraEvent:
+    return InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)
