@@ -45,7 +45,13 @@ def running_tap(upstream: str, run_dir: Path, rules: list[str] | None = None, id
 
 
 def sync(tap: Tap) -> None:
-    """Wait until every queued store write is done."""
+    """Wait until every exchange in flight is recorded and every queued store write is done."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while any(c.busy for c in list(tap.convs)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.02)
     if tap.store.last is not None:
         tap.store.last.result(10)
 

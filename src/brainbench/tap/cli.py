@@ -29,7 +29,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 def _upstream(url: str) -> str:
     if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
-        raise BrainbenchError(f"--upstream wants the server's URL (http://HOST:PORT or .../v1), not {url!r}")
+        raise BrainbenchError(f"--upstream wants http://HOST:PORT, not {url!r}")
     return url
 
 

@@ -53,6 +53,8 @@ class Conv:
     """Failures already added to the metrics."""
     pending: list[InfraEvent] = field(default_factory=list)
     """Infrastructure events since the last reply (shown with the next turn; stored once in infra_events)."""
+    stored: Any = None
+    """An asyncio future: done once the latest exchange is recorded, its result the store write's future."""
 
 
 def _opening_text(messages: list[Any]) -> str:
@@ -82,6 +84,7 @@ class Tap:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), follow_redirects=False,
                                       limits=httpx.Limits(max_connections=None, keepalive_expiry=2.0))
         self.server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # -- serving ------------------------------------------------------------------------------------
 
@@ -97,12 +100,16 @@ class Tap:
             self.server.close()
         if getattr(self, "_idler", None):
             self._idler.cancel()
+        for w in list(self._writers):  # idle keep-alive connections end; their handlers return
+            w.transport.abort()
+        await asyncio.sleep(0.05)
         for conv in list(self.convs):
             self._end(conv, "shutdown")
         await self.http.aclose()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
+        self._writers.add(writer)
         try:
             while True:
                 req = await self._next(conn, reader)
@@ -124,6 +131,7 @@ class Tap:
         except (h11.RemoteProtocolError, ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
 
@@ -133,7 +141,10 @@ class Tap:
             ev = conn.next_event()
             if ev is not h11.NEED_DATA:
                 return ev
-            conn.receive_data(await reader.read(65536))
+            data = await reader.read(65536)
+            conn.receive_data(data)
+            if not data and conn.their_state is h11.IDLE:
+                return None  # the agent closed an idle keep-alive connection
 
     async def _simple(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, obj: Any,
                       ctype: str = "application/json") -> None:
@@ -158,26 +169,37 @@ class Tap:
         api = request_api(target) if method == "POST" else None
         parsed = loads_body(body) if api else None
         chat = parsed is not None and isinstance(parsed.get("messages"), list)
-        if chat and self.store.last is not None and not self.store.last.done():
-            await asyncio.wrap_future(self.store.last)  # every turn that ended before this request is on disk
         fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
         upstream_req = self.http.build_request(method, self.upstream + target, headers=fwd, content=body)
         sending = asyncio.ensure_future(self._send(upstream_req))
-        conv = None
+        conv, before = None, None
         if chat:
             await asyncio.sleep(0)  # let the request go out before the tap does its own work
             assert parsed is not None
             conv = self._conversation(parsed, api or "openai")
+            before, conv.stored = conv.stored, asyncio.get_running_loop().create_future()
         try:
             resp = await sending
         except httpx.HTTPError as e:
             detail = f"cannot reach the upstream {self.upstream}: {type(e).__name__}: {e}"
             await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
             if conv is not None:
+                await self._settle(before)
                 self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in)
             self._count_request(api, parsed, 502, t_in, None)
             return True
+        if conv is not None:
+            await self._settle(before)
         return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in)
+
+    @staticmethod
+    async def _settle(before: Any) -> None:
+        """The conversation's previous turn is on disk before a byte of the next reply reaches the agent (so a
+        tap killed mid-stream has stored every turn before it); the upstream is computing meanwhile."""
+        if before is not None:
+            write = await before
+            if write is not None and not write.done():
+                await asyncio.wrap_future(write)
 
     async def _send(self, req: httpx.Request) -> httpx.Response:
         """Send upstream; a connection the server had already let go is retried once, at once (never served)."""
@@ -331,7 +353,9 @@ class Tap:
                 self.metrics.inc("brainbench_tap_failures_total", n - conv.counted.get(f, 0), kind=f)
                 conv.counted[f] = n
         conv.rec.status = "completed" if conv.rec.turns else "infra_error"  # no reply at all: left out of rates
-        self.store.put(conv.rec, verdict if conv.rec.turns else None)
+        write = self.store.put(conv.rec, verdict if conv.rec.turns else None)
+        if conv.stored is not None and not conv.stored.done():
+            conv.stored.set_result(write)
 
     def _end(self, conv: Conv, why: str) -> None:
         """The conversation is over (idle or shutdown): its final verdict, stored."""

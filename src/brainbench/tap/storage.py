@@ -6,8 +6,8 @@ A conversation is stored in the shape a pack run has: pack `tap`, scenario id fr
 words and a hash of the opening messages), trial = how many earlier conversations opened the same way, a
 deterministic verdict. The opening's content hash keys it, so the same agent task seen twice becomes two
 trials of one scenario (pass^k across runs of an agent). All writes go through one thread (SQLite connections
-stay in the thread that opened them); the proxy never waits for a write except before relaying the next
-request of the same conversation.
+stay in the thread that opened them); the proxy waits for a write only before relaying the first byte of the
+same conversation's next reply (see `Tap._settle`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ class TapStore:
         self.config_hash = config_hash({"tap": run_meta.get("upstream", "")})
         self.trials: Counter[str] = Counter()
         self.last: Future | None = None
-        """The latest queued write: the proxy waits for it (when still queued) before relaying a chat request,
-        so every turn that ended before a request arrived is on disk before that request goes on."""
+        """The latest queued write (writes run in order: when it is done, every earlier one is)."""
         self._call(self._open, run_meta).result()  # a bad run directory fails here, in one line
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Future:
