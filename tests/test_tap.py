@@ -431,3 +431,40 @@ def test_cli_errors_are_one_line(tmp_path, args, msg):
     res = _bb(*args, cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error:") and msg in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# -- a killed tap loses no finished turn ---------------------------------------------------------------------------
+
+
+def test_kill_9_mid_stream_loses_no_stored_turn(tmp_path):
+    import re
+    import signal
+
+    replies = [Reply.text("18 C."), Reply.call("get_weather", {"city": "paris"}), Reply(endless="content", chunk_gap=0.01)]
+    with FakeServer(ScriptedBrain(replies, strict=True)) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "brainbench", "tap", "--upstream", srv.base_url, "--listen",
+                                 "127.0.0.1:0", "-o", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(SRC)})
+        try:
+            line = proc.stderr.readline()
+            port = re.search(r"http://127\.0\.0\.1:(\d+)", line).group(1)
+            client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+            ask(client, [{"role": "user", "content": "Another conversation"}], None, False)
+            msgs = USER + [ask(client, USER, [WEATHER], True)]
+            msgs.append({"role": "tool", "tool_call_id": msgs[-1]["tool_calls"][0]["id"], "content": "18 C"})
+            stream = client.chat.completions.create(model="fake-model", messages=msgs, tools=[WEATHER], stream=True)
+            got = [next(stream) for _ in range(5)]  # the reply is streaming to the agent ...
+            assert got[-1].choices[0].delta.content == "la "
+            os.kill(proc.pid, signal.SIGKILL)  # ... when the tap dies
+            proc.wait(10)
+            with pytest.raises(Exception):
+                for _ in stream:
+                    pass
+        finally:
+            proc.kill()
+            proc.wait(10)
+    rows = stored(tmp_path / "run")
+    assert [len(r.turns) for r, _ in rows] == [1, 1]  # both finished turns; the one in flight is not a turn
+    weather = next(r for r, _ in rows if r.turns[0].result.tool_calls)
+    assert weather.turns[0].result.tool_calls[0].name == "get_weather"
+    assert all(v is not None for _, v in rows)
