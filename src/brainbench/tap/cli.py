@@ -39,6 +39,7 @@ async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idl
     from .storage import TapStore
 
     rules = load_all(list(rule_files))
+    sys.setswitchinterval(0.0005)  # the store's thread must hand the GIL back to the relay within 0.5 ms, not 5
     store = TapStore(out, {"upstream": upstream, "rules": [r.id for r in rules], "idle_s": idle})
     tap = Tap(upstream, store, rules, idle_s=idle)
     try:

@@ -7,6 +7,7 @@ dependency. Label values are escaped as the format requires.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import defaultdict
 from typing import Iterable
 
@@ -37,14 +38,20 @@ class Metrics:
     """Counters and histograms keyed by (name, sorted labels)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # the store's thread counts failures; the event loop the rest
         self.counters: dict[str, dict[tuple, float]] = defaultdict(lambda: defaultdict(float))
         self.hists: dict[str, dict[tuple, list]] = defaultdict(dict)
 
     def inc(self, name: str, by: float = 1.0, **labels: str) -> None:
-        self.counters[name][tuple(sorted(labels.items()))] += by
+        with self._lock:
+            self.counters[name][tuple(sorted(labels.items()))] += by
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._observe(name, key, value)
+
+    def _observe(self, name: str, key: tuple, value: float) -> None:
         h = self.hists[name].setdefault(key, [[0] * (len(LATENCY_BUCKETS) + 1), 0.0, 0])
         h[0][bisect.bisect_left(LATENCY_BUCKETS, value)] += 1
         h[1] += value
@@ -52,6 +59,10 @@ class Metrics:
 
     def render(self) -> str:
         """The text format: HELP and TYPE for every family, then its samples."""
+        with self._lock:
+            return self._render()
+
+    def _render(self) -> str:
         lines: list[str] = []
         for name, (kind, help_) in _HELP.items():
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]

@@ -1,8 +1,8 @@
 """The tap's HTTP relay: an OpenAI-compatible (and Ollama `/api/chat`) reverse proxy that scores what passes.
 
-Server side: asyncio streams with h11 (already a dependency of httpx), no web framework. Upstream side: httpx.
-A reply is relayed piece by piece as it arrives (`aiter_raw`: the bytes the server sent, unchanged) and a copy
-is read after each piece is written, so the agent sees the same bytes at nearly the same time. Scoring and
+Both sides are asyncio streams with h11 (already a dependency of httpx), no web framework: the upstream side is
+`upstream.Upstream`. A reply is relayed piece by piece as it arrives (the body bytes the server sent, unchanged)
+and a copy is read after each piece is written, so the agent sees the same bytes at nearly the same time. Scoring and
 storage happen after the last byte is out. The agent's headers go upstream unchanged except the hop-by-hop
 ones and `Accept-Encoding` (asked as `identity`, so the tap can read the reply); the Authorization header is
 forwarded and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import h11
-import httpx
 
 from ..core.records import AttemptRecord, Dispatch, Turn
 from ..core.types import InfraEvent
@@ -27,6 +26,7 @@ from .metrics import Metrics
 from .rules import Rule
 from .stitch import Stitcher, prefix_hashes
 from .storage import PACK, TapStore, scenario_id
+from .upstream import Response, Upstream, UpstreamError
 from .wire import Outcome, ReplyReader, error_outcome, is_stream, loads_body, request_api
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -81,8 +81,9 @@ class Tap:
         self.metrics = Metrics()
         self.stitcher: Stitcher[Conv] = Stitcher()
         self.convs: list[Conv] = []
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0), follow_redirects=False,
-                                      limits=httpx.Limits(max_connections=None, keepalive_expiry=2.0))
+        self.busy: set[int] = set()
+        """ids of conversations with a request in flight."""
+        self.http = Upstream(self.upstream)
         self.server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -170,8 +171,7 @@ class Tap:
         parsed = loads_body(body) if api else None
         chat = parsed is not None and isinstance(parsed.get("messages"), list)
         fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
-        upstream_req = self.http.build_request(method, self.upstream + target, headers=fwd, content=body)
-        sending = asyncio.ensure_future(self._send(upstream_req))
+        sending = asyncio.ensure_future(self.http.send(method, target, fwd, body))
         conv, before = None, None
         if chat:
             await asyncio.sleep(0)  # let the request go out before the tap does its own work
@@ -180,8 +180,8 @@ class Tap:
             before, conv.stored = conv.stored, asyncio.get_running_loop().create_future()
         try:
             resp = await sending
-        except httpx.HTTPError as e:
-            detail = f"cannot reach the upstream {self.upstream}: {type(e).__name__}: {e}"
+        except UpstreamError as e:
+            detail = f"cannot reach the upstream {self.upstream}: {e}"
             await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
             if conv is not None:
                 await self._settle(before)
@@ -201,61 +201,54 @@ class Tap:
             if write is not None and not write.done():
                 await asyncio.wrap_future(write)
 
-    async def _send(self, req: httpx.Request) -> httpx.Response:
-        """Send upstream; a connection the server had already let go is retried once, at once (never served)."""
-        try:
-            return await self.http.send(req, stream=True)
-        except httpx.RemoteProtocolError as e:
-            if "without sending" not in str(e):
-                raise
-            return await self.http.send(req, stream=True)
-
-    async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: httpx.Response,
+    async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
                      conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
                      t_in: float) -> bool:
-        out_headers = [(k, v) for k, v in resp.headers.multi_items()
-                       if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
-        writer.write(conn.send(h11.Response(status_code=resp.status_code, headers=out_headers,
-                                            reason=resp.reason_phrase.encode("latin-1", "replace"))))
-        reader = ReplyReader(api or "openai", is_stream(resp.headers.get("content-type", "")), t_in) \
-            if conv is not None and resp.status_code < 400 else None
+        out_headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
+        writer.write(conn.send(h11.Response(status_code=resp.status, headers=out_headers,
+                                            reason=resp.reason.encode("latin-1", "replace"))))
+        reader = ReplyReader(api or "openai", is_stream(resp.header("content-type")), t_in) \
+            if conv is not None and resp.status < 400 else None
         err_body = bytearray()
         first: float | None = None
         cut: str | None = None
+        cut_kind = "stream_reset"
         alive = True
         try:
-            async for piece in resp.aiter_raw():
+            async with contextlib.aclosing(resp.pieces()) as pieces:
+                async for piece in pieces:
+                    if alive:
+                        writer.write(conn.send(h11.Data(data=piece)))
+                        first = first or time.perf_counter()
+                        try:
+                            await writer.drain()
+                        except ConnectionError:
+                            alive = False
+                    if not alive:  # the agent went away (its own timeout): stop, as a direct connection would
+                        cut, cut_kind = "the agent closed the connection mid-reply", "client_closed"
+                        break
+                    if reader is not None:
+                        reader.feed(piece)
+                    elif conv is not None and len(err_body) < 65536:
+                        err_body += piece
                 if alive:
-                    writer.write(conn.send(h11.Data(data=piece)))
-                    first = first or time.perf_counter()
-                    try:
-                        await writer.drain()
-                    except ConnectionError:
-                        alive = False  # the agent went away: read on so the reply is still scored
-                if reader is not None:
-                    reader.feed(piece)
-                elif conv is not None and len(err_body) < 65536:
-                    err_body += piece
-            if alive:
-                writer.write(conn.send(h11.EndOfMessage()))
-                await writer.drain()
-        except httpx.HTTPError as e:
-            cut = f"the upstream connection broke mid-reply: {type(e).__name__}: {e}"
+                    writer.write(conn.send(h11.EndOfMessage()))
+                    await writer.drain()
+        except UpstreamError as e:
+            cut = f"the upstream connection broke mid-reply: {e}"
             writer.transport.abort()  # the agent sees the reset it would have seen directly
             alive = False
         except ConnectionError:
-            alive = False
-        finally:
-            await resp.aclose()
+            alive, cut, cut_kind = False, "the agent closed the connection mid-reply", "client_closed"
         if conv is not None:
             if reader is not None:
-                outcome = reader.finish(cut)
+                outcome = reader.finish(cut, cut_kind)
             elif cut:
-                outcome = Outcome(events=[classify_event("stream_reset", cut)])
+                outcome = Outcome(events=[classify_event(cut_kind, cut)])
             else:
-                outcome = error_outcome(resp.status_code, bytes(err_body), _bearer(headers))
+                outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
             self._record(conv, parsed, api, outcome, t_in)
-        self._count_request(api, parsed, resp.status_code, t_in, first)
+        self._count_request(api, parsed, resp.status, t_in, first)
         return alive
 
     def _count_request(self, api: str | None, parsed: dict | None, status: int, t_in: float,
@@ -275,7 +268,7 @@ class Tap:
         """The conversation this request continues, or a new one; the previous turn learns its tool answers."""
         messages = body["messages"]
         hashes = prefix_hashes(messages)
-        conv = self.stitcher.find(hashes, {id(c) for c in self.convs if c.busy})
+        conv = self.stitcher.find(hashes, self.busy)
         if conv is None:
             conv = self._open(body, messages, hashes)
         elif conv.rec.turns and len(messages) > conv.n_messages:
@@ -285,6 +278,7 @@ class Tap:
         conv.hashes, conv.n_messages = hashes, len(messages)
         conv.rec.dispatches[0].messages = messages
         conv.busy += 1
+        self.busy.add(id(conv))
         conv.last_seen = time.monotonic()
         self.stitcher.advance(conv, hashes)
         return conv
@@ -310,6 +304,8 @@ class Tap:
         """One exchange ended: add the turn (or the infrastructure events), judge, store, count."""
         assert body is not None
         conv.busy -= 1
+        if not conv.busy:
+            self.busy.discard(id(conv))
         conv.last_seen = time.monotonic()
         rec = conv.rec
         rec.ended = time.time()
@@ -340,11 +336,25 @@ class Tap:
             self.metrics.inc("brainbench_tap_tool_calls_total", channel="text" if c.in_text else "structured")
 
     def _store(self, conv: Conv, rules: list[Rule], ended: str | None) -> None:
-        names = list(classify.tool_specs(conv.tools))
-        verdict = classify.judge(conv.rec, rules, names, ended)
-        conv.rec.final_state["rules"] = verdict.details["rules"]
+        """Queue the conversation as it stands; judging and serializing happen in the store's thread, off the
+        relay's path. A snapshot: only the last turn's tool results and nudge can still change, so only they are copied."""
+        rec = conv.rec
+        rec.status = "completed" if rec.turns else "infra_error"  # no reply at all: left out of rates
         if ended:
-            conv.rec.final_state["ended"] = ended
+            rec.final_state["ended"] = ended
+        last = [t.model_copy(update={"tool_results": [r.model_copy() for r in t.tool_results]}) for t in rec.turns[-1:]]
+        snap = rec.model_copy(update={
+            "turns": rec.turns[:-1] + last,
+            "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state)})
+        names = list(classify.tool_specs(conv.tools))
+        write = self.store.put(snap, lambda r: self._judge(conv, r, rules, names, ended))
+        if conv.stored is not None and not conv.stored.done():
+            conv.stored.set_result(write)
+
+    def _judge(self, conv: Conv, rec: AttemptRecord, rules: list[Rule], names: list[str], ended: str | None) -> Any:
+        """(In the store's thread.) The verdict, and the failures it adds to the metrics."""
+        verdict = classify.judge(rec, rules, names, ended)
+        rec.final_state["rules"] = verdict.details["rules"]
         seen: dict[str, int] = {}
         for f in verdict.failures:
             seen[f] = seen.get(f, 0) + 1
@@ -352,10 +362,7 @@ class Tap:
             if (ended or f not in PROVISIONAL) and n > conv.counted.get(f, 0):
                 self.metrics.inc("brainbench_tap_failures_total", n - conv.counted.get(f, 0), kind=f)
                 conv.counted[f] = n
-        conv.rec.status = "completed" if conv.rec.turns else "infra_error"  # no reply at all: left out of rates
-        write = self.store.put(conv.rec, verdict if conv.rec.turns else None)
-        if conv.stored is not None and not conv.stored.done():
-            conv.stored.set_result(write)
+        return verdict
 
     def _end(self, conv: Conv, why: str) -> None:
         """The conversation is over (idle or shutdown): its final verdict, stored."""

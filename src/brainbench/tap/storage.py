@@ -63,14 +63,15 @@ class TapStore:
         self.trials[opening_hash] += 1
         return attempt_key(opening_hash, model, self.config_hash, trial), trial
 
-    def put(self, rec: AttemptRecord, verdict: Verdict | None) -> Future:
-        """Store the conversation as it stands (replacing its earlier version) with its verdict."""
-        rec = rec.model_copy(deep=True)
-        return self._call(self._put, rec, verdict)
+    def put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> Future:
+        """Store a snapshot of the conversation (replacing its earlier version) with the verdict `judge` gives
+        (called in the store's thread; no verdict for a conversation with no reply)."""
+        return self._call(self._put, rec, judge)
 
-    def _put(self, rec: AttemptRecord, verdict: Verdict | None) -> None:
+    def _put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> None:
         assert self._store is not None
-        self._store.put_attempt(rec, verdict)
+        verdict = judge(rec)
+        self._store.put_attempt(rec, verdict if rec.turns else None)
 
     def event(self, ev: InfraEvent, key: str | None) -> Future:
         """An infrastructure event, stored once (never a model failure)."""

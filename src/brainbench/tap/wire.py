@@ -80,19 +80,30 @@ class ReplyReader:
         self.timing = Timing(sent=sent)
         self.acc = _StreamAcc(api) if streamed else None
         self.buf = bytearray()
+        self.pieces: list[tuple[float, bytes]] = []
         self.events: list[InfraEvent] = []
 
     def feed(self, data: bytes) -> None:
-        """Called after each piece was relayed; a bad piece is noted once and never stops the relay."""
+        """Called after each piece was relayed: kept with its arrival time, read at `finish` (off the relay's
+        path: parsing chunk by chunk here would slow the relay of the next one)."""
+        now = time.perf_counter()
         if self.timing.first_byte is None:
-            self.timing.first_byte = time.perf_counter()
-        self.buf += data
-        if self.acc is None or self.events:
-            return
-        while (nl := self.buf.find(b"\n")) >= 0:
-            line = bytes(self.buf[:nl]).decode("utf-8", "replace")
-            del self.buf[: nl + 1]
-            self._line(line)
+            self.timing.first_byte = now
+        self.pieces.append((now, data))
+
+    def _read_pieces(self) -> None:
+        """Read every piece's complete lines, timing each chunk by its piece's arrival (not by the parse)."""
+        for at, data in self.pieces:
+            self.buf += data
+            n, first = len(self.timing.chunks), self.timing.first_token
+            while not self.events and (nl := self.buf.find(b"\n")) >= 0:
+                line = bytes(self.buf[:nl]).decode("utf-8", "replace")
+                del self.buf[: nl + 1]
+                self._line(line)
+            self.timing.chunks[n:] = [at] * (len(self.timing.chunks) - n)
+            if first is None and self.timing.first_token is not None:
+                self.timing.first_token = at
+        self.pieces.clear()
 
     def _line(self, line: str) -> None:
         try:
@@ -105,11 +116,15 @@ class ReplyReader:
         except BadReply as e:
             self.events.append(_event("bad_reply", e.detail))
 
-    def finish(self, cut: str | None = None) -> Outcome:
-        """The reply ended (`cut`: how it was cut short, when it was)."""
+    def finish(self, cut: str | None = None, kind: str = "stream_reset") -> Outcome:
+        """The reply ended (`cut`: how it was cut short, when it was; `kind`: whose doing, as an event id)."""
         self.timing.end = time.perf_counter()
+        if self.acc is None:
+            self.buf = bytearray(b"".join(p for _, p in self.pieces))
+        else:
+            self._read_pieces()
         if cut:
-            return Outcome(events=self.events + [_event("stream_reset", cut)])
+            return Outcome(events=self.events + [_event(kind, cut)])
         if self.events:
             return Outcome(events=self.events)
         if self.acc is None:
