@@ -468,3 +468,70 @@ def test_kill_9_mid_stream_loses_no_stored_turn(tmp_path):
     weather = next(r for r, _ in rows if r.turns[0].result.tool_calls)
     assert weather.turns[0].result.tool_calls[0].name == "get_weather"
     assert all(v is not None for _, v in rows)
+
+
+# -- the documented walk-through's agent -----------------------------------------------------------------------------
+
+
+def test_the_example_kanban_agent_runs_through_the_tap(tmp_path):
+    """examples/kanban_agent.py (docs/concepts/tap.md) against a scripted model: one card done, one walked away."""
+    def script(messages):
+        card = "t_1" if "t_1" in messages[1]["content"] else "t_3"
+        done = sum(1 for m in messages if m["role"] == "tool")
+        if card == "t_1":
+            steps = [Reply.call("kanban_show", {"task_id": "t_1"}),
+                     Reply.call("write_file", {"path": "hello.txt", "content": "hello"}),
+                     Reply.call("kanban_complete", {"task_id": "t_1", "summary": "wrote hello.txt"})]
+            return steps[min(done, 2)]
+        return Reply.text("I cannot deploy, so I will stop here.")  # walks away, nudge or not
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "kanban_agent.py"
+    with FakeServer(ByConversation(script)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        res = subprocess.run([sys.executable, str(example), "--base-url", url, "--model", "fake-model", "--stream",
+                              "--cards", "t_1", "t_3"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(SRC)})
+        assert res.returncode == 0, res.stderr
+        sync(tap)
+    assert res.stdout.split() == ["t_1:", "done", "t_3:", "in_progress"]
+    by_card = {("t_1" if "t_1" in json.dumps(r.dispatches[0].messages[1]) else "t_3"): v for r, v in stored(tmp_path / "run")}
+    assert by_card["t_1"]["passed"] and by_card["t_1"]["clean"]
+    assert by_card["t_3"]["failures"] == ["omitted_closeout"] and not by_card["t_3"]["clean"]
+
+
+def test_a_kept_alive_connection_the_server_already_closed_is_retried_once_unseen(tmp_path):
+    """llama-server closes every connection after a streamed reply while advertising keep-alive: the tap's
+    next request on that connection gets EOF; it is retried at once on a fresh one, and not counted."""
+    import socket
+    import threading
+
+    served = []
+
+    def server(sock):
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            c.recv(65536)
+            body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                            "finish_reason": "stop"}]}).encode()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nKeep-Alive: timeout=5, max=100\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            served.append(1)
+            c.close()  # ... and lets the connection go, keep-alive or not
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=server, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            client = OpenAI(base_url=url, api_key="k", max_retries=0)
+            for i in range(3):
+                assert ask(client, [{"role": "user", "content": f"q{i}"}], None, False)["content"] == "hi"
+            sync(tap)
+    finally:
+        sock.close()
+    assert len(served) == 3
+    with RunStore(tmp_path / "run") as st:
+        assert st.infra_events() == []
