@@ -535,3 +535,68 @@ def test_a_kept_alive_connection_the_server_already_closed_is_retried_once_unsee
     assert len(served) == 3
     with RunStore(tmp_path / "run") as st:
         assert st.infra_events() == []
+
+
+# -- OpenTelemetry (the tap-otel extra) -------------------------------------------------------------------------------
+
+
+def test_otel_spans_carry_gen_ai_attributes_and_the_failure_kind(tmp_path):
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from brainbench.tap.otel import OtelExport
+
+    mem = InMemorySpanExporter()
+    replies = [Reply.call("get_forecast", {"city": "paris"}), Reply.http_error(503, "Loading model"), Reply.text("ok")]
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        tap.otel = OtelExport(None, exporter=mem)
+        client = OpenAI(base_url=url, api_key="k", max_retries=0)
+        msgs = USER + [ask(client, USER, [WEATHER], True)]
+        msgs.append({"role": "tool", "tool_call_id": msgs[-1]["tool_calls"][0]["id"], "content": "no such tool"})
+        with pytest.raises(APIError):
+            ask(client, msgs, [WEATHER], False)
+        ask(client, msgs, [WEATHER], False)
+        sync(tap)
+    first, infra, last = mem.get_finished_spans()
+    assert first.name == "chat fake-model" and first.attributes["gen_ai.request.model"] == "fake-model"
+    assert first.attributes["gen_ai.operation.name"] == "chat"
+    assert list(first.attributes["brainbench.failure.kind"]) == ["unknown_tool"]
+    assert list(infra.attributes["brainbench.infra.kind"]) == ["loading_model"] and infra.status.status_code.name == "ERROR"
+    assert list(last.attributes["brainbench.failure.kind"]) == [] and last.attributes["gen_ai.usage.output_tokens"] > 0
+    assert first.attributes["gen_ai.conversation.id"] == last.attributes["gen_ai.conversation.id"]
+
+
+def test_otlp_http_export_reaches_a_collector(tmp_path):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from brainbench.tap.otel import OtelExport
+
+    got: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append((self.path, self.headers["Content-Type"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        otel = OtelExport(f"http://127.0.0.1:{collector.server_address[1]}/v1/traces")
+        with FakeServer(ScriptedBrain([Reply.text("", reasoning="")])) as srv, \
+                running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+            tap.otel = otel
+            ask(OpenAI(base_url=url, api_key="k", max_retries=0), USER, [WEATHER], False)
+            sync(tap)
+        otel.shutdown()  # flushes the batch
+    finally:
+        collector.shutdown()
+    [(path, ctype, body)] = got
+    assert path == "/v1/traces" and ctype == "application/x-protobuf"
+    assert b"brainbench.failure.kind" in body and b"empty_response" in body and b"gen_ai.request.model" in body

@@ -33,15 +33,21 @@ def _upstream(url: str) -> str:
     return url
 
 
-async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idle: float, out: Path) -> None:
+async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idle: float, out: Path,
+                 otlp: str | None) -> None:
     from .proxy import Tap
     from .rules import load_all
     from .storage import TapStore
 
     rules = load_all(list(rule_files))
     sys.setswitchinterval(0.0005)  # the store's thread must hand the GIL back to the relay within 0.5 ms, not 5
+    otel = None
+    if otlp:
+        from .otel import OtelExport
+
+        otel = OtelExport(otlp)
     store = TapStore(out, {"upstream": upstream, "rules": [r.id for r in rules], "idle_s": idle})
-    tap = Tap(upstream, store, rules, idle_s=idle)
+    tap = Tap(upstream, store, rules, idle_s=idle, otel=otel)
     try:
         try:
             bound = await tap.start(host, port)
@@ -57,6 +63,8 @@ async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idl
     finally:
         await tap.close()
         store.close()
+        if otel is not None:
+            otel.shutdown()
     print(f"tap: stopped; every conversation is stored in {out} (brainbench report {out})", file=sys.stderr)
 
 
@@ -68,6 +76,7 @@ def tap_cmd(
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT the agent connects to (port 0: any free port).")] = DEFAULT_LISTEN,
     rules: Annotated[list[str], typer.Option("--rules", "-r", help="Rules file (YAML), or a shipped set: kanban, shell, generic (repeatable; default: kanban and shell).")] = [],
     idle: Annotated[float, typer.Option("--idle", help="Seconds without a request after which a conversation is over and its obligations are judged.")] = 120.0,
+    otlp: Annotated[Optional[str], typer.Option("--otlp", help="Also send one span per exchange over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318/v1/traces); needs the tap-otel extra.")] = None,
 ) -> None:
     """Relay an agent's traffic to --upstream, classify every reply live, store it in -o RUN_DIR.
 
@@ -80,7 +89,7 @@ def tap_cmd(
     if idle <= 0:
         raise BrainbenchError(f"--idle must be a positive number of seconds, not {idle}")
     host, port = _listen(listen)
-    asyncio.run(_serve(_upstream(upstream), host, port, rules, idle, out))
+    asyncio.run(_serve(_upstream(upstream), host, port, rules, idle, out, otlp))
 
 
 @tap_app.command("export-scenarios")

@@ -72,13 +72,15 @@ def _bearer(headers: list[tuple[str, str]]) -> str | None:
 class Tap:
     """The proxy: `await tap.serve(host, port)` runs until cancelled; `close()` ends open conversations."""
 
-    def __init__(self, upstream: str, store: TapStore, rules: list[Rule], idle_s: float = 120.0):
+    def __init__(self, upstream: str, store: TapStore, rules: list[Rule], idle_s: float = 120.0, otel: Any = None):
         up = upstream.rstrip("/")
         self.upstream = up[:-3] if up.endswith("/v1") else up  # the agent's path carries /v1 itself
         self.store = store
         self.rules = rules
         self.idle_s = idle_s
         self.metrics = Metrics()
+        self.otel = otel
+        """An `otel.OtelExport`, or None."""
         self.stitcher: Stitcher[Conv] = Stitcher()
         self.convs: list[Conv] = []
         self.busy: set[int] = set()
@@ -324,10 +326,14 @@ class Tap:
             turn = Turn(index=len(rec.turns), dispatch=0, messages_before=conv.n_messages, result=result)
             turn.tool_results = classify.read_calls(result, conv.tools, rules)
             rec.turns.append(turn)
+            if self.otel is not None:
+                self.otel.exchange(rec, api or "openai", body, turn, outcome.events, t_in)
             rec.final_state.pop("ended_by_infra", None)
             self._count_calls(result)
         elif outcome.events:
             rec.final_state["ended_by_infra"] = outcome.events[-1].kind
+            if self.otel is not None:
+                self.otel.exchange(rec, api or "openai", body, None, outcome.events, t_in)
             conv.pending += outcome.events
         self._store(conv, rules, None)
 
