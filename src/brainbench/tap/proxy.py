@@ -54,7 +54,7 @@ class Conv:
     pending: list[InfraEvent] = field(default_factory=list)
     """Infrastructure events since the last reply (shown with the next turn; stored once in infra_events)."""
     stored: Any = None
-    """An asyncio future: done once the latest exchange is recorded, its result the store write's future."""
+    """An asyncio future of the latest exchange: done once it is recorded, its result the store write's future."""
 
 
 def _opening_text(messages: list[Any]) -> str:
@@ -169,30 +169,36 @@ class Tap:
             await self._simple(conn, writer, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             return True
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers]
-        api = request_api(target) if method == "POST" else None
-        parsed = loads_body(body) if api else None
-        chat = parsed is not None and isinstance(parsed.get("messages"), list)
         fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
         sending = asyncio.ensure_future(self.http.send(method, target, fwd, body))
-        conv, before = None, None
-        if chat:
-            await asyncio.sleep(0)  # let the request go out before the tap does its own work
-            assert parsed is not None
+        await asyncio.sleep(0)  # let the request go out before the tap does its own work
+        api = request_api(target) if method == "POST" else None
+        parsed = loads_body(body) if api else None
+        conv, before, mine = None, None, None
+        if parsed is not None and isinstance(parsed.get("messages"), list):
             conv = self._conversation(parsed, api or "openai")
-            before, conv.stored = conv.stored, asyncio.get_running_loop().create_future()
+            mine = asyncio.get_running_loop().create_future()  # done when this exchange is recorded
+            before, conv.stored = conv.stored, mine
+        else:
+            parsed = None
         try:
-            resp = await sending
-        except UpstreamError as e:
-            detail = f"cannot reach the upstream {self.upstream}: {e}"
-            await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
+            try:
+                resp = await sending
+            except UpstreamError as e:
+                detail = f"cannot reach the upstream {self.upstream}: {e}"
+                await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
+                if conv is not None:
+                    await self._settle(before)
+                    self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in,
+                                 mine)
+                self._count_request(api, parsed, 502, t_in, None)
+                return True
             if conv is not None:
                 await self._settle(before)
-                self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in)
-            self._count_request(api, parsed, 502, t_in, None)
-            return True
-        if conv is not None:
-            await self._settle(before)
-        return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in)
+            return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in, mine)
+        finally:
+            if mine is not None and not mine.done():
+                mine.set_result(None)  # never leave the conversation's next exchange waiting
 
     @staticmethod
     async def _settle(before: Any) -> None:
@@ -205,7 +211,7 @@ class Tap:
 
     async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
                      conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
-                     t_in: float) -> bool:
+                     t_in: float, mine: Any) -> bool:
         out_headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
         writer.write(conn.send(h11.Response(status_code=resp.status, headers=out_headers,
                                             reason=resp.reason.encode("latin-1", "replace"))))
@@ -249,7 +255,7 @@ class Tap:
                 outcome = Outcome(events=[classify_event(cut_kind, cut)])
             else:
                 outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
-            self._record(conv, parsed, api, outcome, t_in)
+            self._record(conv, parsed, api, outcome, t_in, mine)
         self._count_request(api, parsed, resp.status, t_in, first)
         return alive
 
@@ -302,7 +308,8 @@ class Tap:
         names = set(classify.tool_specs(conv.tools))
         return [r for r in self.rules if r.applies_to(names, conv.opening)]
 
-    def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float) -> None:
+    def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float,
+                mine: Any) -> None:
         """One exchange ended: add the turn (or the infrastructure events), judge, store, count."""
         assert body is not None
         conv.busy -= 1
@@ -335,13 +342,13 @@ class Tap:
             if self.otel is not None:
                 self.otel.exchange(rec, api or "openai", body, None, outcome.events, t_in)
             conv.pending += outcome.events
-        self._store(conv, rules, None)
+        self._store(conv, rules, None, mine)
 
     def _count_calls(self, result: Any) -> None:
         for c in result.tool_calls:
             self.metrics.inc("brainbench_tap_tool_calls_total", channel="text" if c.in_text else "structured")
 
-    def _store(self, conv: Conv, rules: list[Rule], ended: str | None) -> None:
+    def _store(self, conv: Conv, rules: list[Rule], ended: str | None, mine: Any = None) -> None:
         """Queue the conversation as it stands; judging and serializing happen in the store's thread, off the
         relay's path. A snapshot: only the last turn's tool results and nudge can still change, so only they are copied."""
         rec = conv.rec
@@ -354,8 +361,8 @@ class Tap:
             "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state)})
         names = list(classify.tool_specs(conv.tools))
         write = self.store.put(snap, lambda r: self._judge(conv, r, rules, names, ended))
-        if conv.stored is not None and not conv.stored.done():
-            conv.stored.set_result(write)
+        if mine is not None and not mine.done():
+            mine.set_result(write)
 
     def _judge(self, conv: Conv, rec: AttemptRecord, rules: list[Rule], names: list[str], ended: str | None) -> Any:
         """(In the store's thread.) The verdict, and the failures it adds to the metrics."""
