@@ -600,3 +600,23 @@ def test_otlp_http_export_reaches_a_collector(tmp_path):
     [(path, ctype, body)] = got
     assert path == "/v1/traces" and ctype == "application/x-protobuf"
     assert b"brainbench.failure.kind" in body and b"empty_response" in body and b"gen_ai.request.model" in body
+
+
+def test_a_closeout_written_as_text_closes_only_if_the_agent_ran_it(tmp_path):
+    text_close = Reply.text('{"name": "kanban_complete", "arguments": {"task_id": "t_42", "summary": "done"}}')
+    replies = [Reply.call("write_file", {"path": "n.md", "content": "x"}), text_close, text_close]
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        client = OpenAI(base_url=url, api_key="k", max_retries=0)
+        msgs = agent_loop(client, CARD, KANBAN_TOOLS, False)  # this agent ignores calls written as text ...
+        msgs.append({"role": "user", "content": "Close the card."})
+        msgs.append(ask(client, msgs, KANBAN_TOOLS, False))
+        sync(tap)
+        first = stored(tmp_path / "run")[0][1]
+        # ... an agent that does run them answers with a tool message (by its own id)
+        msgs.append({"role": "tool", "tool_call_id": "call_x", "content": '{"ok": true}'})
+        ask(client, msgs + [], KANBAN_TOOLS, False)
+        sync(tap)
+    assert sorted(first["failures"]) == ["omitted_closeout", "tool_call_in_text", "tool_call_in_text"]
+    [(rec, v)] = stored(tmp_path / "run")
+    assert rec.turns[1].nudge == "Close the card."
+    assert "omitted_closeout" not in v["failures"] and v["details"]["rules"]["kanban-closeout"]["closed_by"] == "kanban_complete"

@@ -125,11 +125,14 @@ def _errorish(output: str) -> bool:
     return isinstance(data, dict) and bool(data.get("error"))
 
 
-def absorb_followup(turn: Turn, new_messages: list[Any]) -> None:
-    """What the agent sent after `turn`: tool answers (matched by call id, else in order) and user text."""
+def absorb_followup(turn: Turn, new_messages: list[Any]) -> list[str]:
+    """What the agent sent after `turn`: tool answers (matched by call id, else in order) and user text (after a
+    reply with no structured call: the agent's nudge). Returns the ids of the calls the agent answered."""
     by_id = {r.call_id: r for r in turn.tool_results}
     unmatched = [r for r in turn.tool_results]
     user: list[str] = []
+    answered: list[str] = []
+    structured = any(not c.in_text for c in turn.result.tool_calls)
     for m in new_messages:
         if not isinstance(m, dict):
             continue
@@ -140,14 +143,16 @@ def absorb_followup(turn: Turn, new_messages: list[Any]) -> None:
                 continue
             if r in unmatched:
                 unmatched.remove(r)
+            answered.append(r.call_id)
             out = _text(m.get("content"))
             r.output = out if not r.error_kind else f"{r.output}\n-- tool answered: {out}"[:4000]
             if r.ok and _errorish(out):
                 r.ok, r.error_kind = False, "tool_error"
-        elif m.get("role") in ("user", "system") and not turn.result.tool_calls:
+        elif m.get("role") in ("user", "system") and not structured:
             user.append(_text(m.get("content")))
     if user:
         turn.nudge = "\n".join(user)[:2000]
+    return answered
 
 
 # -- per conversation -----------------------------------------------------------------------------------
@@ -189,11 +194,16 @@ def _trace(rec: AttemptRecord) -> list[str]:
 
 
 def _rule_state(rule: Rule, rec: AttemptRecord) -> dict[str, Any]:
-    """Where a conversation stands with one rule: closed by which call, premature, calls after the close."""
+    """Where a conversation stands with one rule: closed by which call, premature, calls after the close.
+
+    A close-out written as text closes only if the agent answered it (a tool message came back for it): most
+    agents never run a call they did not get in the tool-call channel, so the card stays open."""
     closed_at, worked, premature = None, False, False
     calls = _calls(rec)
+    answered = set(rec.final_state.get("answered", []))
     for i, (c, r) in enumerate(calls):
-        if closed_at is None and _ok(r) and rule.closes(c.name, c.arguments):
+        ran = not c.in_text or c.id in answered
+        if closed_at is None and ran and _ok(r) and rule.closes(c.name, c.arguments):
             closed_at = i
             premature = c.name in rule.needs_work_before and not worked
         elif _ok(r) and not rule.closes(c.name, c.arguments) and c.name not in rule.not_work:
@@ -204,13 +214,13 @@ def _rule_state(rule: Rule, rec: AttemptRecord) -> dict[str, Any]:
 
 def judge(rec: AttemptRecord, rules: list[Rule], tool_names: list[str], ended: str | None) -> Verdict:
     """The verdict on a conversation so far. `ended`: why it is over ('idle', 'shutdown'), or None while the
-    agent may still continue: then an open obligation counts only if the last reply was plain text (the
+    agent may still continue: then an open obligation counts only if the last reply had no structured call (the
     agent's loop ends there). A conversation cut off by the infrastructure owes nothing."""
     failures = _trace(rec)
     reasons: list[str] = []
     states: dict[str, Any] = {}
     last = rec.turns[-1] if rec.turns else None
-    text_end = last is not None and not last.result.tool_calls
+    text_end = last is not None and all(c.in_text for c in last.result.tool_calls)  # no structured call: loop ends
     infra_end = bool(rec.final_state.get("ended_by_infra"))
     obliged = False
     for rule in rules:
@@ -228,7 +238,7 @@ def judge(rec: AttemptRecord, rules: list[Rule], tool_names: list[str], ended: s
         if is_open and not infra_end and (ended or text_end):
             failures.append("omitted_closeout")
             reasons.append(f"{rule.id}: ended without " + " or ".join(m.tool for m in rule.must_end_with))
-            if text_end and last is not None and narrates(last.result.content, tool_names):
+            if text_end and last is not None and not last.result.tool_calls and narrates(last.result.content, tool_names):
                 failures.append("narrated_action")
     failures += ["context_exhausted" for d in rec.dispatches if d.end_reason == "context_exhausted"]
     nudged = any(t.nudge for t in rec.turns)

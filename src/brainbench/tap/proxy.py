@@ -280,7 +280,9 @@ class Tap:
         if conv is None:
             conv = self._open(body, messages, hashes)
         elif conv.rec.turns and len(messages) > conv.n_messages:
-            classify.absorb_followup(conv.rec.turns[-1], messages[conv.n_messages:])
+            answered = classify.absorb_followup(conv.rec.turns[-1], messages[conv.n_messages:])
+            if answered:
+                conv.rec.final_state.setdefault("answered", []).extend(answered)
         tools = body.get("tools")
         conv.tools = tools if isinstance(tools, list) else conv.tools
         conv.hashes, conv.n_messages = hashes, len(messages)
