@@ -620,3 +620,54 @@ def test_a_closeout_written_as_text_closes_only_if_the_agent_ran_it(tmp_path):
     [(rec, v)] = stored(tmp_path / "run")
     assert rec.turns[1].nudge == "Close the card."
     assert "omitted_closeout" not in v["failures"] and v["details"]["rules"]["kanban-closeout"]["closed_by"] == "kanban_complete"
+
+
+def test_a_continuation_sent_before_the_previous_stream_ended_is_stored_in_order(tmp_path):
+    """An agent acts on `data: [DONE]` while the server has not yet sent the stream's last bytes: its next request
+    reaches the tap first. It must neither hang nor land out of order."""
+    import socket
+    import threading
+    import time
+
+    def serve(c):
+        while True:
+            data = c.recv(65536)
+            if not data:
+                return
+            while len(data.split(b"\r\n\r\n", 1)[1]) < int(data.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
+                data += c.recv(65536)
+            event = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]})
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for piece in (f"data: {event}\n\n".encode(), b"data: [DONE]\n\n"):
+                c.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.5)  # the stream's end comes late
+            c.sendall(b"0\r\n\r\n")
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+
+    def accept():
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            msgs = list(USER)
+            for _ in range(2):
+                with httpx.Client(timeout=5) as http, http.stream("POST", url + "/chat/completions", json={
+                        "model": "m", "messages": msgs, "stream": True}) as r:
+                    for line in r.iter_lines():
+                        if line == "data: [DONE]":
+                            break  # the agent goes on at once
+                msgs = msgs + [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "and?"}]
+            sync(tap)
+    finally:
+        sock.close()
+    [(rec, v)] = stored(tmp_path / "run")
+    assert [t.index for t in rec.turns] == [0, 1] and rec.turns[0].nudge == "and?" and v is not None

@@ -57,6 +57,18 @@ class Conv:
     """An asyncio future of the latest exchange: done once it is recorded, its result the store write's future."""
 
 
+@dataclass
+class Exchange:
+    """One chat request of a conversation, from arrival to its record."""
+
+    recorded: Any
+    """An asyncio future: done when this exchange is recorded (its result the store write's future)."""
+    followup: list[Any]
+    """The messages the agent added since the conversation's previous request (tool answers, a nudge)."""
+    n_before: int
+    """How many messages this request carried."""
+
+
 def _opening_text(messages: list[Any]) -> str:
     return "\n".join(classify._text(m.get("content")) for m in messages
                      if isinstance(m, dict) and m.get("role") in ("system", "user"))
@@ -174,11 +186,11 @@ class Tap:
         await asyncio.sleep(0)  # let the request go out before the tap does its own work
         api = request_api(target) if method == "POST" else None
         parsed = loads_body(body) if api else None
-        conv, before, mine = None, None, None
+        conv, before, ex = None, None, None
         if parsed is not None and isinstance(parsed.get("messages"), list):
-            conv = self._conversation(parsed, api or "openai")
-            mine = asyncio.get_running_loop().create_future()  # done when this exchange is recorded
-            before, conv.stored = conv.stored, mine
+            conv, followup = self._conversation(parsed, api or "openai")
+            ex = Exchange(asyncio.get_running_loop().create_future(), followup, len(parsed["messages"]))
+            before, conv.stored = conv.stored, ex.recorded
         else:
             parsed = None
         try:
@@ -190,15 +202,15 @@ class Tap:
                 if conv is not None:
                     await self._settle(before)
                     self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in,
-                                 mine)
+                                 ex)
                 self._count_request(api, parsed, 502, t_in, None)
                 return True
             if conv is not None:
                 await self._settle(before)
-            return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in, mine)
+            return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in, ex)
         finally:
-            if mine is not None and not mine.done():
-                mine.set_result(None)  # never leave the conversation's next exchange waiting
+            if ex is not None and not ex.recorded.done():
+                ex.recorded.set_result(None)  # never leave the conversation's next exchange waiting
 
     @staticmethod
     async def _settle(before: Any) -> None:
@@ -211,7 +223,7 @@ class Tap:
 
     async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
                      conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
-                     t_in: float, mine: Any) -> bool:
+                     t_in: float, ex: Exchange | None) -> bool:
         out_headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
         writer.write(conn.send(h11.Response(status_code=resp.status, headers=out_headers,
                                             reason=resp.reason.encode("latin-1", "replace"))))
@@ -255,7 +267,8 @@ class Tap:
                 outcome = Outcome(events=[classify_event(cut_kind, cut)])
             else:
                 outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
-            self._record(conv, parsed, api, outcome, t_in, mine)
+            assert ex is not None
+            self._record(conv, parsed, api, outcome, t_in, ex)
         self._count_request(api, parsed, resp.status, t_in, first)
         return alive
 
@@ -272,17 +285,17 @@ class Tap:
 
     # -- conversations ------------------------------------------------------------------------------
 
-    def _conversation(self, body: dict[str, Any], api: str) -> Conv:
-        """The conversation this request continues, or a new one; the previous turn learns its tool answers."""
+    def _conversation(self, body: dict[str, Any], api: str) -> tuple[Conv, list[Any]]:
+        """The conversation this request continues (or a new one), and the messages added since its previous
+        request (absorbed into the previous turn when this exchange is recorded: that turn may still be open)."""
         messages = body["messages"]
         hashes = prefix_hashes(messages)
         conv = self.stitcher.find(hashes, self.busy)
+        followup: list[Any] = []
         if conv is None:
             conv = self._open(body, messages, hashes)
-        elif conv.rec.turns and len(messages) > conv.n_messages:
-            answered = classify.absorb_followup(conv.rec.turns[-1], messages[conv.n_messages:])
-            if answered:
-                conv.rec.final_state.setdefault("answered", []).extend(answered)
+        else:
+            followup = messages[conv.n_messages:]
         tools = body.get("tools")
         conv.tools = tools if isinstance(tools, list) else conv.tools
         conv.hashes, conv.n_messages = hashes, len(messages)
@@ -291,7 +304,7 @@ class Tap:
         self.busy.add(id(conv))
         conv.last_seen = time.monotonic()
         self.stitcher.advance(conv, hashes)
-        return conv
+        return conv, followup
 
     def _open(self, body: dict[str, Any], messages: list[Any], hashes: list[str]) -> Conv:
         opening = hashes[-1] if hashes else "empty"
@@ -311,9 +324,14 @@ class Tap:
         return [r for r in self.rules if r.applies_to(names, conv.opening)]
 
     def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float,
-                mine: Any) -> None:
-        """One exchange ended: add the turn (or the infrastructure events), judge, store, count."""
+                ex: Exchange) -> None:
+        """One exchange ended: the previous turn learns its tool answers, then add the turn (or the
+        infrastructure events), judge, store, count."""
         assert body is not None
+        if conv.rec.turns and ex.followup:
+            answered = classify.absorb_followup(conv.rec.turns[-1], ex.followup)
+            if answered:
+                conv.rec.final_state.setdefault("answered", []).extend(answered)
         conv.busy -= 1
         if not conv.busy:
             self.busy.discard(id(conv))
@@ -332,7 +350,7 @@ class Tap:
         if result is not None:
             result.request = {k: v for k, v in body.items() if k != "messages" or not rec.turns}
             result.events, conv.pending = conv.pending + outcome.events, []
-            turn = Turn(index=len(rec.turns), dispatch=0, messages_before=conv.n_messages, result=result)
+            turn = Turn(index=len(rec.turns), dispatch=0, messages_before=ex.n_before, result=result)
             turn.tool_results = classify.read_calls(result, conv.tools, rules)
             rec.turns.append(turn)
             if self.otel is not None:
@@ -344,7 +362,7 @@ class Tap:
             if self.otel is not None:
                 self.otel.exchange(rec, api or "openai", body, None, outcome.events, t_in)
             conv.pending += outcome.events
-        self._store(conv, rules, None, mine)
+        self._store(conv, rules, None, ex.recorded)
 
     def _count_calls(self, result: Any) -> None:
         for c in result.tool_calls:
