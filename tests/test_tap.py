@@ -671,3 +671,44 @@ def test_a_continuation_sent_before_the_previous_stream_ended_is_stored_in_order
         sock.close()
     [(rec, v)] = stored(tmp_path / "run")
     assert [t.index for t in rec.turns] == [0, 1] and rec.turns[0].nudge == "and?" and v is not None
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["close-delimited", "cut-mid-chunk"])
+def test_a_close_delimited_stream_is_whole_and_a_cut_chunk_is_a_reset(tmp_path, cut):
+    """A reply without length or chunking ends where the server closes (HTTP/1.1): relayed whole. A chunked
+    reply cut mid-chunk is a reset, for the agent and in the store."""
+    import socket
+    import threading
+
+    event = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]})
+    sse = f"data: {event}\n\ndata: [DONE]\n\n".encode()
+
+    def serve(sock):
+        c, _ = sock.accept()
+        c.recv(65536)
+        if cut:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"%x\r\n%s" % (len(sse), sse[:20]))
+        else:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + sse)
+        c.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            body = {"model": "m", "messages": USER, "stream": True}
+            if cut:
+                with pytest.raises(httpx.HTTPError):
+                    httpx.post(url + "/chat/completions", json=body)
+            else:
+                assert httpx.post(url + "/chat/completions", json=body).content == sse
+            sync(tap)
+    finally:
+        sock.close()
+    [(rec, v)] = stored(tmp_path / "run")
+    with RunStore(tmp_path / "run") as st:
+        kinds = [e["kind"] for e in st.infra_events()]
+    assert (kinds, rec.status) == ((["stream_reset"], "infra_error") if cut else ([], "completed"))

@@ -67,15 +67,15 @@ class Response:
                     elif ev is h11.NEED_DATA:
                         if out:
                             break
-                        data = await conn.reader.read(READ_SIZE)
-                        if not data:
-                            raise UpstreamError("the server closed the connection before the reply was complete")
-                        conn.h11.receive_data(data)
+                        # b"" at EOF: h11 ends a close-delimited body there, or raises for a cut one
+                        conn.h11.receive_data(await conn.reader.read(READ_SIZE))
                     else:  # ConnectionClosed mid-body
                         raise UpstreamError("the server closed the connection before the reply was complete")
                 if out:
                     yield bytes(out)
-        except (ConnectionError, h11.RemoteProtocolError) as e:
+        except h11.RemoteProtocolError as e:
+            raise UpstreamError(f"the server closed the connection before the reply was complete ({e})") from None
+        except ConnectionError as e:
             raise UpstreamError(f"{type(e).__name__}: {e}") from None
         finally:
             self._pool._release(conn, done)
