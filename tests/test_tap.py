@@ -712,3 +712,26 @@ def test_a_close_delimited_stream_is_whole_and_a_cut_chunk_is_a_reset(tmp_path, 
     with RunStore(tmp_path / "run") as st:
         kinds = [e["kind"] for e in st.infra_events()]
     assert (kinds, rec.status) == ((["stream_reset"], "infra_error") if cut else ([], "completed"))
+
+
+# -- stitching, as a unit ------------------------------------------------------------------------------------------------
+
+
+def test_stitcher_continuations_forks_and_identical_openings():
+    from brainbench.tap.stitch import Stitcher, prefix_hashes
+
+    st: Stitcher[str] = Stitcher()
+    a1 = [{"role": "user", "content": "hi"}]
+    a2 = a1 + [{"role": "assistant", "content": "hello", "tool_calls": None}, {"role": "user", "content": "more"}]
+    assert st.find(prefix_hashes(a1), set()) is None
+    st.advance("A", prefix_hashes(a1))
+    # key order and null-vs-absent do not matter
+    assert st.find(prefix_hashes([{"content": "hi", "role": "user"}] + a2[1:]), set()) == "A"
+    assert st.find(prefix_hashes(a1), set()) == "A"  # a retry of the same request
+    assert st.find(prefix_hashes(a1), {id("A")}) is None  # ... unless the first is still in flight: another one
+    st.advance("A", prefix_hashes(a2))
+    fork = a1 + [{"role": "assistant", "content": "other"}]
+    assert st.find(prefix_hashes(fork), set()) is None  # extends a point A has moved past
+    assert st.find(prefix_hashes(a2 + [{"role": "user", "content": "x"}]), set()) == "A"
+    st.forget("A")
+    assert st.find(prefix_hashes(a2), set()) is None
