@@ -27,7 +27,7 @@ from .rules import Rule
 from .stitch import Stitcher, prefix_hashes
 from .storage import PACK, TapStore, scenario_id
 from .upstream import Response, Upstream, UpstreamError
-from .wire import Outcome, ReplyReader, error_outcome, is_stream, loads_body, request_api
+from .wire import Outcome, ReplyReader, error_outcome, infra_event, is_stream, loads_body, request_api
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
@@ -82,7 +82,8 @@ def _bearer(headers: list[tuple[str, str]]) -> str | None:
 
 
 class Tap:
-    """The proxy: `await tap.serve(host, port)` runs until cancelled; `close()` ends open conversations."""
+    """The proxy: `await tap.start(host, port)` listens; `await tap.close()` stops and ends the open
+    conversations (their last writes are queued; `TapStore.close()` waits for them)."""
 
     def __init__(self, upstream: str, store: TapStore, rules: list[Rule], idle_s: float = 120.0, otel: Any = None):
         up = upstream.rstrip("/")
@@ -100,6 +101,7 @@ class Tap:
         self.http = Upstream(self.upstream)
         self.server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._idler: asyncio.Task | None = None
 
     # -- serving ------------------------------------------------------------------------------------
 
@@ -110,10 +112,10 @@ class Tap:
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        """Stop listening, end every open conversation (`shutdown`), flush the store."""
+        """Stop listening, drop idle connections, end every open conversation (`shutdown`)."""
         if self.server is not None:
             self.server.close()
-        if getattr(self, "_idler", None):
+        if self._idler is not None:
             self._idler.cancel()
         for w in list(self._writers):  # idle keep-alive connections end; their handlers return
             w.transport.abort()
@@ -201,7 +203,7 @@ class Tap:
                 await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
                 if conv is not None:
                     await self._settle(before)
-                    self._record(conv, parsed, api, Outcome(events=[classify_event("connect_error", detail)]), t_in,
+                    self._record(conv, parsed, api, Outcome(events=[infra_event("connect_error", detail)]), t_in,
                                  ex)
                 self._count_request(api, parsed, 502, t_in, None)
                 return True
@@ -264,7 +266,7 @@ class Tap:
             if reader is not None:
                 outcome = reader.finish(cut, cut_kind)
             elif cut:
-                outcome = Outcome(events=[classify_event(cut_kind, cut)])
+                outcome = Outcome(events=[infra_event(cut_kind, cut)])
             else:
                 outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
             assert ex is not None
@@ -409,7 +411,3 @@ class Tap:
             now = time.monotonic()
             for conv in [c for c in self.convs if not c.busy and now - c.last_seen >= self.idle_s]:
                 self._end(conv, "idle")
-
-
-def classify_event(kind: str, detail: str) -> InfraEvent:
-    return InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)

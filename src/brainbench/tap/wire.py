@@ -41,7 +41,8 @@ class _Parse:
         self.endpoint = _chat.Endpoint("", "", api)
 
 
-def _event(kind: str, detail: str) -> InfraEvent:
+def infra_event(kind: str, detail: str) -> InfraEvent:
+    """An infrastructure event, now (never a model failure; not retried by the tap)."""
     return InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)
 
 
@@ -53,9 +54,9 @@ def error_outcome(status: int, body: bytes, key: str | None) -> Outcome:
     if status in (400, 413) and _CONTEXT_FULL.search(text):
         return Outcome(context_full=f"HTTP {status}: {text}")
     if status == 503 and "loading" in text.lower():
-        return Outcome(events=[_event("loading_model", f"503 Loading model: {text}")])
+        return Outcome(events=[infra_event("loading_model", f"503 Loading model: {text}")])
     kind = "http_5xx" if status >= 500 else "http_429" if status == 429 else "http_4xx"
-    return Outcome(events=[_event(kind, f"HTTP {status}: {text}")])
+    return Outcome(events=[infra_event(kind, f"HTTP {status}: {text}")])
 
 
 def _error_text(body: bytes) -> str:
@@ -112,9 +113,9 @@ class ReplyReader:
                 return
             (self.acc._ollama_chunk if self.api == "ollama" else self.acc._openai_chunk)(data, self.timing)
         except _Retry as e:
-            self.events.append(_event(e.kind, e.detail))
+            self.events.append(infra_event(e.kind, e.detail))
         except BadReply as e:
-            self.events.append(_event("bad_reply", e.detail))
+            self.events.append(infra_event("bad_reply", e.detail))
 
     def finish(self, cut: str | None = None, kind: str = "stream_reset") -> Outcome:
         """The reply ended (`cut`: how it was cut short, when it was; `kind`: whose doing, as an event id)."""
@@ -124,7 +125,7 @@ class ReplyReader:
         else:
             self._read_pieces()
         if cut:
-            return Outcome(events=self.events + [_event(kind, cut)])
+            return Outcome(events=self.events + [infra_event(kind, cut)])
         if self.events:
             return Outcome(events=self.events)
         if self.acc is None:
@@ -132,22 +133,22 @@ class ReplyReader:
         if self.buf.strip():
             self._line(bytes(self.buf).decode("utf-8", "replace"))
         if not self.acc.chunks and not self.acc.done:
-            return Outcome(events=self.events or [_event("bad_json", "reply is not a stream")])
+            return Outcome(events=self.events or [infra_event("bad_json", "reply is not a stream")])
         if not self.acc.done and self.acc.finish is None:
-            return Outcome(events=[_event("stream_truncated", "stream ended before the reply was complete "
+            return Outcome(events=[infra_event("stream_truncated", "stream ended before the reply was complete "
                                                               "(no finish_reason)")])
         try:
             return Outcome(result=self.acc.result(self.timing), events=self.events)
         except BadReply as e:
-            return Outcome(events=[_event("bad_reply", e.detail)])
+            return Outcome(events=[infra_event("bad_reply", e.detail)])
 
     def _full(self) -> Outcome:
         try:
             result = _chat.ChatClient._parse_full(_Parse(self.api), bytes(self.buf), self.timing)  # type: ignore[arg-type]
         except _Retry as e:
-            return Outcome(events=[_event(e.kind, e.detail)])
+            return Outcome(events=[infra_event(e.kind, e.detail)])
         except BadReply as e:
-            return Outcome(events=[_event("bad_reply", e.detail)])
+            return Outcome(events=[infra_event("bad_reply", e.detail)])
         return Outcome(result=result)
 
 
