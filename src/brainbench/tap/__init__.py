@@ -5,7 +5,8 @@ conversations from their growing message lists, classifies every reply with the 
 holds conversations to protocol rules (close-outs the logs never show missing), and stores each turn in a run
 directory that `brainbench report` reads like a pack run.
 
-Modules: `proxy` (the HTTP relay), `wire` (reading relayed replies), `stitch` (conversations), `classify`
-(failures), `rules` (obligations, YAML), `storage` (the run store), `metrics` (Prometheus), `scenarios`
-(export as draft scenarios), `cli` (the command).
+Modules: `proxy` (the HTTP relay, agent side), `upstream` (its client side), `wire` (reading relayed replies),
+`stitch` (conversations), `classify` (failures), `rules` (obligations, YAML; shipped sets in `rules/`),
+`storage` (the run store), `metrics` (Prometheus), `otel` (optional OpenTelemetry), `scenarios` (export as
+draft scenarios), `cli` (the command).
 """
