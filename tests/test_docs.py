@@ -153,6 +153,8 @@ def parse(argv: list[str]) -> tuple[list[str], object]:
         if not args or args[0].startswith("-"):
             if args[:1] == ["--help"]:
                 return path, cmd
+            if getattr(cmd, "invoke_without_command", False):
+                break  # a group that is also a command (brainbench tap --upstream ...): its own options
             raise ValueError(f"missing command after {' '.join(['brainbench', *path])}")
         sub = cmd.get_command(ctx, args[0])
         if sub is None:

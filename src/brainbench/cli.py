@@ -511,6 +511,7 @@ from .matrix.cli import sweep_cmd; app.command("sweep")(sweep_cmd)  # noqa: E402
 from .report.cli import compare_cmd, report_cmd; app.command("report")(report_cmd); app.command("compare")(compare_cmd)  # noqa: E402,E702
 from .perf.cli import speed_cmd; app.command("speed")(speed_cmd)  # noqa: E402,E702
 from .logs.cli import logs_app, watch_cmd; app.add_typer(logs_app, name="logs"); app.command("watch")(watch_cmd)  # noqa: E402,E702
+from .tap.cli import tap_app; app.add_typer(tap_app, name="tap")  # noqa: E402,E702
 
 
 def main() -> None:
