@@ -26,7 +26,8 @@ from ..core.types import ChatResult, ToolCall
 from ..core.verdict import Verdict
 from ..envs._agentic import call_signature
 from ..envs.base import ToolError
-from ..envs.shell import HANDSHAKE_SCRIPTS, STANDARD_SCRIPTS, Denied, classify as shell_classify
+from ..envs.shell import HANDSHAKE_SCRIPTS, STANDARD_SCRIPTS, Denied
+from ..envs.shell import classify as shell_classify
 from ..runner.attempt import REJECTED_CALL, recover_more_text_calls
 from ..scoring.score import degenerate, narrates
 from .rules import Rule
@@ -185,10 +186,10 @@ def _trace(rec: AttemptRecord) -> list[str]:
     sigs = Counter(call_signature(c.name, c.arguments, c.arguments_raw) for c, _ in calls)
     out += ["loop" for n in sigs.values() if n >= LOOP_CALLS]
     for t in rec.turns:
-        r = t.result
-        if degenerate(r.content) or degenerate(r.reasoning):
+        reply = t.result
+        if degenerate(reply.content) or degenerate(reply.reasoning):
             out.append("loop")
-        if not r.content.strip() and not r.tool_calls and not r.reasoning.strip():
+        if not reply.content.strip() and not reply.tool_calls and not reply.reasoning.strip():
             out.append("empty_response")
     return out
 

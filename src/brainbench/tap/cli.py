@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -71,12 +71,12 @@ async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idl
 @tap_app.callback(invoke_without_command=True)
 def tap_cmd(
     ctx: typer.Context,
-    upstream: Annotated[Optional[str], typer.Option("--upstream", "-u", help="The real server: http://HOST:PORT (a trailing /v1 is fine).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to store the tap run in (created; reopened to add more).")] = None,
+    upstream: Annotated[str | None, typer.Option("--upstream", "-u", help="The real server: http://HOST:PORT (a trailing /v1 is fine).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to store the tap run in (created; reopened to add more).")] = None,
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT the agent connects to (port 0: any free port).")] = DEFAULT_LISTEN,
     rules: Annotated[list[str], typer.Option("--rules", "-r", help="Rules file (YAML), or a shipped set: kanban, shell, generic (repeatable; default: kanban and shell).")] = [],
     idle: Annotated[float, typer.Option("--idle", help="Seconds without a request after which a conversation is over and its obligations are judged.")] = 120.0,
-    otlp: Annotated[Optional[str], typer.Option("--otlp", help="Also send one span per exchange over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318/v1/traces); needs the tap-otel extra.")] = None,
+    otlp: Annotated[str | None, typer.Option("--otlp", help="Also send one span per exchange over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318/v1/traces); needs the tap-otel extra.")] = None,
 ) -> None:
     """Relay an agent's traffic to --upstream, classify every reply live, store it in -o RUN_DIR.
 

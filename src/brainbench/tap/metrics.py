@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds: from a cached short reply to a long generation."""

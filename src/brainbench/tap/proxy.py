@@ -201,7 +201,7 @@ class Tap:
             except UpstreamError as e:
                 detail = f"cannot reach the upstream {self.upstream}: {e}"
                 await self._simple(conn, writer, 502, {"error": {"message": f"brainbench tap: {detail}"}})
-                if conv is not None:
+                if conv is not None and ex is not None:  # a chat request: both are set together
                     await self._settle(before)
                     self._record(conv, parsed, api, Outcome(events=[infra_event("connect_error", detail)]), t_in,
                                  ex)
@@ -277,7 +277,7 @@ class Tap:
     def _count_request(self, api: str | None, parsed: dict | None, status: int, t_in: float,
                        first: float | None) -> None:
         chat = parsed is not None
-        stream = "true" if chat and parsed.get("stream", api == "ollama") else "false"
+        stream = "true" if parsed is not None and parsed.get("stream", api == "ollama") else "false"
         self.metrics.inc("brainbench_tap_requests_total", route="chat" if chat else "other", stream=stream,
                          code=str(status))
         if chat:

@@ -135,7 +135,7 @@ SHIPPED = ("kanban", "shell", "generic")
 DEFAULT = ("kanban", "shell")
 
 
-def _where(err: dict[str, Any]) -> str:
+def _where(err: Any) -> str:
     return ".".join(str(p) for p in err["loc"]) or "(top)"
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..core.records import AttemptRecord, attempt_key, config_hash
 from ..core.types import InfraEvent

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 import h11
@@ -42,7 +42,7 @@ class _Conn:
 class Response:
     """Status and headers of an upstream reply; `pieces()` yields its body as it arrives, once."""
 
-    def __init__(self, pool: "Upstream", conn: _Conn, head: h11.Response):
+    def __init__(self, pool: Upstream, conn: _Conn, head: h11.Response):
         self._pool, self._conn = pool, conn
         self.status = head.status_code
         self.reason = head.reason.decode("latin-1", "replace")
@@ -51,7 +51,7 @@ class Response:
     def header(self, name: str) -> str:
         return next((v for k, v in self.headers if k.lower() == name), "")
 
-    async def pieces(self) -> AsyncIterator[bytes]:
+    async def pieces(self) -> AsyncGenerator[bytes, None]:
         """Body bytes as they arrive: every piece the socket gave at once, joined (framing removed)."""
         conn, done = self._conn, False
         try:
@@ -98,7 +98,7 @@ class Upstream:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, ssl=ctx, limit=READ_SIZE), CONNECT_S)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             raise UpstreamError(f"cannot connect to {self.host}:{self.port}: {e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__}") from None
         return _Conn(reader, writer)
 

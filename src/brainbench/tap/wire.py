@@ -107,11 +107,13 @@ class ReplyReader:
         self.pieces.clear()
 
     def _line(self, line: str) -> None:
+        acc = self.acc
+        assert acc is not None  # lines are only fed for a streamed reply, which has an accumulator
         try:
-            data = self.acc._payload(line)
+            data = acc._payload(line)
             if data is None:
                 return
-            (self.acc._ollama_chunk if self.api == "ollama" else self.acc._openai_chunk)(data, self.timing)
+            (acc._ollama_chunk if self.api == "ollama" else acc._openai_chunk)(data, self.timing)
         except _Retry as e:
             self.events.append(infra_event(e.kind, e.detail))
         except BadReply as e:
