@@ -412,6 +412,17 @@ def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     }
 
 
+def _noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The noise floor of the rows the summary rates count, per pack and "ALL"."""
+    from ..scoring.metrics import noise_floor
+
+    scored = [r for r in rows if r["scored"] and r.get("current", True)]
+    if not scored:
+        return {}
+    out = {p: noise_floor([r for r in scored if r["pack"] == p]) for p in sorted({r["pack"] for r in scored})}
+    return {**out, "ALL": noise_floor(scored)}
+
+
 def _tasks_per_hour(records: list[AttemptRecord], model: str) -> dict[str, Any] | None:
     done = [r for r in records if r.model == model and r.status == "completed" and r.ended > r.started > 0]
     if len(done) < 2:
@@ -479,6 +490,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
             "infra_events": len(run["infra_events"]),
         },
         "scenario_hashes": run["scenario_hashes"],
+        "noise": _noise(rows),
     }
     gb = size / GB if size else None
     e["efficiency"] = {
@@ -547,6 +559,7 @@ def _phk(s: dict[str, Any]) -> tuple[int | None, float | None]:
 
 
 def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
+    from ..scoring.metrics import separable
     def rate_delta(cur: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
         if not cur or not base or cur.get("rate") is None or base.get("rate") is None:
             return None
@@ -573,6 +586,8 @@ def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
                            if ck is not None and ck == bk and cphk is not None and bphk is not None else None),
             "attempts": (cs["attempts"] if cs else 0, bs["attempts"] if bs else 0),
             "scenarios_changed": changed,
+            "separable": (separable(bs["clean"], cs["clean"], max(cs["scenarios"], bs["scenarios"]))
+                          if cs and bs else None),
         }
     cd, bd = e.decode, b.decode
     speed = None

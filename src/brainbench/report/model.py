@@ -71,6 +71,9 @@ class Entry(BaseModel):
     """Useful throughput: clean tasks per hour per concurrency level, the chosen one, the run's own."""
     delta: Figure | None = None
     """Deltas against the matching baseline brain, None without one."""
+    noise: dict[str, Figure] = Field(default_factory=dict)
+    """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the
+    clean rate, its minimum detectable difference and the flip rate across trials; empty when speed-only."""
 
 
 class LooseLog(BaseModel):
