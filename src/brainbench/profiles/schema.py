@@ -89,11 +89,14 @@ class AgenticLeg(_Strict):
     concurrency: int = Field(default=DEFAULTS.concurrency, ge=1)
     retries: int = Field(default=DEFAULTS.retries, ge=0)
     timeout_s: float = Field(default=DEFAULTS.timeout, gt=0)
+    harness: Literal["minimal", "agent"] = DEFAULTS.harness
+    """How each scenario is wrapped (`brainbench run --harness`): minimal, or agent-framework shaped."""
 
     def run_config(self, packs: list[str], suites: list[str]) -> RunConfig:
         """The run options this leg stands for, with the packs it resolved to (`matrix.legs.discipline_packs`)."""
         return RunConfig(packs=packs, suites=suites, pack_dirs=self.pack_dirs, trials=self.trials,
-                         concurrency=self.concurrency, retries=self.retries, timeout=self.timeout_s)
+                         concurrency=self.concurrency, retries=self.retries, timeout=self.timeout_s,
+                         harness=self.harness)
 
 
 class SoakLeg(_Strict):
