@@ -122,3 +122,47 @@ async def test_a_distractor_call_is_denied_and_classified(fake, tmp_path):
     assert "unknown_tool" in row["failures"] and row["tool_errors"] == 1
     assert rec.dispatches[0].messages[0]["content"] == body["messages"][0]["content"]  # the wrapped prompt is stored
     assert brain.requests[1]["messages"][0] == body["messages"][0]  # the same wrapped prompt on every turn
+
+
+def _harness_run(run_dir, harness: str, brain) -> None:
+    import asyncio
+
+    from brainbench.client import ChatClient, Endpoint
+    from brainbench.testing import FakeServer
+
+    cfg = RunConfig(packs=["smoke"], trials=2, harness=harness)
+    plan = RunPlan.of(cfg, packs=select(["smoke"]), model="brain-x", config={"backend": {"brain": "brain-x"}})
+
+    async def go(srv):
+        with RunStore(run_dir, create=True) as store:
+            store.set_meta("run", cfg.stored())
+            async with ChatClient(Endpoint(srv.base_url, "brain-x"), backoff=0.01) as client:
+                await execute(plan, client, store, prepare(plan, store))
+
+    with FakeServer(ByConversation(brain), models=["brain-x"]) as srv:
+        asyncio.run(go(srv))
+
+
+def test_the_report_shows_the_realism_gap(tmp_path):
+    from brainbench.report.data import build_report
+    from brainbench.report.outputs import render
+    from report_fixtures import good_brain
+
+    def wanders(messages):  # under the agent harness: one distractor call first, then the right work
+        if len(messages[0]["content"]) > 3000 and not any(m["role"] == "tool" for m in messages):
+            return Reply.call("docs_search", {"query": "how to"})
+        return good_brain(messages)
+
+    _harness_run(tmp_path / "min", "minimal", wanders)
+    _harness_run(tmp_path / "agent", "agent", wanders)
+    rep = build_report([tmp_path / "min", tmp_path / "agent"])
+    assert [e.harness for e in rep.entries] == ["minimal", "agent"]
+    (g,) = rep.realism
+    assert g["minimal"]["errors_per_100"]["value"] == 0 and g["agent"]["errors_per_100"]["value"] > 0
+    assert g["agent"]["errors_per_100"]["ci95"][0] > 0 and g["verdict"]["verdict"] in (
+        "A better", "B better", "not separable")
+    for name in ("md", "html", "terminal"):
+        text = render(rep, name, **({"width": 200} if name == "terminal" else {}))
+        assert "realism gap" in text.lower() and "agent" in text, name
+    compare = build_report([tmp_path / "agent"], tmp_path / "min")  # compare A B gives it too
+    assert compare.realism and compare.realism[0]["agent"]["run"] == "agent"

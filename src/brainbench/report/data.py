@@ -491,6 +491,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         },
         "scenario_hashes": run["scenario_hashes"],
         "noise": _noise(rows),
+        "harness": meta.get("harness") or "minimal",
     }
     gb = size / GB if size else None
     e["efficiency"] = {
@@ -598,6 +599,40 @@ def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
     return {"baseline_label": b.label, "baseline_run": b.run_dir, "packs": packs, "decode": speed}
 
 
+def _per_100(r: dict[str, Any]) -> dict[str, Any]:
+    """A per-call rate ({k, n, rate, ci95}) as occurrences per 100 calls, interval included."""
+    if r["rate"] is None:
+        return {"value": None, "ci95": None, "k": r["k"], "n": r["n"]}
+    return {"value": 100 * r["rate"], "ci95": [100 * x for x in r["ci95"]], "k": r["k"], "n": r["n"]}
+
+
+def _harness_side(e: Entry) -> dict[str, Any]:
+    o = e.summary["overall"]
+    return {"label": e.label, "run": e.run_name, "attempts": o["attempts"], "pass": o["pass"], "clean": o["clean"],
+            "errors_per_100": _per_100(o["error_rate"]), "in_text_per_100": _per_100(o["in_text_rate"])}
+
+
+def realism_gap(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Per model with runs of both harnesses (the first of each): minimal against agent, the clean rate judged
+    by the compare verdict (A = minimal, B = agent)."""
+    from ..scoring.metrics import separable
+
+    out = []
+    for model in dict.fromkeys(e.model for e in entries):
+        mine = [e for e in entries if e.model == model and not e.speed_only]
+        m = next((e for e in mine if e.harness == "minimal"), None)
+        a = next((e for e in mine if e.harness == "agent"), None)
+        if m is None or a is None:
+            continue
+        lo, hi = _harness_side(m), _harness_side(a)
+        scen = max(m.summary["overall"]["scenarios"], a.summary["overall"]["scenarios"])
+        out.append({"model": model, "minimal": lo, "agent": hi,
+                    "delta": {k: (hi[k]["rate"] - lo[k]["rate"]) if hi[k]["rate"] is not None
+                              and lo[k]["rate"] is not None else None for k in ("pass", "clean")},
+                    "verdict": separable(lo["clean"], hi["clean"], scen)})
+    return out
+
+
 def _match_baseline(e: Entry, base: list[Entry]) -> Entry | None:
     same = [b for b in base if b.model == e.model]
     if same:
@@ -699,5 +734,5 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         baseline_dir=str(baseline) if baseline else None,
         packs=sorted({p for e in entries for p in e.summary["packs"]}),
         failure_classes=[c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
-        at_concurrency=at_concurrency, loose_logs=loose_logs,
+        at_concurrency=at_concurrency, loose_logs=loose_logs, realism=realism_gap(entries + base_entries),
     )

@@ -75,6 +75,19 @@ def separable_text(sep: Any) -> str:
     return "–" if not sep else verdict_text(sep)
 
 
+def harness_verdict(sep: Any) -> str:
+    """A realism-gap verdict (A = minimal, B = agent) in the harnesses' names."""
+    return separable_text(sep).replace("A better", "minimal better").replace("B better", "agent better")
+
+
+def per100(v: Any) -> str:
+    """Occurrences per 100 calls with its interval: `12.5 [8.1–18.0]`."""
+    if not v or v.get("value") is None:
+        return "–"
+    lo, hi = v["ci95"]
+    return f"{v['value']:.1f} [{lo:.1f}–{hi:.1f}]"
+
+
 def gb(b: Any) -> str:
     return "unknown" if not b else f"{b / 1e9:.2f} GB"
 
@@ -117,7 +130,8 @@ def jinja_env() -> Environment:
     env = Environment(loader=PackageLoader("brainbench.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
-                       gap=pct_gap, mdd=mdd, sep=separable_text)
+                       gap=pct_gap, mdd=mdd, sep=separable_text,
+                       hv=harness_verdict, per100=per100)
     from ..scoring.metrics import CONVENTION
 
     env.globals["convention"] = CONVENTION

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ...scoring.metrics import CONVENTION
 from ..model import Entry, Report
-from ..render import mdd, num, pct, phk, pp, separable_text, speed
+from ..render import harness_verdict, mdd, num, pct, per100, phk, pp, separable_text, speed
 from ..tables import summary_table
 from . import output
 
@@ -44,6 +44,8 @@ def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
         con.print(noise_table(rep.discipline_entries + [b for b in rep.baseline if not b.speed_only]))
         con.print(f"[dim]MDD: the smallest clean-rate difference this run size can detect ({CONVENTION}); "
                   "flip rate: the share of scenarios whose verdict changed between trials[/]")
+    if rep.realism:
+        con.print(realism_table(rep))
     return con.export_text(styles=styled)
 
 
@@ -56,6 +58,21 @@ def noise_table(entries: list[Entry]) -> Table:
         for p, n in e.noise.items():
             t.add_row(e.label, f"[bold]{p}[/]" if p == "ALL" else p, str(n["attempts"]), str(n["trials"]),
                       pct(n["clean"]), mdd(n["mdd"]), pct(n["flip"]) if n["flip"] else "n/a (one trial)")
+    return t
+
+
+def realism_table(rep: Report) -> Table:
+    """Per brain run under both harnesses: pass, clean, errors and calls as text per 100 calls, and the gap."""
+    t = Table(title="realism gap: minimal against agent harness")
+    for col in ("brain", "harness", "attempts", "pass", "clean", "errors / 100 calls", "as text / 100 calls"):
+        t.add_column(col)
+    for g in rep.realism:
+        for h in ("minimal", "agent"):
+            x = g[h]
+            t.add_row(g["model"], h, str(x["attempts"]), pct(x["pass"]), pct(x["clean"]),
+                      per100(x["errors_per_100"]), per100(x["in_text_per_100"]))
+        t.add_row(g["model"], "[bold]gap[/]", "", pp(g["delta"]["pass"]), pp(g["delta"]["clean"]),
+                  harness_verdict(g["verdict"]), "")
     return t
 
 
