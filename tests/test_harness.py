@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from conftest import client_for
 from typer.testing import CliRunner
 
 from brainbench.cli import app
@@ -19,7 +20,6 @@ from brainbench.runner.run import RunPlan, _record, execute, prepare
 from brainbench.scoring import attempt_rows
 from brainbench.store import RunStore
 from brainbench.testing import ByConversation, Reply
-from conftest import client_for
 
 CONFIG = {"backend": {"brain": "brain-small"}, "server": {"ctx": 4096}}
 
@@ -144,9 +144,10 @@ def _harness_run(run_dir, harness: str, brain) -> None:
 
 
 def test_the_report_shows_the_realism_gap(tmp_path):
+    from report_fixtures import good_brain
+
     from brainbench.report.data import build_report
     from brainbench.report.outputs import render
-    from report_fixtures import good_brain
 
     def wanders(messages):  # under the agent harness: one distractor call first, then the right work
         if len(messages[0]["content"]) > 3000 and not any(m["role"] == "tool" for m in messages):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from report_fixtures import SloppyBrain, good_brain, make_run
 from typer.testing import CliRunner
 
 from brainbench.cli import app
 from brainbench.report.data import build_report
 from brainbench.report.outputs import render
-from brainbench.scoring.metrics import (CONVENTION, attempts_needed, flip_rate, mdd, noise_floor, separable,
-                                        verdict_text)
-from report_fixtures import SloppyBrain, good_brain, make_run
+from brainbench.scoring.metrics import CONVENTION, attempts_needed, flip_rate, mdd, noise_floor, separable, verdict_text
 
 
 def test_mdd_known_numbers():

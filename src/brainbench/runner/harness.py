@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -26,7 +27,7 @@ from ..envs.base import ToolOutcome
 from ..packs import Scenario
 
 Harness = Literal["minimal", "agent"]
-HARNESSES: tuple[str, ...] = ("minimal", "agent")
+HARNESSES: tuple[str, ...] = get_args(Harness)
 TOOLS_MIN, TOOLS_MAX = 20, 40
 """How many tool schemas the agent harness offers (the scenario's own included)."""
 
@@ -58,7 +59,7 @@ def plan_config(harness: str) -> dict[str, Any]:
     return {} if harness == "minimal" else {"harness": harness}
 
 
-def wrap(harness: str, scenario: Scenario, own: list[dict[str, Any]], reserved: list[str] = ()) -> Wrapped:
+def wrap(harness: str, scenario: Scenario, own: list[dict[str, Any]], reserved: Iterable[str] = ()) -> Wrapped:
     """The opening request for `scenario` with its own tool schemas `own`; `reserved` are names the
     environment knows (never used for a distractor, even where not offered)."""
     if harness == "minimal":
@@ -178,7 +179,8 @@ def _task(rng: random.Random, messages: list[dict[str, Any]]) -> list[dict[str, 
 
 def _schema(name: str, description: str, params: dict[str, str]) -> dict[str, Any]:
     """An OpenAI tool schema; `params` maps `name[:type][?]` (`?`: optional) to its description."""
-    props, required = {}, []
+    props: dict[str, dict[str, Any]] = {}
+    required: list[str] = []
     for spec, desc in params.items():
         pname, _, ptype = spec.rstrip("?").partition(":")
         props[pname] = {"type": ptype or "string", "description": desc}
