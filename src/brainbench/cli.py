@@ -328,8 +328,16 @@ def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: 
         from .think import think_modes
 
         think_modes(options["think"])  # the CLI's own one-line message for a bad value
+    _check_harness(options.get("harness", DEFAULTS.harness))
     return RunConfig.build("options", packs=pack or ([] if suite else ["smoke"]), suites=suite, backend=backend,
                            pack_dirs=[str(p) for p in pack_dir], **options)
+
+
+def _check_harness(harness: str) -> None:
+    from .runner.harness import HARNESSES
+
+    if harness not in HARNESSES:
+        raise BrainbenchError(f"--harness must be one of {', '.join(HARNESSES)}, not {harness!r}")
 
 
 def _print_reasoning(run_dir: Path) -> None:
@@ -364,6 +372,7 @@ def run(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow --server-arg to bind the embedded server beyond 127.0.0.1.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
+    harness: Annotated[str, typer.Option("--harness", help="minimal (each scenario as written) or agent (a long agent-framework system prompt, 20-40 tools with distractors, the task in ticket context).")] = DEFAULTS.harness,
 ) -> None:
     """Run packs against a brain; every attempt is stored the moment it ends."""
     from .report.tables import summary_table
@@ -377,7 +386,7 @@ def run(
     else:
         cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir, allow_remote,
                           trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
-                          request_timeout=request_timeout, think=think)
+                          request_timeout=request_timeout, think=think, harness=harness)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
         _check_same_run(run_dir, cfg)

@@ -67,6 +67,9 @@ class RunConfig(BaseModel):
     timeout plus max_tokens at 2 tok/s."""
     think: Literal["on", "off", "both"] | None = None
     """Reasoning switch (chat_template_kwargs.enable_thinking); both: each pack twice. None: the server's default."""
+    harness: Literal["minimal", "agent"] = "minimal"
+    """How each scenario is wrapped: minimal (as written) or agent (a long agent-framework system prompt, 20-40
+    tools with distractors, the task in ticket context). Part of the attempt key except for minimal."""
 
     def stored(self) -> dict[str, Any]:
         """The JSON the run directory keeps (meta `run`; the export's `run` object)."""

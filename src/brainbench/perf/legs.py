@@ -231,6 +231,19 @@ async def gated(run_one: Callable[[int], Awaitable[Sample]], value: Callable[[Sa
     return window_samples, gate, samples
 
 
+def cache_hit(samples: list[Sample], what: str, log: Log = _quiet) -> dict[str, Any] | None:
+    """Timed requests that hit the prefix cache (usage cached_tokens, else llama-server timings.cache_n, > 0):
+    their TTFT is not a cold prefill. Logged as a warning and stored with the leg; None when none did."""
+    hits = [s for s in samples if s.ok and (s.cached_tokens or 0) > 0]
+    if not hits:
+        return None
+    out = {"requests": len(hits), "of": sum(1 for s in samples if s.ok),
+           "cached_tokens_max": max(s.cached_tokens or 0 for s in hits)}
+    log(f"warning: {out['requests']} of {out['of']} timed {what} requests hit the prefix cache (up to "
+        f"{out['cached_tokens_max']} cached prompt tokens): their TTFT is not a cold prefill")
+    return out
+
+
 # -- legs -------------------------------------------------------------------------------------------
 
 
@@ -263,6 +276,7 @@ async def decode_leg(d: Driver, opt: SpeedOptions, meter: EnergyMeter | None = N
         "wall_tps": summarize([s.wall_tps for s in ok]),
         **latency_block(window),
         "errors": len(window) - len(ok),
+        "cache_hit": cache_hit(window, "decode", log),
         "gate": gate,
         "cross_check": crosscheck.summarize_requests(window, "decode"),
         "energy": energy_block(leg.reading, sum(s.completion_tokens or 0 for s in every if s.ok), wall,
@@ -304,6 +318,7 @@ async def prefill_leg(d: Driver, opt: SpeedOptions, log: Log = _quiet) -> tuple[
                 "prefill_tps": summarize([s.prefill_tps for s in ok_c]),
                 "cached_tokens_median": _median([s.cached_tokens for s in ok_c]),
                 "gate": cold_gate, "errors": len(cold_s) - len(ok_c),
+                "cache_hit": cache_hit(cold_s, f"cache-busted prefill {length}", log),
                 "cross_check": crosscheck.summarize_requests(cold_s, "prefill"),
             },
             "warm": {

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from ..core.errors import BrainbenchError
 from ..core.run_config import DEFAULTS, RunConfig
@@ -89,11 +98,22 @@ class AgenticLeg(_Strict):
     concurrency: int = Field(default=DEFAULTS.concurrency, ge=1)
     retries: int = Field(default=DEFAULTS.retries, ge=0)
     timeout_s: float = Field(default=DEFAULTS.timeout, gt=0)
+    harness: Literal["minimal", "agent"] = DEFAULTS.harness
+    """How each scenario is wrapped (`brainbench run --harness`): minimal, or agent-framework shaped."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """minimal is left out of the dump (leg ids and attempt keys hash it), so legs without it keep theirs."""
+        data = handler(self)
+        if data.get("harness") == "minimal":
+            data.pop("harness")
+        return data
 
     def run_config(self, packs: list[str], suites: list[str]) -> RunConfig:
         """The run options this leg stands for, with the packs it resolved to (`matrix.legs.discipline_packs`)."""
         return RunConfig(packs=packs, suites=suites, pack_dirs=self.pack_dirs, trials=self.trials,
-                         concurrency=self.concurrency, retries=self.retries, timeout=self.timeout_s)
+                         concurrency=self.concurrency, retries=self.retries, timeout=self.timeout_s,
+                         harness=self.harness)
 
 
 class SoakLeg(_Strict):

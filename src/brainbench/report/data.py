@@ -412,6 +412,17 @@ def _iceberg(rows: list[dict[str, Any]], given: Any) -> dict[str, Any]:
     }
 
 
+def _noise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The noise floor of the rows the summary rates count, per pack and "ALL"."""
+    from ..scoring.metrics import noise_floor
+
+    scored = [r for r in rows if r["scored"] and r.get("current", True)]
+    if not scored:
+        return {}
+    out = {p: noise_floor([r for r in scored if r["pack"] == p]) for p in sorted({r["pack"] for r in scored})}
+    return {**out, "ALL": noise_floor(scored)}
+
+
 def _tasks_per_hour(records: list[AttemptRecord], model: str) -> dict[str, Any] | None:
     done = [r for r in records if r.model == model and r.status == "completed" and r.ended > r.started > 0]
     if len(done) < 2:
@@ -479,6 +490,8 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
             "infra_events": len(run["infra_events"]),
         },
         "scenario_hashes": run["scenario_hashes"],
+        "noise": _noise(rows),
+        "harness": meta.get("harness") or "minimal",
     }
     gb = size / GB if size else None
     e["efficiency"] = {
@@ -547,6 +560,7 @@ def _phk(s: dict[str, Any]) -> tuple[int | None, float | None]:
 
 
 def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
+    from ..scoring.metrics import separable
     def rate_delta(cur: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
         if not cur or not base or cur.get("rate") is None or base.get("rate") is None:
             return None
@@ -573,6 +587,8 @@ def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
                            if ck is not None and ck == bk and cphk is not None and bphk is not None else None),
             "attempts": (cs["attempts"] if cs else 0, bs["attempts"] if bs else 0),
             "scenarios_changed": changed,
+            "separable": (separable(bs["clean"], cs["clean"], max(cs["scenarios"], bs["scenarios"]))
+                          if cs and bs else None),
         }
     cd, bd = e.decode, b.decode
     speed = None
@@ -581,6 +597,40 @@ def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
                  "rel": (cd["value"] - bd["value"]) / bd["value"] if bd["value"] else None,
                  "verdict": judge(cd["value"], cd.get("ci95"), bd["value"], bd.get("ci95"))}
     return {"baseline_label": b.label, "baseline_run": b.run_dir, "packs": packs, "decode": speed}
+
+
+def _per_100(r: dict[str, Any]) -> dict[str, Any]:
+    """A per-call rate ({k, n, rate, ci95}) as occurrences per 100 calls, interval included."""
+    if r["rate"] is None:
+        return {"value": None, "ci95": None, "k": r["k"], "n": r["n"]}
+    return {"value": 100 * r["rate"], "ci95": [100 * x for x in r["ci95"]], "k": r["k"], "n": r["n"]}
+
+
+def _harness_side(e: Entry) -> dict[str, Any]:
+    o = e.summary["overall"]
+    return {"label": e.label, "run": e.run_name, "attempts": o["attempts"], "pass": o["pass"], "clean": o["clean"],
+            "errors_per_100": _per_100(o["error_rate"]), "in_text_per_100": _per_100(o["in_text_rate"])}
+
+
+def realism_gap(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Per model with runs of both harnesses (the first of each): minimal against agent, the clean rate judged
+    by the compare verdict (A = minimal, B = agent)."""
+    from ..scoring.metrics import separable
+
+    out = []
+    for model in dict.fromkeys(e.model for e in entries):
+        mine = [e for e in entries if e.model == model and not e.speed_only]
+        m = next((e for e in mine if e.harness == "minimal"), None)
+        a = next((e for e in mine if e.harness == "agent"), None)
+        if m is None or a is None:
+            continue
+        lo, hi = _harness_side(m), _harness_side(a)
+        scen = max(m.summary["overall"]["scenarios"], a.summary["overall"]["scenarios"])
+        out.append({"model": model, "minimal": lo, "agent": hi,
+                    "delta": {k: (hi[k]["rate"] - lo[k]["rate"]) if hi[k]["rate"] is not None
+                              and lo[k]["rate"] is not None else None for k in ("pass", "clean")},
+                    "verdict": separable(lo["clean"], hi["clean"], scen)})
+    return out
 
 
 def _match_baseline(e: Entry, base: list[Entry]) -> Entry | None:
@@ -684,5 +734,5 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         baseline_dir=str(baseline) if baseline else None,
         packs=sorted({p for e in entries for p in e.summary["packs"]}),
         failure_classes=[c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
-        at_concurrency=at_concurrency, loose_logs=loose_logs,
+        at_concurrency=at_concurrency, loose_logs=loose_logs, realism=realism_gap(entries + base_entries),
     )

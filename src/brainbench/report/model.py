@@ -71,6 +71,11 @@ class Entry(BaseModel):
     """Useful throughput: clean tasks per hour per concurrency level, the chosen one, the run's own."""
     delta: Figure | None = None
     """Deltas against the matching baseline brain, None without one."""
+    harness: str = "minimal"
+    """The harness the run wrapped its scenarios in (`brainbench run --harness`): minimal or agent."""
+    noise: dict[str, Figure] = Field(default_factory=dict)
+    """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the
+    clean rate, its minimum detectable difference and the flip rate across trials; empty when speed-only."""
 
 
 class LooseLog(BaseModel):
@@ -107,6 +112,9 @@ class Report(BaseModel):
     """Concurrency for the useful-throughput figure (None: each run's own)."""
     loose_logs: list[LooseLog] = Field(default_factory=list)
     """Server logs tied to no brain."""
+    realism: list[Figure] = Field(default_factory=list)
+    """Per brain given runs of both harnesses: pass, clean, errors and calls written as text per 100 calls
+    under minimal and agent, with 95% intervals, the differences and the compare verdict on the clean rate."""
 
     @property
     def has_curves(self) -> bool:

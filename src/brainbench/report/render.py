@@ -63,6 +63,31 @@ def pp(v: Any) -> str:
     return "–" if v is None else f"{100 * v:+.0f} pp"
 
 
+def mdd(v: Any) -> str:
+    """A minimum detectable difference as `±20 pp`."""
+    return "–" if v is None else f"±{100 * v:.0f} pp"
+
+
+def separable_text(sep: Any) -> str:
+    """A compare verdict (`scoring.metrics.separable`) as one phrase."""
+    from ..scoring.metrics import verdict_text
+
+    return "–" if not sep else verdict_text(sep)
+
+
+def harness_verdict(sep: Any) -> str:
+    """A realism-gap verdict (A = minimal, B = agent) in the harnesses' names."""
+    return separable_text(sep).replace("A better", "minimal better").replace("B better", "agent better")
+
+
+def per100(v: Any) -> str:
+    """Occurrences per 100 calls with its interval: `12.5 [8.1–18.0]`."""
+    if not v or v.get("value") is None:
+        return "–"
+    lo, hi = v["ci95"]
+    return f"{v['value']:.1f} [{lo:.1f}–{hi:.1f}]"
+
+
 def gb(b: Any) -> str:
     return "unknown" if not b else f"{b / 1e9:.2f} GB"
 
@@ -105,7 +130,11 @@ def jinja_env() -> Environment:
     env = Environment(loader=PackageLoader("brainbench.report", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
-                       gap=pct_gap)
+                       gap=pct_gap, mdd=mdd, sep=separable_text,
+                       hv=harness_verdict, per100=per100)
+    from ..scoring.metrics import CONVENTION
+
+    env.globals["convention"] = CONVENTION
     return env
 
 

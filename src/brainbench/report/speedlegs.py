@@ -80,6 +80,7 @@ def _decode(d: dict[str, Any]) -> dict[str, Any]:
         **{k: _n(d.get(k)) for k in ("ttft_ms_median", "ttft_ms_p99", "itl_ms_median", "itl_ms_p99",
                                      "tpot_ms_median", "e2e_ms_median", "e2e_ms_p99")},
         "errors": d.get("errors"),
+        "cache_hit": _d(d.get("cache_hit")) or None,
         "gate": {"cv": _n(gate.get("cv")), "cv_max": _n(gate.get("cv_max")), "passed": gate.get("passed"),
                  "runs_total": gate.get("runs_total")} if gate else None,
         "energy": _energy(d.get("energy")),
@@ -100,6 +101,7 @@ def _prefill(d: dict[str, Any]) -> list[dict[str, Any]]:
             "warm_ttft_ms": _n(warm.get("ttft_ms")), "warm_effective_tps": _n(warm.get("effective_tps_median")),
             "warm_cached_tokens": _n(warm.get("cached_tokens_median")),
             "ttft_speedup_warm": _n(x.get("ttft_speedup_warm")),
+            "cold_cache_hit": _d(cold.get("cache_hit")) or None,
             "errors": (cold.get("errors") or 0) + (warm.get("errors") or 0) if (cold or warm) else None,
         })
     return rows

@@ -27,6 +27,7 @@ from ..core.records import AttemptRecord, Dispatch, ToolResult, Turn
 from ..core.types import ChatResult, InfraEvent, Timing, ToolCall
 from ..envs import Environment, get_env
 from ..packs import Scenario
+from .harness import Wrapped, wrap
 
 _CALL_NAME = re.compile(r'"name"\s*:\s*"([A-Za-z_][\w.\-]*)"')
 
@@ -93,18 +94,19 @@ def _opening_too_long(e: ContextExhausted) -> InfraError:
     return InfraError(detail, [InfraEvent(kind="context_too_small", detail=detail, at=time.time(), retried=False)])
 
 
-def _opening(scenario: Scenario, reminder: str | None) -> list[dict[str, Any]]:
-    msgs: list[dict[str, Any]] = [{"role": "system", "content": scenario.system}] if scenario.system else []
-    msgs += [dict(m) for m in scenario.messages]
+def _opening(wrapped: Wrapped, reminder: str | None) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = [{"role": "system", "content": wrapped.system}] if wrapped.system else []
+    msgs += [dict(m) for m in wrapped.messages]
     if reminder:
         msgs.append({"role": "user", "content": reminder})
     return msgs
 
 
-async def _run_calls(env: Environment, result: ChatResult, offered: list[str] | None) -> list[ToolResult]:
+async def _run_calls(env: Environment, result: ChatResult, offered: list[str] | None,
+                     wrapped: Wrapped) -> list[ToolResult]:
     out = []
     for call in result.tool_calls:
-        outcome = await env.call(call.name, call.arguments, offered, call.parse_error)
+        outcome = wrapped.deny(call.name) or await env.call(call.name, call.arguments, offered, call.parse_error)
         out.append(ToolResult(call_id=call.id, name=call.name, ok=outcome.ok, output=outcome.output,
                               error_kind=outcome.error_kind, in_text=call.in_text))
     return out
@@ -119,10 +121,11 @@ def _append_results(messages: list[dict[str, Any]], result: ChatResult, results:
 class AttemptRunner:
     """Runs attempts for one client; stateless between attempts."""
 
-    def __init__(self, client: ChatClient, retries: int = 1, workroot: Path | None = None):
+    def __init__(self, client: ChatClient, retries: int = 1, workroot: Path | None = None, harness: str = "minimal"):
         self.client = client
         self.retries = retries
         self.workroot = workroot
+        self.harness = harness
 
     async def run(self, scenario: Scenario, record: AttemptRecord) -> AttemptRecord:
         workdir = Path(tempfile.mkdtemp(prefix="bb-attempt-", dir=self.workroot))
@@ -150,12 +153,13 @@ class AttemptRunner:
 
     async def _dispatch(self, scenario: Scenario, env: Environment, record: AttemptRecord, d: int,
                         reminder: str | None) -> Dispatch:
-        messages = _opening(scenario, reminder)
-        tools = env.tool_specs(scenario.tools)
+        # wrapped per dispatch: a tool description may carry live data (the shell's allow-list)
+        wrapped = wrap(self.harness, scenario, env.tool_specs(scenario.tools), env.tool_names())
+        messages = _opening(wrapped, reminder)
         nudges = closed_turns = 0
         for _ in range(scenario.max_turns):
             try:
-                turn = await self._turn(scenario, env, record, messages, tools, d)
+                turn = await self._turn(scenario, env, record, messages, wrapped, d)
             except ContextExhausted as e:  # the conversation no longer fits: this dispatch ends, scored as it stands
                 if not any(m["role"] == "assistant" for m in messages):
                     raise _opening_too_long(e) from None
@@ -176,7 +180,8 @@ class AttemptRunner:
             messages += [turn.result.assistant_message(), {"role": "user", "content": turn.nudge}]
         return Dispatch(index=d, end_reason="turn_budget", open_obligation=env.open_obligation(), messages=messages)
 
-    async def _turn(self, scenario, env, record, messages, tools, d) -> Turn:
+    async def _turn(self, scenario, env, record, messages, wrapped: Wrapped, d) -> Turn:
+        tools = wrapped.tools
         try:
             result = await self.client.chat(messages, tools=tools or None, **scenario.params)
         except ServerRejectedOutput as e:
@@ -190,6 +195,6 @@ class AttemptRunner:
         turn = Turn(index=len(record.turns), dispatch=d, messages_before=len(messages), result=result)
         record.turns.append(turn)
         if result.tool_calls:
-            turn.tool_results = await _run_calls(env, result, scenario.tools)
+            turn.tool_results = await _run_calls(env, result, scenario.tools, wrapped)
             _append_results(messages, result, turn.tool_results)
         return turn

@@ -21,6 +21,7 @@ from ..packs import Pack, Scenario
 from ..scoring import SCORER, rescore, score_attempt
 from ..store.db import RunStore
 from .attempt import AttemptRunner
+from .harness import plan_config
 
 
 @dataclass
@@ -33,13 +34,16 @@ class RunPlan:
     trials: int = 1
     concurrency: int = 1
     retries: int = 1
+    harness: str = "minimal"
     todo: list[tuple[Scenario, int]] = field(default_factory=list)
 
     @classmethod
     def of(cls, options: RunConfig, packs: list[Pack], model: str, config: dict[str, Any]) -> RunPlan:
-        """The plan for a run's options (trials, concurrency and retries come from them, never repeated)."""
-        return cls(packs=packs, model=model, config=config, trials=options.trials,
-                   concurrency=options.concurrency, retries=options.retries)
+        """The plan for a run's options (trials, concurrency, retries and the harness come from them, never
+        repeated); a harness other than minimal joins the config, so it is part of every attempt key."""
+        return cls(packs=packs, model=model, config={**config, **plan_config(options.harness)},
+                   trials=options.trials, concurrency=options.concurrency, retries=options.retries,
+                   harness=options.harness)
 
     @property
     def config_hash(self) -> str:
@@ -85,7 +89,7 @@ async def execute(
 
     An EndpointError (a refusal retrying cannot fix) stops the whole run: nothing after it could pass.
     """
-    runner = AttemptRunner(client, retries=plan.retries)
+    runner = AttemptRunner(client, retries=plan.retries, harness=plan.harness)
     sem = asyncio.Semaphore(plan.concurrency)
 
     async def one(sc: Scenario, trial: int) -> None:

@@ -89,7 +89,6 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for r in rows:
         per_scenario[f"{r.get('pack', '')}/{r['scenario']}"].append(r["passed"])
     k_max = min((len(v) for v in per_scenario.values()), default=0)
-    multi = [v for v in per_scenario.values() if len(v) >= 2]
     obliged = [r for r in rows if r.get("obligation")]
     denied = [r for r in rows if r.get("denied")]
     return {
@@ -101,7 +100,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "strict_pass": rate(sum(bool(r.get("strict_passed", r["passed"])) for r in rows), n),
         "pass_hat_k": {str(k): pass_hat_k(per_scenario, k) for k in range(1, k_max + 1)},
         "pass_hat_k_ci95": {str(k): bootstrap_mean_ci(_per_scenario_hat(per_scenario, k)) for k in range(1, k_max + 1)},
-        "flaky_scenarios": rate(sum(1 for v in multi if 0 < sum(v) < len(v)), len(multi)),
+        "flaky_scenarios": flip_rate(per_scenario),
         "tool_calls": calls,
         "tool_errors": errors,
         "error_rate_per_call": errors / calls if calls else None,
@@ -115,3 +114,82 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "recovery": rate(sum(1 for r in denied if r.get("recovered")), len(denied)),
         "iceberg": iceberg(rows),
     }
+
+
+# -- the noise floor: how large a difference this run size can see ------------------------------------
+
+Z_ALPHA = 1.959964
+"""Two-sided 95% confidence."""
+Z_POWER = 0.841621
+"""80% power."""
+CONVENTION = "two-proportion test at the observed rate, 95% confidence, 80% power"
+"""The convention the noise floor is stated at (printed next to every figure)."""
+
+
+def _variance(p: float, n: int) -> float:
+    """p(1-p) with p kept at least half an attempt off 0 and 1 (a 0/n or n/n rate is not certainty)."""
+    q = min(max(p, 0.5 / n), 1 - 0.5 / n)
+    return q * (1 - q)
+
+
+def mdd(p: float | None, n: int) -> float | None:
+    """Minimum detectable difference between two runs of `n` attempts each at rate `p`:
+    (z_0.975 + z_0.8) * sqrt(2 p(1-p) / n). None without attempts."""
+    if p is None or n <= 0:
+        return None
+    return (Z_ALPHA + Z_POWER) * math.sqrt(2 * _variance(p, n) / n)
+
+
+def attempts_needed(p1: float, p2: float, n: int) -> float | None:
+    """Attempts per run at which the observed difference p2 - p1 equals the MDD (the MDD formula solved
+    for n at the pooled rate); None when the rates are equal (no difference to detect)."""
+    d = abs(p2 - p1)
+    if d == 0:
+        return None
+    pooled = (p1 + p2) / 2
+    return (Z_ALPHA + Z_POWER) ** 2 * 2 * _variance(pooled, max(n, 1)) / (d * d)
+
+
+def flip_rate(per_scenario: dict[str, list[bool]]) -> dict[str, Any]:
+    """Share of scenarios (with two or more trials) whose verdict changed between trials."""
+    multi = [v for v in per_scenario.values() if len(v) >= 2]
+    return rate(sum(1 for v in multi if 0 < sum(v) < len(v)), len(multi))
+
+
+def separable(base: dict[str, Any], cur: dict[str, Any], scenarios: int) -> dict[str, Any]:
+    """Compare verdict on two rates ({k, n, rate}): "A better" / "B better" (A the baseline) when the observed
+    difference reaches the MDD at the pooled rate, else "not separable" with about how many more trials
+    per scenario (both runs) would make the observed difference detectable."""
+    pa, pb, n = base["rate"], cur["rate"], min(base["n"], cur["n"])
+    if pa is None or pb is None or n == 0:
+        return {"verdict": "n/a", "mdd": None, "more_trials": None}
+    floor = mdd((pa + pb) / 2, n)
+    if floor is not None and abs(pb - pa) >= floor:
+        return {"verdict": "B better" if pb > pa else "A better", "mdd": floor, "more_trials": 0}
+    need = attempts_needed(pa, pb, n)
+    trials = n / max(scenarios, 1)
+    more = None if need is None else max(1, math.ceil(need / max(scenarios, 1) - trials))
+    return {"verdict": "not separable", "mdd": floor, "more_trials": more}
+
+
+def verdict_text(sep: dict[str, Any]) -> str:
+    """The verdict as one phrase: "B better", or "not separable: about 12 more trials per scenario needed"."""
+    if sep["verdict"] != "not separable":
+        return sep["verdict"]
+    if sep["more_trials"] is None:
+        return "not separable: no difference observed"
+    return f"not separable: about {sep['more_trials']} more trials per scenario needed"
+
+
+def noise_floor(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a run of this size can tell apart: attempts, scenarios, trials, the clean rate and its MDD, and
+    the flip rate of the pass verdict across trials (None with one trial)."""
+    per_scenario: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        per_scenario[f"{r.get('pack', '')}/{r['scenario']}"].append(bool(r["passed"]))
+    n = len(rows)
+    p = sum(bool(r["clean"]) for r in rows) / n if n else None
+    flips = flip_rate(per_scenario)
+    return {"attempts": n, "scenarios": len(per_scenario),
+            "trials": min((len(v) for v in per_scenario.values()), default=0),
+            "clean": p, "mdd": mdd(p, n), "flip": flips if flips["n"] else None}

@@ -9,12 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ...scoring.metrics import CONVENTION
 from ..model import Entry, Report
-from ..render import num, pct, phk, pp, speed
+from ..render import harness_verdict, mdd, num, pct, per100, phk, pp, separable_text, speed
 from ..tables import summary_table
 from . import output
 
-NOISE_NOTE = "[dim]better/worse only where the 95% intervals of the two runs do not overlap; otherwise within noise[/]"
+NOISE_NOTE = "[dim]judged: better/worse only where the 95% intervals of the two runs do not overlap; otherwise within " \
+             "noise. verdict: A is the baseline, B this run; separable when the clean-rate difference reaches the MDD[/]"
 
 STYLE = {"better": "green", "worse": "red", "within noise": "dim", "n/a": "dim", "no CI": "yellow"}
 
@@ -38,7 +40,40 @@ def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
         con.print(NOISE_NOTE)
     else:
         con.print(summary_table({e.label: e.summary for e in rep.discipline_entries}, title=rep.title))
+    if rep.discipline_entries:
+        con.print(noise_table(rep.discipline_entries + [b for b in rep.baseline if not b.speed_only]))
+        con.print(f"[dim]MDD: the smallest clean-rate difference this run size can detect ({CONVENTION}); "
+                  "flip rate: the share of scenarios whose verdict changed between trials[/]")
+    if rep.realism:
+        con.print(realism_table(rep))
     return con.export_text(styles=styled)
+
+
+def noise_table(entries: list[Entry]) -> Table:
+    """Per brain and pack: attempts, trials, clean rate, its MDD and the flip rate across trials."""
+    t = Table(title="noise floor")
+    for col in ("brain", "pack", "attempts", "trials", "clean", "MDD", "flip rate"):
+        t.add_column(col, justify="right" if col in ("attempts", "trials") else "left")
+    for e in entries:
+        for p, n in e.noise.items():
+            t.add_row(e.label, f"[bold]{p}[/]" if p == "ALL" else p, str(n["attempts"]), str(n["trials"]),
+                      pct(n["clean"]), mdd(n["mdd"]), pct(n["flip"]) if n["flip"] else "n/a (one trial)")
+    return t
+
+
+def realism_table(rep: Report) -> Table:
+    """Per brain run under both harnesses: pass, clean, errors and calls as text per 100 calls, and the gap."""
+    t = Table(title="realism gap: minimal against agent harness")
+    for col in ("brain", "harness", "attempts", "pass", "clean", "errors / 100 calls", "as text / 100 calls"):
+        t.add_column(col)
+    for g in rep.realism:
+        for h in ("minimal", "agent"):
+            x = g[h]
+            t.add_row(g["model"], h, str(x["attempts"]), pct(x["pass"]), pct(x["clean"]),
+                      per100(x["errors_per_100"]), per100(x["in_text_per_100"]))
+        t.add_row(g["model"], "[bold]gap[/]", "", pp(g["delta"]["pass"]), pp(g["delta"]["clean"]),
+                  harness_verdict(g["verdict"]), "")
+    return t
 
 
 def compare_tables(rep: Report) -> list[Table]:
@@ -53,19 +88,19 @@ def compare_tables(rep: Report) -> list[Table]:
             continue
         b = base_by_label.get(d["baseline_label"]) or rep.baseline[0]
         t = Table(title=f"{e.label} ({e.run_name})  vs  {b.label} ({b.run_name})")
-        for col in ("pack", "n", "pass", "clean (baseline)", "clean (this)", "Δ clean", "judged", "pass^k"):
+        for col in ("pack", "n", "pass", "clean (baseline)", "clean (this)", "Δ clean", "judged", "verdict", "pass^k"):
             t.add_column(col, justify="right" if col == "n" else "left")
         only_speed = [who for who, x in (("the baseline", b), ("this run", e)) if x.speed_only]
         if only_speed:  # a speed-only side has no rates: say so, never show 0%
             t.add_row("ALL", "", f"[dim]discipline not measured in {' and '.join(only_speed)} (speed legs only)[/]",
                       pct(b.summary["overall"]["clean"]) if not b.speed_only else "not measured",
                       pct(e.summary["overall"]["clean"]) if not e.speed_only else "not measured",
-                      "–", _v(None), "")
+                      "–", _v(None), "", "")
         for p, pd in ({} if only_speed else d["packs"]).items():
             cs = e.summary["overall"] if p == "ALL" else e.summary["packs"].get(p)
             bs = b.summary["overall"] if p == "ALL" else b.summary["packs"].get(p)
             if not cs or not bs:
-                t.add_row(p, "", "only in " + ("this run" if cs else "the baseline"), "", "", "", "", "")
+                t.add_row(p, "", "only in " + ("this run" if cs else "the baseline"), "", "", "", "", "", "")
                 continue
             judged = _v(pd["clean"]["verdict"] if pd["clean"] else None)
             if pd.get("scenarios_changed"):
@@ -73,7 +108,8 @@ def compare_tables(rep: Report) -> list[Table]:
             t.add_row(
                 f"[bold]{p}[/]" if p == "ALL" else p, f"{pd['attempts'][1]} → {pd['attempts'][0]}",
                 f"{pct(bs['pass'], False)} → {pct(cs['pass'], False)}", pct(bs["clean"]), pct(cs["clean"]),
-                pp(pd["clean"]["delta"]) if pd["clean"] else "–", judged, f"{_k(bs)} → {_k(cs)}",
+                pp(pd["clean"]["delta"]) if pd["clean"] else "–", judged, separable_text(pd.get("separable")),
+                f"{_k(bs)} → {_k(cs)}",
             )
         tables.append(t)
 
