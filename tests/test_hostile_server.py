@@ -254,3 +254,18 @@ def test_an_odd_model_list_is_not_a_crash(body):
         assert server_context(url) is None
     finally:
         httpd.shutdown()
+
+
+async def test_streamed_calls_that_all_say_index_0_stay_separate_calls(fake):
+    def call(i, name, args):
+        return [chunk({"tool_calls": [{"index": 0, "id": f"c{i}", "function": {"name": name, "arguments": ""}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": args}}]})]
+
+    payload = [*call(1, "get_weather", '{"city": "Paris"}'), *call(2, "get_weather", '{"city": "Rome"}'),
+               chunk({}, "tool_calls")]
+    srv = fake(ScriptedBrain([Reply.hostile(*payload)]))
+    async with client_for(srv) as c:
+        r = await c.chat(MSG, tools=TOOLS)
+    assert [(t.id, t.name, t.arguments) for t in r.tool_calls] == [
+        ("c1", "get_weather", {"city": "Paris"}), ("c2", "get_weather", {"city": "Rome"})]
+    assert any("shared one index" in n for n in r.normalized)

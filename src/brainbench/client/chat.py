@@ -339,6 +339,8 @@ class _StreamAcc:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
+        self.slot_of: dict[int, int] = {}
+        """The wire's `index` -> the call being assembled for it (a new id at a used index starts a new call)."""
         self.finish: str | None = None
         self.usage: dict | None = None
         self.timings: dict | None = None
@@ -417,11 +419,26 @@ class _StreamAcc:
                 self.finish = _finish(choice["finish_reason"])
 
     def _call_delta(self, tc: dict[str, Any], timing: Timing) -> None:
+        """One streamed tool-call delta. Some servers give every call index 0 (seen with 20+ tools): a delta that
+        brings a new id, or a new name after arguments, at an index already in use starts a new call instead of
+        gluing two calls into one; the repair is noted."""
         index = shapes.opt_int(tc.get("index"), "tool_calls[].index") or 0
-        slot = self.calls.setdefault(index, {"id": "", "name": "", "args": ""})
         fn = shapes.opt_obj(tc.get("function"), "tool_calls[].function")
-        slot["id"] = shapes.opt_text(tc.get("id"), "tool_calls[].id") or slot["id"]
-        slot["name"] += shapes.opt_text(fn.get("name"), "tool_calls[].function.name")
+        new_id = shapes.opt_text(tc.get("id"), "tool_calls[].id")
+        new_name = shapes.opt_text(fn.get("name"), "tool_calls[].function.name")
+        slot = self.calls.get(self.slot_of.get(index, -1))
+        same_id = bool(new_id) and new_id == (slot or {}).get("id")
+        if slot is not None and not same_id and ((new_id and slot["id"]) or (new_name and slot["args"])):
+            note = "several streamed tool calls shared one index; split by id"
+            if note not in self.notes:
+                self.notes.append(note)
+            slot = None
+        if slot is None:
+            self.slot_of[index] = len(self.calls)
+            slot = self.calls[len(self.calls)] = {"id": "", "name": "", "args": ""}
+        fn_name = new_name
+        slot["id"] = new_id or slot["id"]
+        slot["name"] += fn_name
         args = shapes.arguments(fn.get("arguments"), "tool_calls[].function.arguments", self.notes)
         slot["args"] += args
         self.size += len(args)
