@@ -84,6 +84,10 @@ def packs(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of pack files (scenarios, checks).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validity gate: run trivial policies (say nothing, "
+                                        "'Done.', close out at once, ...) against every scenario; exit 1 if "
+                                        "any passes one.")] = False,
+    pack: Annotated[list[str], typer.Option("--pack", help="With --check: only these packs (repeatable).")] = [],
 ) -> None:
     """List the packs with their scenario counts (every pack is validated, checks included)."""
     from .packs import discover, file_schema
@@ -91,6 +95,8 @@ def packs(
     if schema:
         print(json.dumps(file_schema(), indent=2, ensure_ascii=False))
         return
+    if check:
+        raise typer.Exit(_gate(pack, pack_dir, json_out))
     found = discover(pack_dir)
     rows = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
             for p in found.values()]
@@ -105,6 +111,28 @@ def packs(
     for r in rows:
         t.add_row(r["name"], str(r["scenarios"]), r["description"])
     out.print(t)
+
+
+def _gate(names: list[str], pack_dir: list[Path], json_out: bool) -> int:
+    """`packs --check`: the report of the validity gate; 1 when a trivial policy passes a scenario."""
+    import asyncio
+
+    from .packs import discover, select
+    from .packs.validity import gate
+
+    chosen = select(names, [], pack_dir) if names else list(discover(pack_dir).values())
+    report = asyncio.run(gate(chosen))
+    if json_out:
+        out.print_json(data=report.as_dict())
+        return 1 if report.failures else 0
+    for f in report.exempt:
+        out.print(f"exempt: {f.scenario}: policy {f.policy}: {f.reason}", soft_wrap=True, markup=False)
+    for f in report.failures:
+        out.print(f"FAIL: {f.scenario}: passed by the trivial policy {f.policy}", soft_wrap=True, markup=False)
+    verdict = f"{len(report.failures)} passed by a trivial policy" if report.failures else "none passed by one"
+    out.print(f"validity gate: {report.scenarios} scenarios x {len(report.policies)} policies, {verdict}"
+              f" ({len(report.exempt)} exempt)", soft_wrap=True, markup=False)
+    return 1 if report.failures else 0
 
 
 # -- run --------------------------------------------------------------------------------------------

@@ -70,6 +70,10 @@ class Scenario(BaseModel):
     """Free-form labels, for reports and filtering."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form data for environments and hooks (e.g. a card's expected outcome)."""
+    validity_exempt: dict[str, str] = Field(default_factory=dict)
+    """Trivial policies of the validity gate (`brainbench packs --check`) this scenario may pass, each with
+    the reason, e.g. `{done: "a refusal: saying Done. without a call is a right answer"}`. Not part of the
+    content hash (it changes no task)."""
 
     @property
     def key(self) -> str:
@@ -77,7 +81,7 @@ class Scenario(BaseModel):
 
     def content_hash(self) -> str:
         """sha256 of the canonical scenario content: the identity of the task, independent of file order."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        blob = json.dumps(self.model_dump(mode="json", exclude={"validity_exempt"}), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
