@@ -98,19 +98,29 @@ def packs(
     if check:
         raise typer.Exit(_gate(pack, pack_dir, json_out))
     found = discover(pack_dir)
-    rows = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
-            for p in found.values()]
+    rows = [{"name": p.name, "scenarios": len(p.scenarios), "families": _families(p), "description": p.description,
+             "path": p.path} for p in found.values()]
     if json_out:
         out.print_json(data={"packs": rows})
         return
     from rich.table import Table
 
     t = Table(title="packs")
-    for c in ("name", "scenarios", "description"):
+    for c in ("name", "scenarios", "families", "description"):
         t.add_column(c)
     for r in rows:
-        t.add_row(r["name"], str(r["scenarios"]), r["description"])
+        t.add_row(r["name"], str(r["scenarios"]), "\n".join(f"{f} x{n}" for f, n in r["families"].items()),
+                  r["description"])
     out.print(t)
+
+
+def _families(pack) -> dict[str, int]:
+    """Variant counts by family, in pack order."""
+    counts: dict[str, int] = {}
+    for s in pack.scenarios:
+        if s.family:
+            counts[s.family] = counts.get(s.family, 0) + 1
+    return counts
 
 
 def _gate(names: list[str], pack_dir: list[Path], json_out: bool) -> int:
@@ -156,14 +166,14 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
     """One pass of a run (one thinking mode): store the options once, start the backend, run what is left."""
     from .backend import BackendSpec, open_backend
     from .client import ChatClient
-    from .packs import select
+    from .packs import limit, select
     from .report.host import host_info
     from .runner.run import RunPlan, execute, prepare
     from .scoring import attempt_rows, summary
     from .servers.handle import ServerDied, guarded
     from .store import RunStore
 
-    chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
+    chosen = limit(select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs]), cfg.limit_per_pack)
     spec = BackendSpec(**cfg.backend.model_dump())
     _preflight(spec)  # a wrong brain, key or endpoint fails here, before a run directory exists
     store = RunStore(run_dir, create=True, lock=True)  # one writer per run directory
@@ -342,6 +352,7 @@ def run(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow --server-arg to bind the embedded server beyond 127.0.0.1.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
+    limit_per_pack: Annotated[int | None, typer.Option("--limit-per-pack", min=1, help="At most N scenarios per pack, sampled deterministically (evenly over the pack, family variants included).")] = None,
 ) -> None:
     """Run packs against a brain; every attempt is stored the moment it ends."""
     from .report.tables import summary_table
@@ -355,7 +366,7 @@ def run(
     else:
         cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir, allow_remote,
                           trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
-                          request_timeout=request_timeout, think=think)
+                          request_timeout=request_timeout, think=think, limit_per_pack=limit_per_pack)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
         _check_same_run(run_dir, cfg)

@@ -349,6 +349,15 @@ SUITES: dict[str, list[str]] = {
 }
 
 
+def limit(packs: list[Pack], n: int | None) -> list[Pack]:
+    """At most `n` scenarios of each pack, evenly spaced over its order (the same ones every time, written
+    scenarios and family variants alike); None keeps them all."""
+    if n is None:
+        return packs
+    return [p.model_copy(update={"scenarios": [p.scenarios[i * len(p.scenarios) // n] for i in range(n)]})
+            if len(p.scenarios) > n else p for p in packs]
+
+
 def discover(extra: list[Path] | None = None) -> dict[str, Pack]:
     """Every pack by name (a later folder with the same name overrides an earlier one)."""
     return {p.name: p for p in (load_pack(d) for d in pack_dirs(extra))}
