@@ -14,7 +14,7 @@ SILENT = {"done", "echo", "text-call"}
 async def test_every_shipped_scenario_fails_every_trivial_policy():
     packs = select(["smoke"], ["agentic", "quality"])
     report = await gate(packs, concurrency=24)
-    assert report.scenarios == sum(len(p.scenarios) for p in packs) > 500
+    assert report.scenarios == sum(len(p.scenarios) for p in packs) > 450
     assert {"nothing", "done", "every-tool", "echo", "text-call", "closeout:kanban_complete",
             "closeout:kanban_block", "closeout:bash"} <= set(report.policies)
     assert not report.failures, [(f.scenario, f.policy) for f in report.failures]
