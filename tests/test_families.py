@@ -4,10 +4,10 @@ lists them; `brainbench run --limit-per-pack` samples them deterministically."""
 import json
 
 import pytest
+from test_cli import bb
 
 from brainbench.packs import PackError, limit, load_pack
 from brainbench.testing import ByConversation, Reply
-from test_cli import bb
 
 FAMILY = """\
 name: fam

@@ -4,9 +4,10 @@ planted do-nothing scenario is caught and named, with its policy."""
 import json
 import textwrap
 
+from test_cli import bb
+
 from brainbench.packs import SUITES, Scenario, select
 from brainbench.packs.validity import gate, minimal_args
-from test_cli import bb
 
 SILENT = {"done", "echo", "text-call"}
 

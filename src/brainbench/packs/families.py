@@ -3,8 +3,8 @@
 A family is written in a scenario list like a scenario, with `family:` instead of `id:`. Its `vars` are drawn
 per variant from `random.Random(f"{family}:{seed}:{index}")`, so variant `index` depends only on the family's
 text and its index: ids are stable (`<family>-<index>`), and a variant's content hash changes only when its
-content does. `${name}` (or `${name.key}`, `${name.0}`) in any string of `scenario` is replaced by the drawn value; a string
-that is exactly `${name}` takes the value itself (a list, a number, a mapping).
+content does. `${name}` (or `${name.key}`, `${name.0}`) in any string of `scenario` is replaced by the drawn
+value; a string that is exactly `${name}` takes the value itself (a list, a number, a mapping).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+_KINDS = ("choice", "cycle", "range", "hex", "sample", "shuffle", "template")
 
 
 class Var(BaseModel):
@@ -43,9 +46,9 @@ class Var(BaseModel):
 
     @model_validator(mode="after")
     def _one(self) -> Var:
-        kinds = [k for k in ("choice", "cycle", "range", "hex", "sample", "shuffle", "template") if getattr(self, k) is not None]
+        kinds = [k for k in _KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a variable needs exactly one of choice, cycle, range, hex, sample, shuffle, template; got {kinds or 'none'}")
+            raise ValueError(f"a variable needs exactly one of {', '.join(_KINDS)}; got {kinds or 'none'}")
         return self
 
     def draw(self, rng: random.Random, values: dict[str, Any]) -> Any:
