@@ -147,7 +147,8 @@ def _say(text: str) -> Policy:
 def _echo(sc: Scenario | None, body: dict[str, Any]) -> Any:
     from ..testing import Reply
 
-    return Reply.text(_user_text(body))
+    said = [str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == "user"]
+    return Reply.text(said[-1] if said else "")
 
 
 BASE_POLICIES: dict[str, Policy] = {
@@ -197,9 +198,11 @@ def _brain(policy: Policy, scenarios: list[Scenario]) -> Callable[[dict[str, Any
     after = Reply.text("" if policy is BASE_POLICIES["nothing"] else "Done.")
 
     def brain(body: dict[str, Any]) -> Any:
-        if any(m.get("role") == "assistant" for m in body.get("messages", [])):
+        sc = by_opening.get(_user_text(body))
+        scripted = sum(m.get("role") == "assistant" for m in sc.messages) if sc else 0  # turns the opening holds
+        if sum(m.get("role") == "assistant" for m in body.get("messages", [])) > scripted:
             return after
-        return policy(by_opening.get(_user_text(body)), body)
+        return policy(sc, body)
 
     return brain
 
