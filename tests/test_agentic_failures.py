@@ -170,7 +170,7 @@ async def test_turn_budget_and_loop(fake, tmp_path):
 
 
 async def test_degenerate_text_is_a_loop(fake, tmp_path):
-    babble = "\n".join(["I will now write the file to the workspace."] * 6)
+    babble = "\n".join(["Hi, I am doing well, thanks, and I will now write the file to the workspace."] * 6)
     row = await run_one(fake, tmp_path, "refusal", "r-greeting", [Reply.text(babble)])
     assert row["failures"] == ["loop"] and row["passed"]
 

@@ -24,7 +24,19 @@ def test_suite_and_sizes():
         for s in p.scenarios:
             assert s.env == p.name and s.checks and s.meta.get("solution"), s.key
         total += len(p.scenarios)
-    assert total >= 60
+    assert total >= 300
+    closeout = [s for s in packs[0].scenarios if s.family and "closeout-only" in s.tags]
+    assert len(closeout) >= 100 and all(s.meta["solution"][0]["call"] == "read_file" for s in closeout)
+
+
+def test_family_variants_are_stable_and_content_keyed():
+    """Variant ids are family id + index, and the same file gives the same variants (results stay keyed)."""
+    from brainbench.packs import BUILTIN_DIR, load_pack
+
+    again = {s.id: s.content_hash() for s in load_pack(BUILTIN_DIR / "kanban").scenarios}
+    first = {s.id: s.content_hash() for s in load("kanban").scenarios}
+    assert again == first and "k-verify-000" in first and "k-verify-099" in first
+    assert len({h for i, h in first.items() if i.startswith("k-verify-")}) == 100  # every variant its own content
 
 
 @pytest.mark.parametrize("pack", AGENTIC)

@@ -126,6 +126,10 @@ def packs(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     pack_dir: Annotated[list[Path], typer.Option("--pack-dir", help="Extra folder of packs.")] = [],
     schema: Annotated[bool, typer.Option("--schema", help="Print the JSON Schema of pack files (scenarios, checks).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validity gate: run trivial policies (say nothing, "
+                                        "'Done.', close out at once, ...) against every scenario; exit 1 if "
+                                        "any passes one.")] = False,
+    pack: Annotated[list[str], typer.Option("--pack", help="With --check: only these packs (repeatable).")] = [],
 ) -> None:
     """List the packs with their scenario counts (every pack is validated, checks included)."""
     from .packs import discover, file_schema
@@ -133,20 +137,54 @@ def packs(
     if schema:
         print(json.dumps(file_schema(), indent=2, ensure_ascii=False))
         return
+    if check:
+        raise typer.Exit(_gate(pack, pack_dir, json_out))
     found = discover(pack_dir)
-    rows: list[dict[str, Any]] = [{"name": p.name, "scenarios": len(p.scenarios), "description": p.description, "path": p.path}
-            for p in found.values()]
+    rows: list[dict[str, Any]] = [{"name": p.name, "scenarios": len(p.scenarios), "families": _families(p),
+                                   "description": p.description, "path": p.path} for p in found.values()]
     if json_out:
         out.print_json(data={"packs": rows})
         return
     from rich.table import Table
 
     t = Table(title="packs")
-    for c in ("name", "scenarios", "description"):
+    for c in ("name", "scenarios", "families", "description"):
         t.add_column(c)
     for r in rows:
-        t.add_row(r["name"], str(r["scenarios"]), r["description"])
+        t.add_row(r["name"], str(r["scenarios"]), "\n".join(f"{f} x{n}" for f, n in r["families"].items()),
+                  r["description"])
     out.print(t)
+
+
+def _families(pack) -> dict[str, int]:
+    """Variant counts by family, in pack order."""
+    counts: dict[str, int] = {}
+    for s in pack.scenarios:
+        if s.family:
+            counts[s.family] = counts.get(s.family, 0) + 1
+    return counts
+
+
+def _gate(names: list[str], pack_dir: list[Path], json_out: bool) -> int:
+    """`packs --check`: the report of the validity gate; 1 when a trivial policy passes a scenario."""
+    import asyncio
+
+    from .packs import discover, select
+    from .packs.validity import gate
+
+    chosen = select(names, [], pack_dir) if names else list(discover(pack_dir).values())
+    report = asyncio.run(gate(chosen))
+    if json_out:
+        out.print_json(data=report.as_dict())
+        return 1 if report.failures else 0
+    for f in report.exempt:
+        out.print(f"exempt: {f.scenario}: policy {f.policy}: {f.reason}", soft_wrap=True, markup=False)
+    for f in report.failures:
+        out.print(f"FAIL: {f.scenario}: passed by the trivial policy {f.policy}", soft_wrap=True, markup=False)
+    verdict = f"{len(report.failures)} passed by a trivial policy" if report.failures else "none passed by one"
+    out.print(f"validity gate: {report.scenarios} scenarios x {len(report.policies)} policies, {verdict}"
+              f" ({len(report.exempt)} exempt)", soft_wrap=True, markup=False)
+    return 1 if report.failures else 0
 
 
 # -- run --------------------------------------------------------------------------------------------
@@ -170,14 +208,14 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
     """One pass of a run (one thinking mode): store the options once, start the backend, run what is left."""
     from .backend import BackendSpec, open_backend
     from .client import ChatClient
-    from .packs import select
+    from .packs import limit, select
     from .report.host import host_info
     from .runner.run import RunPlan, execute, prepare
     from .scoring import attempt_rows, summary
     from .servers.handle import ServerDied, guarded
     from .store import RunStore
 
-    chosen = select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs])
+    chosen = limit(select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs]), cfg.limit_per_pack)
     spec = BackendSpec(**cfg.backend.model_dump())
     _preflight(spec)  # a wrong brain, key or endpoint fails here, before a run directory exists
     store = RunStore(run_dir, create=True, lock=True)  # one writer per run directory
@@ -373,6 +411,7 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
     harness: Annotated[str, typer.Option("--harness", help="minimal (each scenario as written) or agent (a long agent-framework system prompt, 20-40 tools with distractors, the task in ticket context).")] = DEFAULTS.harness,
+    limit_per_pack: Annotated[int | None, typer.Option("--limit-per-pack", min=1, help="At most N scenarios per pack, sampled deterministically (evenly over the pack, family variants included).")] = None,
 ) -> None:
     """Run packs against a brain; every attempt is stored the moment it ends."""
     from .report.tables import summary_table
@@ -386,7 +425,8 @@ def run(
     else:
         cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir, allow_remote,
                           trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
-                          request_timeout=request_timeout, think=think, harness=harness)
+                          request_timeout=request_timeout, think=think, harness=harness,
+                          limit_per_pack=limit_per_pack)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
         _check_same_run(run_dir, cfg)

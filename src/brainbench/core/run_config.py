@@ -65,6 +65,8 @@ class RunConfig(BaseModel):
     request_timeout: float | None = Field(default=None, gt=0)
     """Total seconds one request may take end to end (a stream that never ends is cut there); None: the read
     timeout plus max_tokens at 2 tok/s."""
+    limit_per_pack: int | None = Field(default=None, ge=1)
+    """At most this many scenarios per pack, spread evenly over it (`brainbench.packs.limit`); None: all."""
     think: Literal["on", "off", "both"] | None = None
     """Reasoning switch (chat_template_kwargs.enable_thinking); both: each pack twice. None: the server's default."""
     harness: Literal["minimal", "agent"] = "minimal"

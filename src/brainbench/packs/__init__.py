@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..core.errors import BrainbenchError
 from ..scoring.checks import CHECKS, AnyCheck
+from .families import Family, expand
 
 BUILTIN_DIR = Path(__file__).parent
 SCHEMA_FILE = BUILTIN_DIR / "scenario.schema.json"
@@ -70,6 +71,12 @@ class Scenario(BaseModel):
     """Free-form labels, for reports and filtering."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form data for environments and hooks (e.g. a card's expected outcome)."""
+    validity_exempt: dict[str, str] = Field(default_factory=dict)
+    """Trivial policies of the validity gate (`brainbench packs --check`) this scenario may pass, each with
+    the reason, e.g. `{done: "a refusal: saying Done. without a call is a right answer"}`. Not part of the
+    content hash (it changes no task)."""
+    family: str = ""
+    """The family a generated variant comes from (`brainbench.packs.families`); empty for a written scenario."""
 
     @property
     def key(self) -> str:
@@ -77,7 +84,8 @@ class Scenario(BaseModel):
 
     def content_hash(self) -> str:
         """sha256 of the canonical scenario content: the identity of the task, independent of file order."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        skip = {"validity_exempt"} | (set() if self.family else {"family"})  # hashes from before families hold
+        blob = json.dumps(self.model_dump(mode="json", exclude=skip), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -92,8 +100,8 @@ class PackFile(BaseModel):
     """What the pack measures, in a sentence or two."""
     defaults: dict[str, Any] = Field(default_factory=dict)
     """Scenario fields every scenario of the pack starts from (a scenario's own fields win)."""
-    scenarios: list[Scenario] = Field(default_factory=list)
-    """Scenarios written inline (more may live in `scenarios/*.yaml`)."""
+    scenarios: list[Union[Scenario, Family]] = Field(default_factory=list)
+    """Scenarios (and scenario families) written inline (more may live in `scenarios/*.yaml`)."""
     generator: str | None = None
     """Optional `module:function(folder)` returning more scenario dicts (e.g. generated long-context cases)."""
 
@@ -101,7 +109,7 @@ class PackFile(BaseModel):
 def file_schema() -> dict[str, Any]:
     """The JSON Schema of a pack YAML file: a `pack.yaml`, or a `scenarios/*.yaml` file (one scenario or a
     list), with every check type's arguments."""
-    schema = TypeAdapter(Union[PackFile, list[Scenario], Scenario]).json_schema()
+    schema = TypeAdapter(Union[PackFile, list[Union[Scenario, Family]], Scenario, Family]).json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "brainbench pack file", **schema}
 
 
@@ -243,7 +251,7 @@ def load_pack(folder: Path) -> Pack:
         for path, items in sources:
             if not isinstance(items, list):
                 raise PackError(f"{path}: 'scenarios' must be a list, got {type(items).__name__}")
-            for i, raw in enumerate(items):
+            for i, raw in enumerate(_variants(items, path)):
                 s = _scenario(raw, head.name, head.defaults, path, i)
                 if s.id in seen:
                     raise PackError(f"{path}: duplicate scenario id {s.id!r} in pack {head.name!r}")
@@ -251,6 +259,25 @@ def load_pack(folder: Path) -> Pack:
                 seen.add(s.id)
                 scenarios.append(s)
     return Pack(name=head.name, description=head.description, path=str(folder), scenarios=scenarios)
+
+
+def _variants(items: list[Any], path: Path) -> list[Any]:
+    """The items with every family (`family:` instead of `id:`) expanded into its variants."""
+    out: list[Any] = []
+    for raw in items:
+        if not (isinstance(raw, dict) and "family" in raw and "id" not in raw):
+            out.append(raw)
+            continue
+        try:
+            out += expand(Family.model_validate(raw))
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise PackError(f"{path}: family {raw.get('family')!r}: field {where!r}: "
+                            f"{err['msg'].removeprefix('Value error, ')}") from None
+        except KeyError as e:
+            raise PackError(f"{path}: family {raw.get('family')!r}: {e.args[0]}") from None
+    return out
 
 
 def _pack_head(meta: dict[str, Any], path: Path) -> PackFile:
@@ -321,6 +348,15 @@ SUITES: dict[str, list[str]] = {
     "agentic": ["kanban", "shell", "home", "refusal"],
     "quality": ["toolcall", "instruct", "structured", "extract", "math", "bugfind", "cli", "context", "stress"],
 }
+
+
+def limit(packs: list[Pack], n: int | None) -> list[Pack]:
+    """At most `n` scenarios of each pack, evenly spaced over its order (the same ones every time, written
+    scenarios and family variants alike); None keeps them all."""
+    if n is None:
+        return packs
+    return [p.model_copy(update={"scenarios": [p.scenarios[i * len(p.scenarios) // n] for i in range(n)]})
+            if len(p.scenarios) > n else p for p in packs]
 
 
 def discover(extra: list[Path] | None = None) -> dict[str, Pack]:

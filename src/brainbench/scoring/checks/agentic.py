@@ -101,11 +101,17 @@ class Card(Check):
     """Regular expression(s) the block reason must match (expect: blocked)."""
     created_min: int = Field(default=0, ge=0)
     """Follow-up cards that must have been created before closing as done."""
+    read_first: list[str] = Field(default_factory=list)
+    """Workspace files the trace must show read (a successful `read_file`) before the card was closed: the
+    check a card asks for ("verify the note exists") leaves no other trace, so closing at once must fail."""
     flags: str = Field(default="i", pattern=r"^i?$")
     """`i` (the default) ignores case in the regexes; empty for case-sensitive."""
 
     def run(self, view: AttemptView) -> Outcome:
         state = view.record.final_state
+        unread = self._unread(view)
+        if unread and ((state.get("cards") or {}).get(self.card) or {}).get("status") in ("done", "blocked"):
+            return f"card {self.card} closed without reading {unread[0]} first", "premature_closeout"
         cid = self.card
         card = (state.get("cards") or {}).get(cid)
         if card is None:
@@ -126,6 +132,14 @@ class Card(Check):
         if work_fails:
             return f"card {cid} blocked, but {work_fails[0]}", "wrong_result"
         return None
+
+    def _unread(self, view: AttemptView) -> list[str]:
+        """The `read_first` files not read successfully before the first successful close-out call."""
+        closing = ("kanban_complete", "kanban_block")
+        end = next((i for i, c in enumerate(view.calls) if c["name"] in closing and c["ok"]), len(view.calls))
+        read = {_norm(str((c["arguments"] or {}).get("path", ""))) for c in view.calls[:end]
+                if c["name"] == "read_file" and c["ok"] and isinstance(c["arguments"], dict)}
+        return [p for p in self.read_first if _norm(p) not in read]
 
     def _done(self, cid: str, card: dict, status: str, work_fails: list[str], state: dict) -> Outcome:
         if status == "blocked":
