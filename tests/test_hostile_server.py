@@ -269,3 +269,32 @@ async def test_streamed_calls_that_all_say_index_0_stay_separate_calls(fake):
     assert [(t.id, t.name, t.arguments) for t in r.tool_calls] == [
         ("c1", "get_weather", {"city": "Paris"}), ("c2", "get_weather", {"city": "Rome"})]
     assert any("shared one index" in n for n in r.normalized)
+
+
+def test_a_name_llama_server_does_not_list_is_a_warning_not_silence():
+    import http.server
+    import threading
+
+    from brainbench.backend import check_model_served
+    from brainbench.client import Endpoint
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            data = b'{"object": "list", "data": [{"id": "brain-small", "owned_by": "llamacpp"}]}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        warning = check_model_served(Endpoint(url, "Qwen/Qwen3-8B"))
+        assert warning and "serving brain-small whatever name" in warning and "'Qwen/Qwen3-8B'" in warning
+        assert check_model_served(Endpoint(url, "brain-small")) is None
+    finally:
+        httpd.shutdown()

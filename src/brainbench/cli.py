@@ -271,7 +271,9 @@ def _preflight(spec) -> None:
         return
     if not spec.endpoint or not spec.model:
         raise BrainbenchError("give either --brain NAME or both --endpoint URL and --model NAME")
-    check_model_served(Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)))
+    warning = check_model_served(Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)))
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 def _check_same_run(run_dir: Path, cfg: RunConfig) -> None:

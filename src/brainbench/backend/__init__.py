@@ -106,8 +106,10 @@ def endpoint_record(spec: BackendSpec) -> dict[str, Any]:
     return RunningServer(cfg, Path(os.devnull)).record().dump()
 
 
-def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:
-    """Fail early, in one line, on a dead endpoint or a model name the server does not serve."""
+def check_model_served(ep: Endpoint, timeout: float = 10.0) -> str | None:
+    """Fail early, in one line, on a dead endpoint or a model name the server does not serve. Returns a warning
+    when the server answers to any name (llama-server) and the name given is not the one it lists: the results
+    would be stored under a name that is not the model's."""
     base = ep.base_url.rstrip("/")
     url = base.removesuffix("/v1") + "/api/tags" if ep.api == "ollama" else base + "/models"
     headers = {"Authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
@@ -116,22 +118,26 @@ def check_model_served(ep: Endpoint, timeout: float = 10.0) -> None:
     except httpx.HTTPError as e:
         raise EndpointError(f"{ep.base_url}: endpoint not reachable ({type(e).__name__}: {e})") from None
     if resp.status_code != 200:
-        return  # not every server lists models; the first request will tell
+        return None  # not every server lists models; the first request will tell
     try:
         data = resp.json()
     except ValueError:
-        return
+        return None
     if not isinstance(data, dict):  # a list, a string, null: not a model list we can read; the first request will tell
-        return
+        return None
     items = data.get("models" if ep.api == "ollama" else "data") or []
     if not isinstance(items, list):
-        return
+        return None
     items = [m for m in items if isinstance(m, dict)]
-    if any(m.get("owned_by") == "llamacpp" for m in items):
-        return  # llama-server serves its one model under any name
     names = {str(m.get("name") or m.get("id") or m.get("model")) for m in items}
+    if any(m.get("owned_by") == "llamacpp" for m in items):  # llama-server serves its one model under any name
+        if names and ep.model not in names:
+            return (f"{ep.base_url} is llama-server serving {', '.join(sorted(names))} whatever name is asked for; "
+                    f"results are stored under {ep.model!r}")
+        return None
     if names and ep.model not in names and not any(n.split(":")[0] == ep.model for n in names):
         raise EndpointError(f"{ep.base_url} does not serve model {ep.model!r}; it serves: {', '.join(sorted(names))}")
+    return None
 
 
 __all__ = ["BackendSpec", "LlamaServer", "MODELS", "SetupError", "binary", "build", "check_model_served",

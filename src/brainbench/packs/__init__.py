@@ -374,5 +374,5 @@ def select(names: list[str], suites: list[str] | None = None, extra: list[Path] 
         wanted += SUITES[s]
     missing = [n for n in wanted if n not in packs]
     if missing:
-        raise PackError(f"unknown pack {missing[0]!r}; available: {', '.join(sorted(packs))}")
+        raise PackError(f"{_unknown(missing[0], sorted(packs), 'pack')}; available: {', '.join(sorted(packs))}")
     return [packs[n] for n in dict.fromkeys(wanted)]
