@@ -8,14 +8,14 @@ import json
 import time
 
 import pytest
+from conftest import client_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_runner_store import perfect_smoke, plan_for, run_plan, smoke
 
 from brainbench.client import InfraError
 from brainbench.client.parse import make_call, recover_text_calls
 from brainbench.testing import ByConversation, Reply, ScriptedBrain
-from conftest import client_for
-from test_runner_store import perfect_smoke, plan_for, run_plan, smoke
 
 MSG = [{"role": "user", "content": "hi"}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
