@@ -14,27 +14,28 @@ def base(tmp_path):
 
 
 def test_one_at_a_time_keeps_rejects_and_logs_crashes(tmp_path):
-    opts = SweepOptions(params=[("chunk_gap", ["0.02", "0.002"]), ("broken", ["true"]), ("exit_at_start", ["1"])])
-    data = Sweep(base(tmp_path), tmp_path / "sw", opts).run()
+    # gaps large enough that "twice as fast" (broken halves the gap) stays measurable on a loaded machine
+    opts = SweepOptions(params=[("chunk_gap", ["0.04", "0.005"]), ("broken", ["true"]), ("exit_at_start", ["1"])])
+    data = Sweep(fake_profile(tmp_path, "fk", ("--chunk-gap", "0.02")), tmp_path / "sw", opts).run()
     ex = {e["label"]: e for e in data["experiments"]}
     assert [e["status"] for e in data["experiments"]] == ["baseline", "rejected", "kept", "rejected", "crashed"]
-    assert ex["chunk_gap=0.02"]["reason"].startswith("no gain")
-    assert ex["chunk_gap=0.02"]["discipline"] is None and ex["chunk_gap=0.02"]["extra"]["discipline_skipped"]
-    assert ex["chunk_gap=0.002"]["milestone"] and ex["chunk_gap=0.002"]["tps"] > 2 * ex["baseline"]["tps"]
+    assert ex["chunk_gap=0.04"]["reason"].startswith("no gain")
+    assert ex["chunk_gap=0.04"]["discipline"] is None and ex["chunk_gap=0.04"]["extra"]["discipline_skipped"]
+    assert ex["chunk_gap=0.005"]["milestone"] and ex["chunk_gap=0.005"]["tps"] > 2 * ex["baseline"]["tps"]
     broken = ex["broken=true"]
     assert broken["discipline"]["k"] == 0 and "worse beyond trial noise" in broken["reason"]
-    assert broken["changes"] == {"chunk_gap": "0.002", "broken": "true"}  # applied on top of the current best
+    assert broken["changes"] == {"chunk_gap": "0.005", "broken": "true"}  # applied on top of the current best
     assert "exit code 1" in ex["exit_at_start=1"]["reason"]
     best = data["best"]
-    assert best["label"] == "chunk_gap=0.002" and "--chunk-gap 0.002" in best["command_line"]
+    assert best["label"] == "chunk_gap=0.005" and "--chunk-gap 0.005" in best["command_line"]
     assert "--broken" not in best["command_line"]
     svg = (tmp_path / "sw" / "progression.svg").read_text()
     root = ET.fromstring(svg)  # well-formed, self-contained
     assert root.tag.endswith("svg") and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
     md = (tmp_path / "sw" / "sweep.md").read_text()
-    assert "| 3 | broken=true | chunk_gap=0.002, broken=true | rejected |" in md and "```sh" in md
+    assert "| 3 | broken=true | chunk_gap=0.005, broken=true | rejected |" in md and "```sh" in md
     saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
-    assert saved["best"]["label"] == "chunk_gap=0.002"
+    assert saved["best"]["label"] == "chunk_gap=0.005"
 
 
 def test_sweep_resumes_from_stored_experiments_and_rechecks(tmp_path):
