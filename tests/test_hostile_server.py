@@ -4,6 +4,7 @@ Every wrong shape is a `bad_reply` (or `bad_json`) infrastructure event for that
 stores every attempt exactly once.
 """
 
+import contextlib
 import json
 import time
 
@@ -228,32 +229,13 @@ async def test_a_server_that_is_not_an_openai_endpoint_is_one_line_without_retri
 
 @pytest.mark.parametrize("body", ["[1, 2]", '"models"', "null", '{"data": "x"}', '{"data": [1, "a"]}'])
 def test_an_odd_model_list_is_not_a_crash(body):
-    import http.server
-    import threading
-
     from brainbench.backend import check_model_served
     from brainbench.client import Endpoint
     from brainbench.packs.haystack import server_context
 
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *a):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    with _answering_get(body.encode()) as url:
         check_model_served(Endpoint(url, "m"))  # nothing to read: the first request will tell
         assert server_context(url) is None
-    finally:
-        httpd.shutdown()
 
 
 async def test_streamed_calls_that_all_say_index_0_stay_separate_calls(fake):
@@ -272,15 +254,23 @@ async def test_streamed_calls_that_all_say_index_0_stay_separate_calls(fake):
 
 
 def test_a_name_llama_server_does_not_list_is_a_warning_not_silence():
-    import http.server
-    import threading
-
     from brainbench.backend import check_model_served
     from brainbench.client import Endpoint
 
+    with _answering_get(b'{"object": "list", "data": [{"id": "brain-small", "owned_by": "llamacpp"}]}') as url:
+        warning = check_model_served(Endpoint(url, "Qwen/Qwen3-8B"))
+        assert warning and "serving brain-small whatever name" in warning and "'Qwen/Qwen3-8B'" in warning
+        assert check_model_served(Endpoint(url, "brain-small")) is None
+
+
+@contextlib.contextmanager
+def _answering_get(data: bytes):
+    """A plain HTTP server whose every GET answers 200 with `data` (a model list of any shape); yields its /v1 URL."""
+    import http.server
+    import threading
+
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            data = b'{"object": "list", "data": [{"id": "brain-small", "owned_by": "llamacpp"}]}'
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -292,9 +282,6 @@ def test_a_name_llama_server_does_not_list_is_a_warning_not_silence():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        warning = check_model_served(Endpoint(url, "Qwen/Qwen3-8B"))
-        assert warning and "serving brain-small whatever name" in warning and "'Qwen/Qwen3-8B'" in warning
-        assert check_model_served(Endpoint(url, "brain-small")) is None
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     finally:
         httpd.shutdown()
