@@ -88,26 +88,37 @@ def _sig(c: dict[str, Any]) -> str:
     return call_signature(c["name"], c["arguments"], c.get("raw"))
 
 
+def call_repeats(calls: list[tuple[str, bool]]) -> list[str]:
+    """From (call signature, ok) in order: a `repeated_failure` per failing call identical to an earlier failing
+    one, and a `loop` per signature made LOOP_CALLS times or more. Shared by the pack scorer and the tap."""
+    out: list[str] = []
+    failed: Counter[str] = Counter()
+    for sig, ok in calls:
+        if not ok:
+            if failed[sig]:
+                out.append("repeated_failure")
+            failed[sig] += 1
+    return out + ["loop" for n in Counter(sig for sig, _ in calls).values() if n >= LOOP_CALLS]
+
+
+def reply_failures(r: Any) -> list[str]:
+    """A reply's own failures: degenerate repetition (`loop`) and nothing at all (`empty_response`)."""
+    out = ["loop"] if degenerate(r.content) or degenerate(r.reasoning) else []
+    if not r.content.strip() and not r.tool_calls and not r.reasoning.strip():
+        out.append("empty_response")
+    return out
+
+
 def classify_trace(view: AttemptView, scenario: Scenario) -> list[str]:
     """Failures visible in the call trace and the turns (independent of the scenario's checks)."""
     rec = view.record
     names, call_only, _ = _env_info(scenario)
     out = [c["error_kind"] for c in view.calls if c["error_kind"]]
     out += ["tool_call_in_text" for c in view.calls if c["in_text"]]
-    failed: Counter[str] = Counter()
-    for c in view.calls:
-        if not c["ok"]:
-            sig = _sig(c)
-            if failed[sig]:
-                out.append("repeated_failure")
-            failed[sig] += 1
-    out += ["loop" for n in Counter(_sig(c) for c in view.calls).values() if n >= LOOP_CALLS]
+    out += call_repeats([(_sig(c), bool(c["ok"])) for c in view.calls])
     for t in rec.turns:
         r = t.result
-        if degenerate(r.content) or degenerate(r.reasoning):
-            out.append("loop")
-        if not r.content.strip() and not r.tool_calls and not r.reasoning.strip():
-            out.append("empty_response")
+        out += reply_failures(r)
         if call_only and r.tool_calls and _prose_outside_calls(t):
             out.append("mixed_turn")
     open_end = {d.index for d in rec.dispatches if d.open_obligation and d.end_reason == "stop"}

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from typing import Any
 
 import jsonschema
 
 from ..client.parse import recover_text_calls
 from ..core.records import AttemptRecord, ToolResult, Turn
-from ..core.taxonomy import LOOP_CALLS, layer
+from ..core.taxonomy import layer
 from ..core.types import ChatResult, ToolCall
 from ..core.verdict import Verdict
 from ..envs._agentic import call_signature
@@ -29,7 +28,7 @@ from ..envs.base import ToolError
 from ..envs.shell import HANDSHAKE_SCRIPTS, STANDARD_SCRIPTS, Denied
 from ..envs.shell import classify as shell_classify
 from ..runner.attempt import REJECTED_CALL, recover_more_text_calls
-from ..scoring.score import degenerate, narrates
+from ..scoring.score import call_repeats, narrates, reply_failures
 from .rules import Rule
 
 _ERRORISH = re.compile(r"^\s*(error\b|\[error\]|traceback|exception\b|denied\b)", re.IGNORECASE)
@@ -176,21 +175,9 @@ def _trace(rec: AttemptRecord) -> list[str]:
     calls = _calls(rec)
     out = [r.error_kind for _, r in calls if r is not None and r.error_kind]
     out += ["tool_call_in_text" for c, _ in calls if c.in_text]
-    failed: Counter[str] = Counter()
-    for c, r in calls:
-        if not _ok(r):
-            sig = call_signature(c.name, c.arguments, c.arguments_raw)
-            if failed[sig]:
-                out.append("repeated_failure")
-            failed[sig] += 1
-    sigs = Counter(call_signature(c.name, c.arguments, c.arguments_raw) for c, _ in calls)
-    out += ["loop" for n in sigs.values() if n >= LOOP_CALLS]
+    out += call_repeats([(call_signature(c.name, c.arguments, c.arguments_raw), _ok(r)) for c, r in calls])
     for t in rec.turns:
-        reply = t.result
-        if degenerate(reply.content) or degenerate(reply.reasoning):
-            out.append("loop")
-        if not reply.content.strip() and not reply.tool_calls and not reply.reasoning.strip():
-            out.append("empty_response")
+        out += reply_failures(t.result)
     return out
 
 
