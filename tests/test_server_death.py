@@ -4,6 +4,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 from brainbench.backend.fetch import get_model_spec
 from brainbench.store.db import DB_NAME
@@ -32,12 +33,17 @@ def _embedded_stand_in(tmp_path, die_after: int) -> dict[str, str]:
     return {"BRAINBENCH_CACHE": str(cache), "BRAINBENCH_LLAMA_BIN_DIR": str(bins)}
 
 
-def test_the_embedded_server_dying_mid_run_is_one_line_and_keeps_what_finished(tmp_path):
-    env = _embedded_stand_in(tmp_path, die_after=5)
+def _run_embedded(tmp_path, die_after: int, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`brainbench run --brain brain-small ARGS` against the stand-in; returns the process and the run dir."""
+    env = _embedded_stand_in(tmp_path, die_after)
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", "-k", "3",
-                           "-o", str(run)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "300", **env})
+    proc = subprocess.run([sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", *args, "-o", str(run)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300", **env})
+    return proc, run
+
+
+def test_the_embedded_server_dying_mid_run_is_one_line_and_keeps_what_finished(tmp_path):
+    proc, run = _run_embedded(tmp_path, 5, "-k", "3")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1]
     assert last.startswith("error: the server died mid-run") and f"--resume {run}" in last, last
@@ -49,20 +55,12 @@ def test_the_embedded_server_dying_mid_run_is_one_line_and_keeps_what_finished(t
 
 
 def test_a_server_arg_that_binds_beyond_loopback_needs_allow_remote(tmp_path):
-    env = _embedded_stand_in(tmp_path, die_after=1000)
-    run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", "--server-arg", "--host 0.0.0.0",
-           "-o", str(run)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300", **env})
+    proc, run = _run_embedded(tmp_path, 1000, "--server-arg", "--host 0.0.0.0")
     assert proc.returncode == 2 and "add --allow-remote" in proc.stderr and not run.exists(), proc.stderr
 
 
 def test_a_huge_concurrency_gets_a_capped_number_of_server_slots(tmp_path):
-    env = _embedded_stand_in(tmp_path, die_after=1000)
-    run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "brainbench", "run", "--brain", "brain-small", "-c", "1024",
-                           "-o", str(run)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "300", **env})
+    proc, run = _run_embedded(tmp_path, 1000, "-c", "1024")
     assert proc.returncode == 0, proc.stderr
     started = next(ln for ln in (run / "server.log").read_text().splitlines() if ln.startswith("$ "))
     assert "--parallel 64" in started and "-c 524288" in started, started

@@ -436,9 +436,8 @@ class _StreamAcc:
         if slot is None:
             self.slot_of[index] = len(self.calls)
             slot = self.calls[len(self.calls)] = {"id": "", "name": "", "args": ""}
-        fn_name = new_name
         slot["id"] = new_id or slot["id"]
-        slot["name"] += fn_name
+        slot["name"] += new_name
         args = shapes.arguments(fn.get("arguments"), "tool_calls[].function.arguments", self.notes)
         slot["args"] += args
         self.size += len(args)
