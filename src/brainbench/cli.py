@@ -62,8 +62,13 @@ class PlainProgress:
         if not (force or frac >= 1.0 > t["said"] or frac - t["said"] >= 0.1 or now - t["said_at"] >= 30):
             return
         t["said"], t["said_at"] = (frac if frac < 1.0 else 1.0), now
-        of = f"{done:g}/{total:g}" if total else f"{done:g}"
+        of = f"{_count(done)}/{_count(total)} ({frac:.0%})" if total else _count(done)
         console.print(f"{time.strftime('%H:%M:%S')} {t['name']}: {of} ({now - t['t0']:.0f}s)", soft_wrap=True)
+
+
+def _count(n: float) -> str:
+    """Attempts as whole numbers; byte counts (downloads, assembly) in MB, never as 1.13246e+08."""
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n:.0f}"
 
 
 def _progress() -> Progress | PlainProgress:
