@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: the agentic suite at k=5 under both harnesses (issue 14's measured tables), one brain at a time.
-# The runs go on in the background (setsid) so the next model's parts can travel while the GPU works.
+# The runs go on in the background (setsid) so the next model's parts can travel while the GPU works; the two
+# harnesses run at once, each with its own server.
 #   bash bench/gpu/run_agentic.sh part FILE...     # stash carried model parts (.gpu/m/s00 .. .gpu/m/m18)
 #   bash bench/gpu/run_agentic.sh start BRAIN      # assemble + verify BRAIN, start its two runs in the background
 #   bash bench/gpu/run_agentic.sh collect          # wait for every started run, then reports + tarball into $OUT
@@ -20,22 +21,23 @@ case "${1:-}" in
 part)
   shift; for p in "$@"; do cp "$p" "$W/model/"; done; ls "$W/model" | tr '\n' ' '; echo ;;
 start)
-  B=$2; M="$W/cache/models/$B.gguf"
-  cat "$W/model/${PREFIX[$B]}"?? > "$M"
+  B=$2; M="$W/cache/models/$B.gguf"; pkill -f "src-$B"; pkill -f -- "--brain $B "; pkill -f "models/$B.gguf"; sleep 1
+  [ -f "$M" ] || cat "$W/model/${PREFIX[$B]}"?? > "$M"
   SUM=$(sha256sum "$M" | cut -d' ' -f1)
   [ "$SUM" = "${SUMS[$B]}" ] || { echo "$B sha256 mismatch: $SUM"; rm -f "$M"; exit 1; }
   echo "$SUM" > "$W/cache/models/$B.sha256"
-  rm -f "$W/model/${PREFIX[$B]}"??
+  rm -rf "$W/model/${PREFIX[$B]}"?? "$W/runs/$B.done" "$W/runs/$B"-*
   # The script's own copy: the next call's working tree replaces this one.
-  cp -r "$PWD/src" "$W/src-$B"
+  rm -rf "$W/src-$B"; cp -r "$PWD/src" "$W/src-$B"
   setsid bash -c "
     export PYTHONPATH='$W/site:$W/src-$B'
-    for H in ${HARNESSES:-minimal agent}; do
+    for H in ${HARNESSES:-minimal agent}; do (
       SECONDS=0
       $PY -m brainbench run --suite agentic --brain $B --server-arg '-ngl 99' -k ${K:-5} -c ${C:-32} --harness \$H \
         ${LIMIT:+--limit-per-pack $LIMIT} -o $W/runs/$B-\$H --json > $W/runs/$B-\$H.json 2> $W/runs/$B-\$H.log
-      echo \"exit \$? in \${SECONDS}s\" >> $W/runs/$B-\$H.log
+      echo \"exit \$? in \${SECONDS}s\" >> $W/runs/$B-\$H.log ) &
     done
+    wait
     touch $W/runs/$B.done" < /dev/null > "$W/runs/$B.bg.log" 2>&1 &
   echo "started $B"; nvidia-smi --query-gpu=name,memory.used --format=csv,noheader ;;
 collect)
@@ -45,7 +47,14 @@ collect)
     [ -f "$W/runs/$B.done" ] || echo "$B: still running"
   done
   for f in "$W"/runs/*.log; do echo "== $f"; tail -3 "$f"; done
-  cd "$W/runs" && tar -czf "$OUT/agentic-runs.tar.gz" --exclude='*.gguf' ./* && ls -la "$OUT" ;;
+  for d in "$W"/runs/*/; do
+    N=$(basename "$d"); PYTHONPATH="$W/site:$W/src-${N%-*}" timeout 60 $PY -m brainbench report "$d" --md "$OUT/$N.md" \
+      > "$OUT/$N.txt" 2>&1 || echo "report $N failed"
+  done
+  for B in brain-small brain-medium; do
+    ls -d "$W/runs/$B"-*/ >/dev/null 2>&1 && (cd "$W/runs" && tar -cJf "$OUT/runs-$B.tar.xz" "$B"-*)
+  done
+  ls -la "$OUT" ;;
 status)
   for f in "$W"/runs/*.log; do echo "== $f"; tail -2 "$f"; done
   ls "$W/runs"; for d in "$W"/runs/*/; do [ -f "$d/brainbench.sqlite" ] && \
