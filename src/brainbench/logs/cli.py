@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ..console import out_console
 from ..core.errors import BrainbenchError
 from .common import LogInputError, check_inputs, order_inputs
 
@@ -26,7 +27,7 @@ logs_app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = out_console()
 err = Console(stderr=True)
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Log files (plain or .gz; rotated siblings are read oldest first).",

@@ -14,10 +14,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..console import out_console
 from ..core.errors import BrainbenchError
 
 console = Console(stderr=True)
-out = Console()
+out = out_console()
 
 
 @contextlib.contextmanager

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 
-console = Console(stderr=True)
-out = Console()
+console = err_console()
+out = out_console()
 
 
 def _sizes(items: list[str]) -> dict[str, float]:
