@@ -112,6 +112,8 @@ class Report(BaseModel):
     """Concurrency for the useful-throughput figure (None: each run's own)."""
     loose_logs: list[LooseLog] = Field(default_factory=list)
     """Server logs tied to no brain."""
+    left_out: list[str] = Field(default_factory=list)
+    """What a comparison left out to stay like with like (packs only one side ran), one line each."""
     realism: list[Figure] = Field(default_factory=list)
     """Per brain given runs of both harnesses: pass, clean, errors and calls written as text per 100 calls
     under minimal and agent, with 95% intervals, the differences and the compare verdict on the clean rate."""
