@@ -377,6 +377,8 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
         data["created"] = store.get_meta("created")
         data["speed_server"] = store.get_meta("speed_server") or {}
         scen = store.get_meta("scenarios") or {}
+        planned = store.get_meta("current_versions")
+    data["planned"] = sorted(k for k in planned if not packs or k.split("/")[0] in packs) if planned else None
     data["attempts_stored"] = len(records)
     if packs:
         data["attempts"] = [r for r in data["attempts"] if r["pack"] in packs]
@@ -496,6 +498,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         "scenario_hashes": run["scenario_hashes"],
         "noise": _noise(rows),
         "harness": meta.get("harness") or "minimal",
+        "incomplete": None if speed_only else incomplete(run["planned"], meta.get("trials"), rows, run["run_dir"]),
     }
     gb = size / GB if size else None
     e["efficiency"] = {
@@ -527,6 +530,22 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
             f["transcript"] = transcript(rec, verdicts.get(f["key"]))
     e["failed"] = failed
     return Entry(**e)
+
+
+def incomplete(planned: list[str] | None, trials: Any, rows: list[dict[str, Any]], run_dir: str) -> dict[str, Any] | None:
+    """Planned attempts (the scenarios the run recorded, the way --resume knows what is left, times its
+    trials) against those completed: None when every one is stored or the run recorded no plan."""
+    if not planned or not isinstance(trials, int) or trials < 1:
+        return None
+    total = len(planned) * trials
+    done = sum(1 for r in rows if r["status"] == "completed" and r.get("current", True))
+    if done >= total:
+        return None
+    infra = sum(1 for r in rows if r["status"] != "completed")
+    lost = f"; {infra} lost to infrastructure errors" if infra else ""
+    return {"planned": total, "stored": done, "missing": total - done, "infra_errors": infra,
+            "message": f"incomplete run: {done} of {total} planned attempts stored ({total - done} missing{lost}); "
+                       f"rates are over what is stored; finish it with brainbench run --resume {run_dir}"}
 
 
 def _useful(e: Entry, at: int | None) -> dict[str, Any]:

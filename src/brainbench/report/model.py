@@ -73,6 +73,9 @@ class Entry(BaseModel):
     """Deltas against the matching baseline brain, None without one."""
     harness: str = "minimal"
     """The harness the run wrapped its scenarios in (`brainbench run --harness`): minimal or agent."""
+    incomplete: Figure | None = None
+    """An interrupted run: planned, stored and missing attempts and a one-line message; None when complete
+    (or unknown: a run that recorded no plan)."""
     noise: dict[str, Figure] = Field(default_factory=dict)
     """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the
     clean rate, its minimum detectable difference and the flip rate across trials; empty when speed-only."""
@@ -142,6 +145,11 @@ class Report(BaseModel):
     def any_speed_only(self) -> bool:
         """Some brain is speed-only (its discipline cells say "not measured")."""
         return any(e.speed_only for e in self.entries)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """One banner line per brain (baseline included) whose run stopped before its plan was done."""
+        return [f"{e.label}: {e.incomplete['message']}" for e in self.entries + self.baseline if e.incomplete]
 
     @property
     def discipline_entries(self) -> list[Entry]:

@@ -12,7 +12,7 @@ from rich.table import Table
 from ...scoring.metrics import CONVENTION
 from ..model import Entry, Figure, Report
 from ..render import harness_verdict, mdd, num, pct, per100, phk, pp, separable_text, speed
-from ..tables import summary_table
+from ..tables import ONE_TRIAL, summary_table
 from . import output
 
 NOISE_NOTE = "[dim]judged: better/worse only where the 95% intervals of the two runs do not overlap; otherwise within " \
@@ -28,13 +28,15 @@ def _v(verdict: str | None) -> str:
 
 
 def _k(s: dict[str, Any]) -> str:
-    return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) != "–" else "–"
+    return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) not in ("–", ONE_TRIAL) else phk(s)
 
 
 @output("terminal", "", "rich tables: each brain against its baseline (brainbench compare), else its summary")
 def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
     """The tables as text `width` columns wide (with ANSI styles where `styled`)."""
     con = Console(file=io.StringIO(), width=width, force_terminal=styled, record=True)
+    for line in rep.incomplete:
+        con.print(f"[bold yellow]{line}[/]", soft_wrap=True)
     if rep.baseline:
         for line in rep.left_out:
             con.print(f"[yellow]{line}[/]", soft_wrap=True)
