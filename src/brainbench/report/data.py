@@ -378,6 +378,7 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
         data["speed_server"] = store.get_meta("speed_server") or {}
         scen = store.get_meta("scenarios") or {}
         planned = store.get_meta("current_versions")
+        data["load_warnings"] = store.get_meta("load_warnings") or []
     data["planned"] = sorted(k for k in planned if not packs or k.split("/")[0] in packs) if planned else None
     data["attempts_stored"] = len(records)
     if packs:
@@ -499,6 +500,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         "noise": _noise(rows),
         "harness": meta.get("harness") or "minimal",
         "incomplete": None if speed_only else incomplete(run["planned"], meta.get("trials"), rows, run["run_dir"]),
+        "load_warnings": [w["warning"] for w in run["load_warnings"] if w.get("model") in (model, None) or single],
     }
     gb = size / GB if size else None
     e["efficiency"] = {

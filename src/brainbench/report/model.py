@@ -76,6 +76,8 @@ class Entry(BaseModel):
     incomplete: Figure | None = None
     """An interrupted run: planned, stored and missing attempts and a one-line message; None when complete
     (or unknown: a run that recorded no plan)."""
+    load_warnings: list[str] = Field(default_factory=list)
+    """Timed legs run while the load average was above the core count (their timings may be slow), one line each."""
     noise: dict[str, Figure] = Field(default_factory=dict)
     """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the
     clean rate, its minimum detectable difference and the flip rate across trials; empty when speed-only."""
@@ -150,6 +152,11 @@ class Report(BaseModel):
     def incomplete(self) -> list[str]:
         """One banner line per brain (baseline included) whose run stopped before its plan was done."""
         return [f"{e.label}: {e.incomplete['message']}" for e in self.entries + self.baseline if e.incomplete]
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per timed leg of any brain run on a loaded machine."""
+        return [f"{e.label}: {w}" for e in self.entries + self.baseline for w in e.load_warnings]
 
     @property
     def discipline_entries(self) -> list[Entry]:

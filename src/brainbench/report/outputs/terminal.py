@@ -37,6 +37,8 @@ def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
     con = Console(file=io.StringIO(), width=width, force_terminal=styled, record=True)
     for line in rep.incomplete:
         con.print(f"[bold yellow]{line}[/]", soft_wrap=True)
+    for line in rep.warnings:
+        con.print(f"[yellow]warning: {line}[/]", soft_wrap=True)
     if rep.baseline:
         for line in rep.left_out:
             con.print(f"[yellow]{line}[/]", soft_wrap=True)
