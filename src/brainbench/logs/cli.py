@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from ..console import out_console
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 from .common import LogInputError, check_inputs, order_inputs
 
@@ -28,7 +28,7 @@ logs_app = typer.Typer(
 )
 
 out = out_console()
-err = Console(stderr=True)
+err = err_console()
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Log files (plain or .gz; rotated siblings are read oldest first).",
                                                 show_default=False)]

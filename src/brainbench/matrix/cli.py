@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..console import out_console
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 
-console = Console(stderr=True)
+console = err_console()
 out = out_console()
 
 
