@@ -48,3 +48,8 @@ def test_pass_hat_k_at_one_trial_says_it_is_pass(tmp_path):
     md = get_output("md").render(one)
     assert "= pass (1 trial)" in md and "(k=1)" not in md
     assert "with one trial it is the pass rate itself" in md
+
+
+def test_an_incomplete_baseline_is_named_as_the_baseline(cut):
+    lines = build_report([cut], cut).incomplete
+    assert [ln.split(":")[0] for ln in lines] == ["brain-small", "baseline brain-small"]

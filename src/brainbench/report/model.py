@@ -151,12 +151,16 @@ class Report(BaseModel):
     @property
     def incomplete(self) -> list[str]:
         """One banner line per brain (baseline included) whose run stopped before its plan was done."""
-        return [f"{e.label}: {e.incomplete['message']}" for e in self.entries + self.baseline if e.incomplete]
+        return [f"{who}{e.label}: {e.incomplete['message']}" for who, e in self._all() if e.incomplete]
 
     @property
     def warnings(self) -> list[str]:
         """One line per timed leg of any brain run on a loaded machine."""
-        return [f"{e.label}: {w}" for e in self.entries + self.baseline for w in e.load_warnings]
+        return [f"{who}{e.label}: {w}" for who, e in self._all() for w in e.load_warnings]
+
+    def _all(self) -> list[tuple[str, Entry]]:
+        """Every brain with the word that tells a baseline's apart ("" or "baseline ")."""
+        return [("", e) for e in self.entries] + [("baseline ", b) for b in self.baseline]
 
     @property
     def discipline_entries(self) -> list[Entry]:
