@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 
-console = Console(stderr=True)
-out = Console()
+console = err_console()
+out = out_console()
 
 
 @contextlib.contextmanager
