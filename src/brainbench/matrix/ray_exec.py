@@ -130,7 +130,7 @@ class RayExecutor:
             return ProfileRun(p, d, self.log).lost(reason)
         with RunStore(d, create=True) as store:
             merge(store, out["rows"])
-            rec = {**out["record"], "dir": str(d), "node": out["host"]}
+            rec = {**out["record"], "dir": str(d), "node": out["host"], "node_id": out["node"]}
             store.set_meta("profile_status", {k: v for k, v in rec.items() if k != "legs"})
         if out["server_log"]:
             with open(d / "server.log", "a", encoding="utf-8") as f:
