@@ -54,6 +54,8 @@ def _ui() -> Iterator[tuple[Callable[[str], None], Callable[[str, int, int], Non
 
 RAY_HELP = ("Run each profile as a Ray task on a node with the resources it declares: auto (the cluster in RAY_ADDRESS "
             "or on this machine), HOST:PORT, ray://HOST:10001, or local (start Ray here). Needs brainbench[ray].")
+SWEEP_RAY_HELP = ("Run each experiment as a Ray task on a node with the profile's resources, one at a time, kept on the "
+                  "first experiment's node (speeds compare on one machine). ADDRESS as for matrix --ray.")
 
 
 @contextlib.contextmanager
@@ -255,7 +257,7 @@ def sweep_cmd(
     recheck: Annotated[bool, typer.Option("--recheck", help="At the end, re-measure baseline and best speed back to back (drift on a shared machine).")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
-    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=SWEEP_RAY_HELP)] = None,
 ) -> None:
     """Sweep server settings: each config gets the speed leg and the discipline gate; faster-but-broken is rejected."""
     from ..profiles import load_profile
