@@ -2,6 +2,7 @@
 stands in for a GPU, all on 127.0.0.1): the same stored results as a local matrix, resume, a node killed mid-leg.
 The store-merge and error tests at the top need no cluster."""
 
+import json
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ from brainbench.profiles.schema import profile_from_data
 from brainbench.store import RunStore
 from brainbench.store.rows import added, dump, merge
 from matrix_fixtures import fake_profile, write_pack
-from ray_cluster import Cluster
+from ray_cluster import SRC, Cluster
 from test_cli import bb, one_line_error
 
 
@@ -72,6 +73,14 @@ def test_ray_missing_is_one_line(tmp_path):
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "noray"), os.environ.get("PYTHONPATH", "")])}
     proc = bb("matrix", str(tmp_path / "p.yaml"), "--ray", "auto", "-o", str(tmp_path / "m"), env=env)
     one_line_error(proc, "pip install 'brainbench[ray]'")
+
+
+def test_unreachable_ray_address_is_one_line_and_quick(tmp_path):
+    fake_profile(tmp_path, "p")
+    t0 = time.monotonic()
+    proc = bb("matrix", str(tmp_path / "p.yaml"), "--ray", "127.0.0.1:1", "-o", str(tmp_path / "m"), timeout=60)
+    one_line_error(proc, "--ray 127.0.0.1:1: cannot reach a Ray cluster (127.0.0.1:1: Connection refused)")
+    assert time.monotonic() - t0 < 30  # ray.init alone retried this address for 10+ minutes
 
 
 # -- on a real local Ray cluster ---------------------------------------------------------------------------
@@ -195,3 +204,31 @@ def test_node_killed_mid_leg_loses_nothing_and_doubles_nothing(cluster, tmp_path
     assert ray_rows["status"] == {"completed": 8} and len(ray_rows["verdicts"]) == 8
     assert ray_rows["results"] == [("agentic", "agentic"), ("server_start", "start"), ("speed", "speed")]
     assert _starts(tmp_path / "ray" / "slow") == 1  # only the try that came back
+
+
+@pytest.mark.ray
+def test_matrix_command_with_ray_address(cluster, tmp_path):
+    fake_profile(tmp_path, "cli", resources={"fakegpu": 1})
+    proc = bb("matrix", str(tmp_path / "cli.yaml"), "--ray", cluster.address, "--json", "-o", str(tmp_path / "m"),
+              timeout=300, env={"PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 0, proc.stderr
+    man = json.loads(proc.stdout)  # the task's log lines went to stderr, not into the JSON
+    assert man["profiles"][0]["status"] == "done" and man["profiles"][0]["node_id"] == _fakegpu_node()
+    assert "cli: done on" in proc.stderr
+    assert _stored(tmp_path / "m" / "cli")["status"] == {"completed": 4}
+
+
+@pytest.mark.ray
+def test_sweep_on_ray_keeps_its_experiments_on_one_node(cluster, tmp_path):
+    from brainbench.matrix.ray_exec import RayExecutor
+    from brainbench.matrix.sweep import Sweep, SweepOptions
+
+    opts = SweepOptions(params=[("chunk_gap", ["0.005"]), ("broken", ["true"])])
+    base = fake_profile(tmp_path, "sw", ("--chunk-gap", "0.02"))
+    data = Sweep(base, tmp_path / "sw", opts, print, executor=RayExecutor("connected", print, pin=True)).run()
+    assert [e["status"] for e in data["experiments"]] == ["baseline", "kept", "rejected"]  # broken: not kept
+    nodes = set()
+    for e in data["experiments"]:
+        with RunStore(tmp_path / "sw" / e["dir"]) as s:
+            nodes.add(s.get_meta("profile_status")["node_id"])
+    assert len(nodes) == 1  # speeds compared on one machine

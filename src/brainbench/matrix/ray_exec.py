@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,8 @@ def profile_task(profile: dict[str, Any], source: str | None, seed: Rows) -> dic
         with RunStore(d, create=True) as store:
             merge(store, seed)
             before = dump(store)
-        rec = run_profile(p, d, lambda s: print(f"{p.name}: {s}", flush=True))
+        # stderr: Ray shows it on the driver's stderr, and the driver's stdout stays clean for --json
+        rec = run_profile(p, d, lambda s: print(f"{p.name}: {s}", file=sys.stderr, flush=True))
         with RunStore(d) as store:
             rows = added(dump(store), before)
         log = d / "server.log"
@@ -77,6 +79,18 @@ def profile_task(profile: dict[str, Any], source: str | None, seed: Rows) -> dic
 def _one_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return f"{type(e).__name__}: {lines[-1] if lines else ''}"[:300]
+
+
+def _closed(address: str, timeout: float = 10.0) -> str | None:
+    """Why HOST:PORT (or ray://HOST:PORT) does not accept a connection; None when it does (or is not one)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        return f"{host}:{port}: {e.strerror or e}"
+    return None
 
 
 class RayExecutor:
@@ -93,6 +107,9 @@ class RayExecutor:
         self._task = self.ray.remote(profile_task)
 
     def _connect(self, address: str) -> None:
+        closed = _closed(address)
+        if closed:  # ray.init would retry an unreachable address for minutes
+            raise BrainbenchError(f"--ray {address}: cannot reach a Ray cluster ({closed})")
         kw: dict[str, Any] = {"include_dashboard": False} if address == "local" else {"address": address}
         try:
             self.ray.init(log_to_driver=True, **kw)
