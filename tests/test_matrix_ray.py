@@ -111,11 +111,12 @@ def _fakegpu_node():
 
 
 def _brain_small(root):
+    """The real embedded server, kept small: on a loaded 2-core machine its speed leg alone took minutes (the
+    fake profile brings the speed rows)."""
     data = {"name": "small", "server": {"kind": "llama-server", "brain": "brain-small", "parallel": 1,
                                         "ctx_per_slot": 2048},
-            "warmup": {"requests": 1, "max_tokens": 4}, "resources": {"cpus": 1},
-            "legs": [{"type": "speed", "requests": 2, "max_tokens": 4, "prompt_tokens": 16, "warmup": 0},
-                     {"type": "agentic", "packs": ["mini"], "pack_dirs": [str(write_pack(root))], "limit_per_pack": 2}]}
+            "warmup": {"requests": 0}, "resources": {"cpus": 1},
+            "legs": [{"type": "agentic", "packs": ["mini"], "pack_dirs": [str(write_pack(root))], "limit_per_pack": 2}]}
     return profile_from_data(data, str(root / "small.yaml"), root)
 
 
