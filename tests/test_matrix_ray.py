@@ -233,3 +233,22 @@ def test_sweep_on_ray_keeps_its_experiments_on_one_node(cluster, tmp_path):
         with RunStore(tmp_path / "sw" / e["dir"]) as s:
             nodes.add(s.get_meta("profile_status")["node_id"])
     assert len(nodes) == 1  # speeds compared on one machine
+
+
+@pytest.mark.ray
+def test_a_task_that_never_comes_back_is_a_failed_profile_not_a_traceback(cluster, tmp_path):
+    import ray
+
+    @ray.remote(max_retries=0)
+    def broken_node():
+        raise OSError("the node image has no brainbench")
+
+    p = fake_profile(tmp_path, "lost")
+    run_matrix([p.model_copy(update={"legs": p.legs[:1]})], tmp_path / "m")  # the speed leg is stored before
+    rec = _ray()._land(broken_node.remote(), p, tmp_path / "m" / "lost")
+    assert rec["status"] == "failed"
+    assert rec["reason"] == "ray task failed on its node: OSError: the node image has no brainbench"
+    assert rec["legs"]["speed"]["status"] == "done"  # what was stored stays
+    assert rec["legs"]["agentic"]["status"] == "not_run"
+    with RunStore(tmp_path / "m" / "lost") as s:
+        assert [e["kind"] for e in s.infra_events()] == ["profile_lost"]

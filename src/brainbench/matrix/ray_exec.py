@@ -137,14 +137,22 @@ class RayExecutor:
                 seed = dump(store)
         return self._task.options(**opts).remote(p.model_dump(mode="json"), p.source, seed)
 
+    def _lost(self, p: Profile, d: Path, e: Exception) -> dict[str, Any]:
+        """A task that raised on its node (not retried: it would raise again), or whose worker or node died on
+        every try: the profile failed, an infrastructure event."""
+        if isinstance(e, self.ray.exceptions.RayTaskError):
+            reason = f"ray task failed on its node: {_one_line(getattr(e, 'cause', None) or e)}"
+        else:
+            reason = f"ray task lost after {self.max_retries} retries: {_one_line(e)}"
+        self.log(f"{p.name}: {reason}")
+        return ProfileRun(p, d, self.log).lost(reason)
+
     def _land(self, ref: Any, p: Profile, d: Path) -> dict[str, Any]:
         """The task's rows into `d`'s store and its server log after `d`'s; a lost task: the profile failed."""
         try:
             out = self.ray.get(ref)
         except self.ray.exceptions.RayError as e:
-            reason = f"ray task lost after {self.max_retries} retries: {_one_line(e)}"
-            self.log(f"{p.name}: {reason}")
-            return ProfileRun(p, d, self.log).lost(reason)
+            return self._lost(p, d, e)
         with RunStore(d, create=True) as store:
             merge(store, out["rows"])
             rec = {**out["record"], "dir": str(d), "node": out["host"], "node_id": out["node"]}
