@@ -132,6 +132,7 @@ def test_ray_matrix_stores_what_a_local_matrix_stores(cluster, tmp_path):
     st = {e["name"]: e for e in on_ray["profiles"]}
     assert [e["status"] for e in local["profiles"]] == [st[p.name]["status"] for p in profiles] == ["done", "done"]
     assert st["fake"]["node_id"] == _fakegpu_node()  # it went where its resource is
+    assert st["fake"]["ended"] < st["small"]["ended"]  # at once: the second profile did not wait for the first
     assert _stored(tmp_path / "ray" / "small")["status"] == {"completed": 2}
 
     # resume: nothing pending, no task, no server
@@ -147,8 +148,9 @@ def test_ray_matrix_stores_what_a_local_matrix_stores(cluster, tmp_path):
     assert after["results"].count(("speed", "speed")) == 2 and _starts(tmp_path / "ray" / "fake") == 2
 
 
-def _node_store(marker, timeout=120):
-    """The run store the node's task is writing, found through its fake server (marked by its --answer)."""
+def _node_store(marker, here, timeout=120):
+    """The run store the node's task is writing, found through its fake server (marked by its --answer), not
+    under `here` (the local run's)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -157,7 +159,7 @@ def _node_store(marker, timeout=120):
                 log = os.readlink(f"/proc/{pid}/fd/1")
             except OSError:
                 continue
-            if marker.encode() in cmd:
+            if marker.encode() in cmd and not log.startswith(str(here)):
                 return Path(log).parent
         time.sleep(0.2)
     raise TimeoutError("the task's server never started")
@@ -188,7 +190,7 @@ def test_node_killed_mid_leg_loses_nothing_and_doubles_nothing(cluster, tmp_path
     out: dict = {}
     t = threading.Thread(target=lambda: out.update(run_matrix([slow], tmp_path / "ray", print, executor=_ray())))
     t.start()
-    node_dir = _node_store(marker)
+    node_dir = _node_store(marker, tmp_path)
     stored_on_node = _attempts_in(node_dir, 2)  # mid-leg: attempts stored on the node, 8 to go
     victim = cluster.nodes[1]
     Cluster.kill(victim)  # the node is lost with its rows: Ray runs the task again where fakegpu is
