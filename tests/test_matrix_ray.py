@@ -65,6 +65,17 @@ def test_profile_resources_are_validated_and_not_part_of_the_identity(tmp_path):
         profile_from_data({**base, "resources": {"1gpu": 1}}, "x.yaml")
 
 
+def test_profile_resources_become_ray_options_and_missing_ones_are_named():
+    from brainbench.matrix.ray_exec import _missing, ray_options
+
+    opts = ray_options({"gpus": 1, "cpus": 2, "memory_gb": 1.5, "h100": 1})
+    assert opts == {"num_gpus": 1, "num_cpus": 2, "memory": 1610612736, "resources": {"h100": 1}}
+    have = {"CPU": 4.0, "GPU": 1.0, "memory": 8e9}
+    assert _missing(opts, have) == {"h100": 1}  # the task would wait for a node that has one
+    assert _missing(ray_options({"gpus": 2}), have) == {"GPU": 2}
+    assert _missing(ray_options({}), have) == {}
+
+
 def test_ray_missing_is_one_line(tmp_path):
     fake_profile(tmp_path, "p")
     shadow = tmp_path / "noray" / "ray"

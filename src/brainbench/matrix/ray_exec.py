@@ -81,6 +81,13 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
+def _missing(opts: dict[str, Any], have: dict[str, float]) -> dict[str, float]:
+    """What a task asks for beyond the whole cluster's total (it would wait for a node to join)."""
+    need = {"GPU": opts.get("num_gpus", 0), "CPU": opts.get("num_cpus", 0), "memory": opts.get("memory", 0),
+            **opts.get("resources", {})}
+    return {k: v for k, v in need.items() if v and have.get(k, 0) < v}
+
+
 def _closed(address: str, timeout: float = 10.0) -> str | None:
     """Why HOST:PORT (or ray://HOST:PORT) does not accept a connection; None when it does (or is not one)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -120,13 +127,11 @@ class RayExecutor:
                                                                        if "node:" not in k and k != "object_store_memory"))
 
     def _submit(self, p: Profile, d: Path) -> Any:
-        have = self.ray.cluster_resources()
-        short = {k: v for k, v in {**{"GPU": p.resources.get("gpus", 0), "CPU": p.resources.get("cpus", 0)},
-                                   **ray_options(p.resources).get("resources", {})}.items() if v and have.get(k, 0) < v}
-        if short:
-            self.log(f"{p.name}: no node has {short} now; the task waits until one joins")
         opts: dict[str, Any] = {**ray_options(p.resources), "max_retries": self.max_retries,
                                 "retry_exceptions": False, "name": f"brainbench:{p.name}"}
+        short = _missing(opts, self.ray.cluster_resources())
+        if short:
+            self.log(f"{p.name}: the cluster has no {short} now; the task waits until a node with it joins")
         if self.pin and self.node:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
