@@ -15,6 +15,7 @@ reported apart and not in the pairs.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def main() -> None:
     finally:
         if cluster:
             cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
     diffs = [r - lo for r, lo in zip(remote, local)]
     med = statistics.median
     print(f"cluster {'reached' if a.address else 'started (head + 1 worker)'} in {up:.1f}s; "
