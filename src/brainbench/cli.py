@@ -593,7 +593,10 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except BrainbenchError as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)  # one line, whatever the width
+        from rich.markup import escape
+
+        # one line, whatever the width; escaped: "pip install 'brainbench[ray]'" is not markup
+        console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every finished attempt is stored; continue with --resume RUN_DIR")
