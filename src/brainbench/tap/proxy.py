@@ -1,11 +1,12 @@
 """The tap's HTTP relay: an OpenAI-compatible (and Ollama `/api/chat`) reverse proxy that scores what passes.
 
-Both sides are asyncio streams with h11 (already a dependency of httpx), no web framework: the upstream side is
-`upstream.Upstream`. A reply is relayed piece by piece as it arrives (the body bytes the server sent, unchanged)
-and a copy is read after each piece is written, so the agent sees the same bytes at nearly the same time. Scoring and
-storage happen after the last byte is out. The agent's headers go upstream unchanged except the hop-by-hop
-ones and `Accept-Encoding` (asked as `identity`, so the tap can read the reply); the Authorization header is
-forwarded and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
+The agent's side is an asyncio stream with h11 (already a dependency of httpx), no web framework; the upstream
+side is `upstream.Upstream`. A chunked reply (every stream) is passed on as the server framed it, each arrival
+written to the agent from the upstream socket's own callback; any other reply piece by piece through h11. The
+body bytes are kept as they pass and read only after the last byte is out: parsing, scoring and storage never
+sit between two chunks. The agent's headers go upstream unchanged except the hop-by-hop ones (a compressed
+reply the agent asked for is relayed compressed and decoded for scoring); the Authorization header is forwarded
+and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from .metrics import Metrics
 from .rules import Rule
 from .stitch import Stitcher, prefix_hashes
 from .storage import PACK, TapStore, scenario_id
-from .upstream import Response, Upstream, UpstreamError
+from .upstream import GO_ON, PAUSE, STOP, Response, Upstream, UpstreamError
 from .wire import Outcome, ReplyReader, error_outcome, infra_event, is_stream, loads_body, request_api
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
+              "transfer-encoding", "upgrade", "host", "content-length"}
 MAX_BODY = 256 * 2**20
 """Largest request body the tap accepts (bytes): agents with images stay well under it."""
+HIGH_WATER = 65536
+"""Bytes waiting for a slow agent beyond which the tap stops reading the upstream until they are out."""
 PROVISIONAL = ("omitted_closeout", "narrated_action")
 """Failures the agent can still undo by continuing: counted in the metrics only when the conversation ends."""
 
@@ -183,7 +186,7 @@ class Tap:
             await self._simple(conn, writer, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             return True
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers]
-        fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
+        fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP]
         sending = asyncio.ensure_future(self.http.send(method, target, fwd, body))
         await asyncio.sleep(0)  # let the request go out before the tap does its own work
         api = request_api(target) if method == "POST" else None
@@ -226,53 +229,87 @@ class Tap:
     async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
                      conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
                      t_in: float, ex: Exchange | None) -> bool:
-        out_headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
+        chunks = resp.chunked and conn.their_http_version == b"1.1"  # passed on framing and all
+        out_headers = [(k, v) for k, v in resp.headers
+                       if k.lower() not in HOP_BY_HOP or (k.lower() == "content-length" and not chunks)]
         writer.write(conn.send(h11.Response(status_code=resp.status, headers=out_headers,
                                             reason=resp.reason.encode("latin-1", "replace"))))
-        reader = ReplyReader(api or "openai", is_stream(resp.header("content-type")), t_in) \
-            if conv is not None and resp.status < 400 else None
+        reader = ReplyReader(api or "openai", is_stream(resp.header("content-type")), t_in,
+                             resp.header("content-encoding")) if conv is not None and resp.status < 400 else None
         err_body = bytearray()
-        first: float | None = None
-        cut: str | None = None
-        cut_kind = "stream_reset"
-        alive = True
-        try:
-            async with contextlib.aclosing(resp.pieces()) as pieces:
-                async for piece in pieces:
-                    if alive:
-                        writer.write(conn.send(h11.Data(data=piece)))
-                        first = first or time.perf_counter()
-                        try:
-                            await writer.drain()
-                        except ConnectionError:
-                            alive = False
-                    if not alive:  # the agent went away (its own timeout): stop, as a direct connection would
-                        cut, cut_kind = "the agent closed the connection mid-reply", "client_closed"
-                        break
-                    if reader is not None:
-                        reader.feed(piece)
-                    elif conv is not None and len(err_body) < 65536:
-                        err_body += piece
-                if alive:
-                    writer.write(conn.send(h11.EndOfMessage()))
-                    await writer.drain()
-        except UpstreamError as e:
-            cut = f"the upstream connection broke mid-reply: {e}"
-            writer.transport.abort()  # the agent sees the reset it would have seen directly
-            alive = False
-        except ConnectionError:
-            alive, cut, cut_kind = False, "the agent closed the connection mid-reply", "client_closed"
+
+        def keep(body: bytes) -> None:
+            if reader is not None:
+                reader.feed(body)
+            elif conv is not None and len(err_body) < 65536:
+                err_body.extend(body)
+
+        relay = self._pass_chunks if chunks else self._pass_pieces
+        first, cut, cut_kind, alive = await relay(conn, writer, resp, keep)
         if conv is not None:
             if reader is not None:
                 outcome = reader.finish(cut, cut_kind)
             elif cut:
                 outcome = Outcome(events=[infra_event(cut_kind, cut)])
             else:
-                outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
+                outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers),
+                                        resp.header("content-encoding"))
             assert ex is not None
             self._record(conv, parsed, api, outcome, t_in, ex)
         self._count_request(api, parsed, resp.status, t_in, first)
         return alive
+
+    @staticmethod
+    async def _pass_chunks(conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
+                           keep: Any) -> tuple[float | None, str | None, str, bool]:
+        """The fast path (every stream): each arrival goes out as the server framed it, from the upstream
+        socket's callback; `keep` gets the body bytes, read after the reply. (first byte out, how it was cut
+        short or None, whose doing, the agent's connection still usable)."""
+        transport = writer.transport
+        first: float | None = None
+
+        def on_piece(raw: bytes, body: bytes) -> int:
+            nonlocal first
+            if transport.is_closing():
+                return STOP
+            transport.write(raw)
+            if first is None:
+                first = time.perf_counter()
+            if body:
+                keep(body)
+            return PAUSE if transport.get_write_buffer_size() > HIGH_WATER else GO_ON
+
+        try:
+            if not await resp.relay(on_piece, writer.drain):
+                return first, "the agent closed the connection mid-reply", "client_closed", False
+        except UpstreamError as e:
+            transport.abort()  # the agent sees the reset it would have seen directly
+            return first, f"the upstream connection broke mid-reply: {e}", "stream_reset", False
+        except ConnectionError:
+            return first, "the agent closed the connection mid-reply", "client_closed", False
+        conn.send(h11.EndOfMessage())  # the server's last chunk is already out: h11 only learns the reply ended
+        return first, None, "", True
+
+    @staticmethod
+    async def _pass_pieces(conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
+                           keep: Any) -> tuple[float | None, str | None, str, bool]:
+        """Any other reply (a length, or the server's close, ends it): body pieces through h11 on both sides."""
+        first: float | None = None
+        try:
+            async with contextlib.aclosing(resp.pieces()) as pieces:
+                async for piece in pieces:
+                    writer.write(conn.send(h11.Data(data=piece)))
+                    first = first or time.perf_counter()
+                    keep(piece)
+                    await writer.drain()
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+        except UpstreamError as e:
+            writer.transport.abort()  # the agent sees the reset it would have seen directly
+            return first, f"the upstream connection broke mid-reply: {e}", "stream_reset", False
+        except ConnectionError:  # the agent went away (its own timeout): stop, as a direct connection would
+            return first, "the agent closed the connection mid-reply", "client_closed", False
+        return first, None, "", True
 
     def _count_request(self, api: str | None, parsed: dict | None, status: int, t_in: float,
                        first: float | None) -> None:
