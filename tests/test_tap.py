@@ -138,6 +138,31 @@ def test_server_error_then_success_is_infrastructure_not_a_failure(tmp_path, str
     assert "brainbench_tap_failures_total{" not in metrics
 
 
+def test_infra_events_count_with_their_conversation_in_export_report_and_drafts(tmp_path):
+    """Two server errors, then a reply: the attempt row counts 2 infra events (export, report's iceberg), its
+    draft scenario names them, and the events table has each once though the attempt was rewritten per turn."""
+    from brainbench.scoring import attempt_rows
+    from brainbench.tap.scenarios import export_scenarios
+
+    replies = [Reply.http_error(500, "CUDA error"), Reply.http_error(502, "bad gateway"),
+               Reply.call("get_weather", {"city": "paris"}), Reply.text("18 C")]
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        client = OpenAI(base_url=url, api_key="k", max_retries=0)
+        for _ in range(2):
+            with pytest.raises(APIError):
+                ask(client, USER, [WEATHER], True)
+        agent_loop(client, USER, [WEATHER], True)
+        sync(tap)
+    with RunStore(tmp_path / "run") as st:
+        [row] = attempt_rows(st)
+        assert [e["kind"] for e in st.infra_events()] == ["http_5xx", "http_5xx"]
+    assert row["infra_events"] == 2 and row["passed"] and row["turns"] == 2
+    [path] = export_scenarios(tmp_path / "run", tmp_path / "drafts")
+    import yaml
+
+    assert yaml.safe_load(path.read_text())["meta"]["infra_events"] == ["http_5xx", "http_5xx"]
+
+
 def test_reset_mid_stream_reaches_the_agent_as_a_reset_and_is_infrastructure(tmp_path):
     replies = [Reply(content="one two three four five", fault="reset", fault_after=2)]
     with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):

@@ -378,6 +378,7 @@ class Tap:
         rec = conv.rec
         rec.ended = time.time()
         rules = self._rules_for(conv)
+        rec.infra_events += outcome.events  # counted with the attempt (report, export), never in its verdict
         for ev in outcome.events:
             self.store.event(ev, rec.key)
             self.metrics.inc("brainbench_tap_infra_events_total", kind=ev.kind)
@@ -417,7 +418,8 @@ class Tap:
         last = [t.model_copy(update={"tool_results": [r.model_copy() for r in t.tool_results]}) for t in rec.turns[-1:]]
         snap = rec.model_copy(update={
             "turns": rec.turns[:-1] + last,
-            "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state)})
+            "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state),
+            "infra_events": list(rec.infra_events)})
         names = list(classify.tool_specs(conv.tools))
         write = self.store.put(snap, lambda r: self._judge(conv, r, rules, names, ended))
         if mine is not None and not mine.done():

@@ -72,7 +72,7 @@ class TapStore:
     def _put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> None:
         assert self._store is not None
         verdict = judge(rec)
-        self._store.put_attempt(rec, verdict if rec.turns else None)
+        self._store.put_attempt(rec, verdict if rec.turns else None, log_events=False)  # logged by `event`
 
     def event(self, ev: InfraEvent, key: str | None) -> Future:
         """An infrastructure event, stored once (never a model failure)."""
