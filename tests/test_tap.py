@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -359,6 +360,99 @@ def test_the_agent_gets_byte_identical_responses(tmp_path, stream, reply):
     assert tapped.status_code == direct.status_code == 200
     assert tapped.content == direct.content and len(tapped.content) > 50
     assert tapped.headers["content-type"] == direct.headers["content-type"]
+
+
+def _compressor(coding: str):
+    import importlib.util
+    import zlib
+
+    if coding == "br" and importlib.util.find_spec("brotli") is None:
+        return lambda data: data, lambda: b""  # labelled br, not compressed: the tap cannot read it either way
+    if coding == "br":
+        import brotli
+
+        c = brotli.Compressor()
+        return lambda data: c.process(data) + c.flush(), c.finish
+    c = zlib.compressobj(wbits=31 if coding == "gzip" else 15)
+    return lambda data: c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH), c.flush
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_path, stream, coding):
+    """The agent's Accept-Encoding reaches the server; its compressed reply reaches the agent byte for byte
+    (chunk by chunk when streamed) and the tap scores the decoded reply: a call written as text, found. br
+    without the brotli module: relayed the same, and an infrastructure event says why it was not scored."""
+    import socket
+    import threading
+    import time as _time
+
+    import importlib.util
+
+    readable = coding != "br" or importlib.util.find_spec("brotli") is not None
+    raw = '{"name": "get_weather", "arguments": {"city": "paris"}}'
+    events = [{"choices": [{"index": 0, "delta": {"content": raw[i:i + 12]}, "finish_reason": None}]}
+              for i in range(0, len(raw), 12)]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    sent: list[bytes] = []
+    accepted: list[str] = []
+
+    def serve(sock):
+        c, _ = sock.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        req = b""
+        while b"\r\n\r\n" not in req:
+            req += c.recv(65536)
+        head, _, rest = req.partition(b"\r\n\r\n")
+        while len(rest) < int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)):
+            rest += c.recv(65536)
+        accepted.append(re.search(rb"(?i)accept-encoding: *([^\r]*)", head).group(1).decode())
+        compress, finish = _compressor(coding)
+        ctype = b"text/event-stream" if stream else b"application/json"
+        if stream:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Encoding: %s\r\nConnection: close\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" % (ctype, coding.encode()))
+            for ev in [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]:
+                data = compress(ev)
+                sent.append(data)
+                c.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                _time.sleep(0.01)
+            data = finish()
+            sent.append(data)
+            c.sendall((b"%x\r\n%s\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n")
+        else:
+            body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": raw},
+                                            "finish_reason": "stop"}]}).encode()
+            data = compress(body) + finish()
+            sent.append(data)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Encoding: %s\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (ctype, coding.encode(), len(data), data))
+        c.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            body = {"model": "m", "messages": USER, "tools": [WEATHER], "stream": stream}
+            with httpx.Client(timeout=10, headers={"accept-encoding": coding}) as http, \
+                    http.stream("POST", url + "/chat/completions", json=body) as r:
+                got = b"".join(r.iter_raw())
+                assert r.headers["content-encoding"] == coding
+            sync(tap)
+    finally:
+        sock.close()
+    assert accepted == [coding] and got == b"".join(sent)
+    [(rec, v)] = stored(tmp_path / "run")
+    if not readable:
+        assert rec.status == "infra_error" and [e.kind for e in rec.infra_events] == ["bad_reply"]
+        assert "install brotli" in rec.infra_events[0].detail
+        return
+    assert rec.turns[0].result.content == raw and v["failures"] == ["tool_call_in_text"]
+    if stream:
+        chunks = rec.turns[0].result.timing.chunks  # one per content event, timed by its arrival, not the parse
+        assert len(chunks) == len(events) - 1 and chunks[-1] - chunks[0] >= 0.025
 
 
 def test_authorization_is_forwarded_and_never_stored(tmp_path):
