@@ -345,6 +345,29 @@ def test_the_same_opening_twice_is_two_trials_of_one_scenario(tmp_path):
     assert [r.trial for r, _ in rows] == [0, 1] and len({r.scenario_id for r, _ in rows}) == 1
 
 
+def test_a_conversation_continued_after_a_tap_restart_joins_its_stored_one(tmp_path):
+    """The tap stops mid-conversation (its verdict then: omitted_closeout); a new tap on the same run directory
+    gets the continuation: it joins the stored conversation, learns the tool answer, revises the verdict."""
+    replies = [Reply.call("write_file", {"path": "notes.md", "content": "x"}),
+               Reply.call("kanban_complete", {"task_id": "t_42", "summary": "notes written"}), Reply.text("Done.")]
+    msgs = list(CARD)
+    with FakeServer(ScriptedBrain(replies)) as srv:
+        with running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+            msgs.append(ask(OpenAI(base_url=url, api_key="k", max_retries=0), msgs, KANBAN_TOOLS, True))
+            sync(tap)
+        [(_, before)] = stored(tmp_path / "run")
+        assert before["failures"] == ["omitted_closeout"]  # the tap stopped with the card open
+        msgs.append({"role": "tool", "tool_call_id": msgs[-1]["tool_calls"][0]["id"], "content": "wrote notes.md"})
+        with running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+            agent_loop(OpenAI(base_url=url, api_key="k", max_retries=0), msgs, KANBAN_TOOLS, True)
+            sync(tap)
+            metrics = tap.metrics.render()
+    [(rec, v)] = stored(tmp_path / "run")
+    assert len(rec.turns) == 3 and rec.turns[0].tool_results[0].output == "wrote notes.md"
+    assert v["passed"] and v["failures"] == []
+    assert not re.search(r"^brainbench_tap_conversations_total [1-9]", metrics, re.M)  # none opened anew
+
+
 # -- the wire: bytes, headers, secrets, other paths, Ollama ---------------------------------------------------------
 
 
@@ -383,11 +406,10 @@ def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_pat
     """The agent's Accept-Encoding reaches the server; its compressed reply reaches the agent byte for byte
     (chunk by chunk when streamed) and the tap scores the decoded reply: a call written as text, found. br
     without the brotli module: relayed the same, and an infrastructure event says why it was not scored."""
+    import importlib.util
     import socket
     import threading
     import time as _time
-
-    import importlib.util
 
     readable = coding != "br" or importlib.util.find_spec("brotli") is not None
     raw = '{"name": "get_weather", "arguments": {"city": "paris"}}'

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class Conv:
     """Infrastructure events since the last reply (shown with the next turn; stored once in infra_events)."""
     stored: Any = None
     """An asyncio future of the latest exchange: done once it is recorded, its result the store write's future."""
+    live: bool = True
+    """False for a conversation an earlier tap stored, until a request continues it (then it is open again)."""
 
 
 @dataclass
@@ -105,8 +108,22 @@ class Tap:
         self.server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._idler: asyncio.Task | None = None
+        self.resume(store.resumable)
 
     # -- serving ------------------------------------------------------------------------------------
+
+    def resume(self, stored: list[tuple[AttemptRecord, list[str]]]) -> None:
+        """Conversations an earlier tap left on this run directory (`TapStore.resumable`): a request that
+        continues one joins it (and revises its verdict), as if the tap had never stopped. Its failures stored
+        so far are not counted again in this tap's metrics."""
+        for rec, failures in stored:
+            messages = rec.dispatches[0].messages
+            first = messages[: rec.turns[0].messages_before] if rec.turns else messages
+            tools = rec.turns[-1].result.request.get("tools") if rec.turns else None
+            conv = Conv(rec=rec, hashes=prefix_hashes(messages), n_messages=len(messages),
+                        tools=tools if isinstance(tools, list) else [], opening=_opening_text(first),
+                        counted=dict(Counter(failures)), live=False)
+            self.stitcher.advance(conv, conv.hashes)
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (port 0 picks a free one)."""
@@ -335,6 +352,10 @@ class Tap:
             conv = self._open(body, messages, hashes)
         else:
             followup = messages[conv.n_messages:]
+            if not conv.live:  # stored by an earlier tap: open again
+                conv.live = True
+                conv.rec.final_state.pop("ended", None)
+                self.convs.append(conv)
         tools = body.get("tools")
         conv.tools = tools if isinstance(tools, list) else conv.tools
         conv.hashes, conv.n_messages = hashes, len(messages)

@@ -45,6 +45,9 @@ class TapStore:
         self.trials: Counter[str] = Counter()
         self.last: Future | None = None
         """The latest queued write (writes run in order: when it is done, every earlier one is)."""
+        self.resumable: list[tuple[AttemptRecord, list[str]]] = []
+        """Conversations an earlier tap left open on this run directory (stopped or killed, not gone idle), with
+        their stored failures: a request that continues one joins it (`Tap.resume`)."""
         self._call(self._open, run_meta).result()  # a bad run directory fails here, in one line
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -54,9 +57,12 @@ class TapStore:
     def _open(self, run_meta: dict[str, Any]) -> None:
         self._store = RunStore(self.run_dir, create=True, lock=True)
         self._store.set_meta("run", {"packs": [PACK], "tap": run_meta, "trials": 1, "concurrency": None})
+        verdicts = self._store.verdicts()
         for rec in self._store.attempts():
             if rec.pack == PACK:
                 self.trials[rec.scenario_hash] = max(self.trials[rec.scenario_hash], rec.trial + 1)
+                if rec.final_state.get("ended") != "idle" and rec.dispatches and rec.dispatches[0].messages:
+                    self.resumable.append((rec, (verdicts.get(rec.key) or {}).get("failures", [])))
 
     def new_key(self, opening_hash: str, model: str) -> tuple[str, int]:
         """(attempt key, trial) for a new conversation with this opening (called from the event loop only)."""
