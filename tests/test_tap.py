@@ -18,6 +18,7 @@ import pytest
 from openai import APIError, OpenAI
 
 from brainbench.store.db import RunStore
+from brainbench.tap.rescore import rejudge
 from brainbench.tap.rules import RulesError, load_all, parse_rules
 from brainbench.testing.fakeserver import ByConversation, FakeServer, Reply, ScriptedBrain
 
@@ -47,7 +48,11 @@ def one_conversation(replies: list[Reply], tmp_path: Path, stream: bool, tools=(
         metrics = tap.metrics.render()
     rows = stored(tmp_path / "run")
     assert len(rows) == 1, [r.scenario_id for r, _ in rows]
-    return rows[0][0], rows[0][1], metrics
+    rec, v = rows[0]
+    if rec.turns:  # judged again from the store alone (`brainbench tap rescore`): the verdict the tap gave live
+        again = rejudge(rec.model_copy(deep=True), load_all(rules or []))
+        assert (again.passed, again.clean, sorted(again.failures)) == (v["passed"], v["clean"], sorted(v["failures"]))
+    return rec, v, metrics
 
 
 # -- failure classes, both stream modes ---------------------------------------------------------------
@@ -283,6 +288,34 @@ def test_generic_rule_must_end_with(tmp_path):
     finish = {"type": "function", "function": {"name": "finish", "parameters": {"type": "object", "properties": {}}}}
     _, v, _ = one_conversation([Reply.text("bye")], tmp_path, False, tools=[finish, WEATHER], rules=["generic"])
     assert v["failures"] == ["omitted_closeout"]
+
+
+def test_a_recorded_run_is_rescored_from_the_store_under_changed_rules(tmp_path):
+    """Re-judged under its recorded rules, a conversation gets the verdict the tap gave live; under a changed
+    rules file (`brainbench tap rescore --rules`) the new close-out counts; `brainbench score` keeps the new rules."""
+    from brainbench.tap.rescore import rescore
+
+    done_tool = {"type": "function", "function": {"name": "kanban_done", "parameters": {"type": "object", "properties": {}}}}
+    replies = [Reply.call("write_file", {"path": "n.md"}), Reply.call("write_file", {"path": "n.md", "content": "x"}),
+               Reply.call("kanban_done", {}), Reply.text("Done.")]
+    _, live, _ = one_conversation(replies, tmp_path, True, tools=KANBAN_TOOLS + [done_tool], messages=CARD,
+                                  answer=lambda n, a: '{"error": "disk full"}' if n == "write_file" else "ok")
+    assert sorted(live["failures"]) == ["malformed_args", "omitted_closeout", "tool_error"]
+    run = tmp_path / "run"
+    with RunStore(run, lock=True) as st:
+        assert rescore(st) == 1
+    [(_, again)] = stored(run)
+    assert again == live  # the same verdict, details (rule states) and all
+    (tmp_path / "mine.yaml").write_text("rules:\n  - id: done\n    applies: {tools_include: [kanban_done]}\n"
+                                        "    must_end_with: [kanban_done]\n")
+    res = _bb("tap", "rescore", str(run), "--rules", str(tmp_path / "mine.yaml"))
+    assert res.returncode == 0 and "re-scored 1 conversation" in res.stderr, res.stderr
+    [(rec, new)] = stored(run)
+    assert sorted(new["failures"]) == ["malformed_args", "tool_error"] and new["passed"]
+    assert rec.final_state["rules"]["done"]["closed_by"] == "kanban_done"
+    res = _bb("score", str(run), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["rescored"] == 1, res.stderr
+    assert stored(run)[0][1] == new
 
 
 @pytest.mark.parametrize("text,where", [

@@ -75,11 +75,6 @@ class Exchange:
     """How many messages this request carried."""
 
 
-def _opening_text(messages: list[Any]) -> str:
-    return "\n".join(classify._text(m.get("content")) for m in messages
-                     if isinstance(m, dict) and m.get("role") in ("system", "user"))
-
-
 def _bearer(headers: list[tuple[str, str]]) -> str | None:
     for k, v in headers:
         if k == "authorization" and v.lower().startswith("bearer "):
@@ -121,7 +116,7 @@ class Tap:
             first = messages[: rec.turns[0].messages_before] if rec.turns else messages
             tools = rec.turns[-1].result.request.get("tools") if rec.turns else None
             conv = Conv(rec=rec, hashes=prefix_hashes(messages), n_messages=len(messages),
-                        tools=tools if isinstance(tools, list) else [], opening=_opening_text(first),
+                        tools=tools if isinstance(tools, list) else [], opening=classify.opening_text(first),
                         counted=dict(Counter(failures)), live=False)
             self.stitcher.advance(conv, conv.hashes)
 
@@ -374,14 +369,13 @@ class Tap:
         rec = AttemptRecord(key=key, scenario_id=scenario_id(messages, opening), pack=PACK, scenario_hash=opening,
                             model=model, config_hash=self.store.config_hash, trial=trial, status="completed",
                             dispatches=[Dispatch(index=0, end_reason="stop")], started=now, ended=now)
-        conv = Conv(rec=rec, opening=_opening_text(messages))
+        conv = Conv(rec=rec, opening=classify.opening_text(messages))
         self.convs.append(conv)
         self.metrics.inc("brainbench_tap_conversations_total")
         return conv
 
     def _rules_for(self, conv: Conv) -> list[Rule]:
-        names = set(classify.tool_specs(conv.tools))
-        return [r for r in self.rules if r.applies_to(names, conv.opening)]
+        return classify.rules_for(self.rules, conv.tools, conv.opening)
 
     def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float,
                 ex: Exchange) -> None:
