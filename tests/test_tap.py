@@ -510,6 +510,52 @@ def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_pat
         assert len(chunks) == len(events) - 1 and chunks[-1] - chunks[0] >= 0.025
 
 
+def test_a_slow_agent_gets_a_big_stream_whole_while_the_tap_holds_the_server_back(tmp_path, monkeypatch):
+    """Megabytes streamed faster than the agent reads: the tap stops reading the server while the agent's side is
+    backed up (no unbounded buffer) and resumes; the agent gets every byte, the tap scores the whole reply."""
+    import socket
+    import threading
+    import time as _time
+    from asyncio import selector_events
+
+    paused = []
+    pause = selector_events._SelectorSocketTransport.pause_reading
+    monkeypatch.setattr(selector_events._SelectorSocketTransport, "pause_reading",
+                        lambda self: (paused.append(1), pause(self))[1])
+
+    events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': 'x' * 200_000}}]})}\n\n".encode()
+              + b": " + b"-" * 1_000_000 + b"\n\n" for _ in range(12)]  # 12 MB: more than the sockets buffer
+    events += [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n".encode(),
+               b"data: [DONE]\n\n"]
+
+    def serve(sock):
+        c, _ = sock.accept()
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n")
+        c.recv(1)
+        c.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            got = bytearray()
+            with httpx.Client(timeout=20) as http, http.stream(
+                    "POST", url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True}) as r:
+                for piece in r.iter_raw(65536):
+                    got += piece
+                    _time.sleep(0.002)
+            sync(tap)
+    finally:
+        sock.close()
+    assert bytes(got) == b"".join(events) and paused  # the server was held back, and nothing was lost
+    [(rec, v)] = stored(tmp_path / "run")
+    assert len(rec.turns[0].result.content) == 12 * 200_000 and v is not None
+
+
 def test_authorization_is_forwarded_and_never_stored(tmp_path):
     key = "sk-live-very-secret-0123456789"
     brain = ScriptedBrain([Reply.http_error(401, f"invalid api key {key}"), Reply.text("hi")])
