@@ -955,3 +955,23 @@ def test_stitcher_continuations_forks_and_identical_openings():
     assert st.find(prefix_hashes(a2 + [{"role": "user", "content": "x"}]), set()) == "A"
     st.forget("A")
     assert st.find(prefix_hashes(a2), set()) is None
+
+
+def test_dechunk_finds_the_end_and_the_body_however_the_bytes_are_split():
+    from brainbench.tap.upstream import ChunkError, Dechunk
+
+    msg = b"5;ext=1\r\nhello\r\n0C\r\n, world\r\nxx!\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    after = b"HTTP/1.1 200 OK\r\n"  # what a server sent after the message (never relayed as part of it)
+    for cuts in [[]] + [[i] for i in range(1, len(msg))] + [list(range(1, len(msg)))]:
+        bounds = [0, *cuts, len(msg)]
+        pieces = [msg[a:b] for a, b in zip(bounds, bounds[1:])]
+        pieces[-1] += after
+        d, body, ends = Dechunk(), b"", []
+        for p in pieces:
+            got, end = d.feed(p)
+            body += got
+            ends.append(end)
+        assert body == b"hello, world\r\nxx!" and ends[-1] == len(pieces[-1]) - len(after) and d.ended, cuts
+        assert all(e == -1 for e in ends[:-1])
+    with pytest.raises(ChunkError):
+        Dechunk().feed(b"zz\r\nhello\r\n")

@@ -162,11 +162,6 @@ class Dechunk:
         return b"".join(out), -1
 
 
-def dechunk(raw: bytes) -> bytes:
-    """The body of a whole chunked message (for tests and tools)."""
-    return Dechunk().feed(raw)[0]
-
-
 class Response:
     """Status and headers of an upstream reply; its body once, by `relay` (chunked) or `pieces`."""
 
@@ -275,10 +270,6 @@ class Response:
             raise UpstreamError(f"the server closed the connection before the reply was complete ({why})") from None
         finally:
             self._pool._release(conn, done)
-
-    def close(self) -> None:
-        """The body will not be read: drop the connection."""
-        self._conn.close()
 
 
 class Upstream:
