@@ -73,6 +73,8 @@ class Exchange:
     """The messages the agent added since the conversation's previous request (tool answers, a nudge)."""
     n_before: int
     """How many messages this request carried."""
+    scoring: Any = None
+    """The task that reads and records the reply after its last byte is out (it settles `recorded`)."""
 
 
 def _bearer(headers: list[tuple[str, str]]) -> str | None:
@@ -103,6 +105,8 @@ class Tap:
         self.server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._idler: asyncio.Task | None = None
+        self._scoring: set[asyncio.Future] = set()
+        """Replies being read and recorded (`_score`); `close` waits for them."""
         self.resume(store.resumable)
 
     # -- serving ------------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ class Tap:
         for w in list(self._writers):  # idle keep-alive connections end; their handlers return
             w.transport.abort()
         await asyncio.sleep(0.05)
+        await asyncio.gather(*self._scoring, return_exceptions=True)
         for conv in list(self.convs):
             self._end(conv, "shutdown")
         await self.http.aclose()
@@ -226,7 +231,7 @@ class Tap:
                 await self._settle(before)
             return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in, ex)
         finally:
-            if ex is not None and not ex.recorded.done():
+            if ex is not None and ex.scoring is None and not ex.recorded.done():
                 ex.recorded.set_result(None)  # never leave the conversation's next exchange waiting
 
     @staticmethod
@@ -258,18 +263,29 @@ class Tap:
 
         relay = self._pass_chunks if chunks else self._pass_pieces
         first, cut, cut_kind, alive = await relay(conn, writer, resp, keep)
-        if conv is not None:
-            if reader is not None:
-                outcome = reader.finish(cut, cut_kind)
-            elif cut:
-                outcome = Outcome(events=[infra_event(cut_kind, cut)])
-            else:
-                outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers),
-                                        resp.header("content-encoding"))
-            assert ex is not None
-            self._record(conv, parsed, api, outcome, t_in, ex)
         self._count_request(api, parsed, resp.status, t_in, first)
+        if conv is not None:
+            assert ex is not None
+            if reader is not None:
+                read = asyncio.wrap_future(self.store.run(reader.finish, cut, cut_kind, time.perf_counter()))
+            else:
+                read = asyncio.get_running_loop().create_future()
+                read.set_result(Outcome(events=[infra_event(cut_kind, cut)]) if cut else error_outcome(
+                    resp.status, bytes(err_body), _bearer(headers), resp.header("content-encoding")))
+            ex.scoring = asyncio.ensure_future(self._score(read, conv, parsed, api, t_in, ex))
+            self._scoring.add(ex.scoring)
+            ex.scoring.add_done_callback(self._scoring.discard)
         return alive
+
+    async def _score(self, read: Any, conv: Conv, parsed: dict | None, api: str | None, t_in: float,
+                     ex: Exchange) -> None:
+        """After the reply: its bytes are read in the store's thread (the agent's next request is served
+        meanwhile), then the exchange is recorded here, in the loop, where the conversation lives."""
+        try:
+            self._record(conv, parsed, api, await read, t_in, ex)
+        finally:
+            if not ex.recorded.done():
+                ex.recorded.set_result(None)
 
     @staticmethod
     async def _pass_chunks(conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,

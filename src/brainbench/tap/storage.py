@@ -70,6 +70,10 @@ class TapStore:
         self.trials[opening_hash] += 1
         return attempt_key(opening_hash, model, self.config_hash, trial), trial
 
+    def run(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run other work off the event loop, in the store's thread, in turn with the writes (reading a reply)."""
+        return self._call(fn, *args)
+
     def put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> Future:
         """Store a snapshot of the conversation (replacing its earlier version) with the verdict `judge` gives
         (called in the store's thread; no verdict for a conversation with no reply)."""

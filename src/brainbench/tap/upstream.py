@@ -29,6 +29,7 @@ import h11
 KEEPALIVE_S = 2.0
 """Idle connections older than this are not reused (llama-server drops them after 5 s)."""
 CONNECT_S = 10.0
+READ_SIZE = 65536
 GO_ON, PAUSE, STOP = 0, 1, 2
 """What `Response.relay`'s consumer says after a piece: go on, pause reading until it drained, stop (the agent
 went away)."""
@@ -40,8 +41,11 @@ class UpstreamError(Exception):
     """The upstream could not be reached, or broke the connection mid-reply (one line)."""
 
 
-class _Proto(asyncio.Protocol):
-    """The upstream socket: arrivals go to a buffer for `read()` or, while a body is relayed, to `sink`."""
+class _Proto(asyncio.BufferedProtocol):
+    """The upstream socket: arrivals go to a buffer for `read()` or, while a body is relayed, to `sink`.
+
+    A BufferedProtocol: the socket is read into one reused buffer (a plain Protocol gets a fresh 256 KiB
+    allocation per read, which doubled the relay's CPU per streamed piece)."""
 
     def __init__(self) -> None:
         self.transport: Any = None
@@ -50,11 +54,16 @@ class _Proto(asyncio.Protocol):
         self.error: BaseException | None = None
         self.waiter: asyncio.Future | None = None
         self.sink: Callable[[bytes], None] | None = None
+        self._into = memoryview(bytearray(READ_SIZE))
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._into
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._into[:nbytes].tobytes()
         if self.sink is not None:
             self.sink(data)
         else:

@@ -178,9 +178,10 @@ class ReplyReader:
         except BadReply as e:
             self.events.append(infra_event("bad_reply", e.detail))
 
-    def finish(self, cut: str | None = None, kind: str = "stream_reset") -> Outcome:
-        """The reply ended (`cut`: how it was cut short, when it was; `kind`: whose doing, as an event id)."""
-        self.timing.end = time.perf_counter()
+    def finish(self, cut: str | None = None, kind: str = "stream_reset", end: float | None = None) -> Outcome:
+        """The reply ended (at `end`, perf_counter; default now. `cut`: how it was cut short, when it was;
+        `kind`: whose doing, as an event id)."""
+        self.timing.end = end or time.perf_counter()
         if self.encoding and self.pieces:
             try:
                 decoded = decode_pieces([p for _, p in self.pieces], self.encoding)
