@@ -6,9 +6,20 @@ to the first body byte (what an agent waits on before it sees a token) and to th
 fake model server as its own process (`brainbench.testing.fakeproc`: fast and steady, so the tap's cost is
 not lost in a model's noise), or any server with --upstream; the tap runs as its own process, as a user runs it.
 
+Streamed chunks carry the fake server's send time (`fakeproc --stamp`), so the bench also reports each chunk's
+trip from the server's send to the agent (what the relay itself adds) and how much longer the server's own
+stream took (the tap's CPU taken from a server that shares its cores; `--pin` keeps them apart).
+
     python bench/tap_overhead.py                        # 200 pairs per mode against fakeproc
+    python bench/tap_overhead.py -n 300 --pin           # fakeproc on CPU 0, the tap and the agent on the others
     python bench/tap_overhead.py -n 500 --json          # more pairs; one JSON object
     python bench/tap_overhead.py --upstream http://127.0.0.1:8080 --model brain-small   # a running server
+
+Measured 2026-12-06 on the shared 2-core development machine (load average 5.6 to 7.1; docs/concepts/tap.md
+has every run): `python bench/tap_overhead.py -n 300 --pin` added 0.15 ms median to each streamed chunk's trip,
+1.9 to 2.3 ms to a stream's first byte and 2.4 to 3.6 ms to its last (1.66 ms in a `-n 100 --pin` run at load
+5.6), 1.6 to 2.7 ms to a plain reply; unpinned, the last byte 4.4 to 6.6 ms, the fake server's own stream
+2.7 to 4.2 ms longer.
 """
 
 from __future__ import annotations
