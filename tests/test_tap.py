@@ -418,6 +418,26 @@ def test_the_agent_gets_byte_identical_responses(tmp_path, stream, reply):
     assert tapped.headers["content-type"] == direct.headers["content-type"]
 
 
+def test_each_streamed_chunk_reaches_the_agent_when_the_server_sends_it(tmp_path):
+    """Relayed as they arrive, not batched: through the tap the agent gets as many pieces as directly, at the
+    same pace (chunks 60 ms apart)."""
+    import time as _time
+
+    def arrivals(url: str) -> list[float]:
+        t0, out = _time.perf_counter(), []
+        body = {"model": "fake-model", "messages": USER, "stream": True}
+        with httpx.Client(timeout=10) as http, http.stream("POST", url + "/chat/completions", json=body) as r:
+            out = [_time.perf_counter() - t0 for _ in r.iter_raw()]
+        return out
+
+    replies = [Reply(content="one two three four five", chunk_gap=0.06)] * 2
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        direct, tapped = arrivals(srv.base_url), arrivals(url)
+    gaps = [[b - a for a, b in zip(x, x[1:])] for x in (direct, tapped)]
+    assert len(tapped) == len(direct) >= 6 and min(gaps[1][:-1]) > 0.03  # one piece per chunk, none held back
+    assert abs(sorted(gaps[1])[len(gaps[1]) // 2] - sorted(gaps[0])[len(gaps[0]) // 2]) < 0.01
+
+
 def _compressor(coding: str):
     import importlib.util
     import zlib
