@@ -993,5 +993,8 @@ def test_dechunk_finds_the_end_and_the_body_however_the_bytes_are_split():
             ends.append(end)
         assert body == b"hello, world\r\nxx!" and ends[-1] == len(pieces[-1]) - len(after) and d.ended, cuts
         assert all(e == -1 for e in ends[:-1])
+    d = Dechunk()  # the usual arrival, one whole chunk per piece (the fast path), then the last chunk
+    assert [d.feed(b"5\r\nhello\r\n"), d.feed(b"2\r\n!\n\r\n"), d.feed(b"0\r\n\r\n")] == [
+        (b"hello", -1), (b"!\n", -1), (b"", 5)]
     with pytest.raises(ChunkError):
         Dechunk().feed(b"zz\r\nhello\r\n")

@@ -138,6 +138,15 @@ class Dechunk:
 
     def feed(self, piece: bytes) -> tuple[bytes, int]:
         """(the body bytes in `piece`, the offset just past the message's end or -1 while it goes on)."""
+        if not (self.left or self.line or self.trailers):  # the usual piece: exactly one whole chunk
+            nl = piece.find(b"\n")
+            size = piece[:nl].rstrip(b"\r")
+            if nl > 0 and _HEX.fullmatch(size) and (n := int(size, 16)) and len(piece) == nl + n + 3 \
+                    and piece.endswith(b"\r\n"):
+                return piece[nl + 1:nl + 1 + n], -1
+        return self._feed(piece)
+
+    def _feed(self, piece: bytes) -> tuple[bytes, int]:
         out: list[bytes] = []
         i, n = 0, len(piece)
         while i < n:
