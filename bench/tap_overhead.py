@@ -15,11 +15,11 @@ stream took (the tap's CPU taken from a server that shares its cores; `--pin` ke
     python bench/tap_overhead.py -n 500 --json          # more pairs; one JSON object
     python bench/tap_overhead.py --upstream http://127.0.0.1:8080 --model brain-small   # a running server
 
-Measured 2026-12-06 on the shared 2-core development machine (load average 5.6 to 7.1; docs/concepts/tap.md
+Measured 2026-12-06 on the shared 2-core development machine (load average 5.6 to 8.0; docs/concepts/tap.md
 has every run): `python bench/tap_overhead.py -n 300 --pin` added 0.15 ms median to each streamed chunk's trip,
-1.9 to 2.3 ms to a stream's first byte and 2.4 to 3.6 ms to its last (1.66 ms in a `-n 100 --pin` run at load
-5.6), 1.6 to 2.7 ms to a plain reply; unpinned, the last byte 4.4 to 6.6 ms, the fake server's own stream
-2.7 to 4.2 ms longer.
+1.6 to 2.3 ms to a stream's first byte and 1.1 to 3.6 ms to its last (1.66 ms in a `-n 100 --pin` run), 1.4 to
+2.7 ms to a plain reply; unpinned, the last byte 4.4 to 6.6 ms, the fake server's own stream 2.7 to 4.2 ms
+longer.
 """
 
 from __future__ import annotations
