@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from brainbench.tap.proxy import Tap
+from brainbench.tap.rescore import dump_rules
 from brainbench.tap.rules import load_all
 from brainbench.tap.storage import TapStore
 
@@ -32,8 +33,9 @@ def running_tap(upstream: str, run_dir: Path, rules: list[str] | None = None, id
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    store = TapStore(run_dir, {"upstream": upstream})
-    tap = Tap(upstream, store, load_all(rules or []), idle_s=idle)
+    loaded = load_all(rules or [])
+    store = TapStore(run_dir, {"upstream": upstream, "rules": dump_rules(loaded)})  # as the CLI records them
+    tap = Tap(upstream, store, loaded, idle_s=idle)
     port = asyncio.run_coroutine_threadsafe(tap.start("127.0.0.1", 0), loop).result(10)
     try:
         yield tap, f"http://127.0.0.1:{port}/v1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from openai import APIError, OpenAI
 
 from brainbench.store.db import RunStore
+from brainbench.tap.rescore import rejudge
 from brainbench.tap.rules import RulesError, load_all, parse_rules
 from brainbench.testing.fakeserver import ByConversation, FakeServer, Reply, ScriptedBrain
 
@@ -46,7 +48,11 @@ def one_conversation(replies: list[Reply], tmp_path: Path, stream: bool, tools=(
         metrics = tap.metrics.render()
     rows = stored(tmp_path / "run")
     assert len(rows) == 1, [r.scenario_id for r, _ in rows]
-    return rows[0][0], rows[0][1], metrics
+    rec, v = rows[0]
+    if rec.turns:  # judged again from the store alone (`brainbench tap rescore`): the verdict the tap gave live
+        again = rejudge(rec.model_copy(deep=True), load_all(rules or []))
+        assert (again.passed, again.clean, sorted(again.failures)) == (v["passed"], v["clean"], sorted(v["failures"]))
+    return rec, v, metrics
 
 
 # -- failure classes, both stream modes ---------------------------------------------------------------
@@ -136,6 +142,31 @@ def test_server_error_then_success_is_infrastructure_not_a_failure(tmp_path, str
         assert [(e["kind"], e["attempt_key"]) for e in st.infra_events()] == [("http_5xx", rec.key)]
     assert 'brainbench_tap_infra_events_total{kind="http_5xx"} 1' in metrics
     assert "brainbench_tap_failures_total{" not in metrics
+
+
+def test_infra_events_count_with_their_conversation_in_export_report_and_drafts(tmp_path):
+    """Two server errors, then a reply: the attempt row counts 2 infra events (export, report's iceberg), its
+    draft scenario names them, and the events table has each once though the attempt was rewritten per turn."""
+    from brainbench.scoring import attempt_rows
+    from brainbench.tap.scenarios import export_scenarios
+
+    replies = [Reply.http_error(500, "CUDA error"), Reply.http_error(502, "bad gateway"),
+               Reply.call("get_weather", {"city": "paris"}), Reply.text("18 C")]
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        client = OpenAI(base_url=url, api_key="k", max_retries=0)
+        for _ in range(2):
+            with pytest.raises(APIError):
+                ask(client, USER, [WEATHER], True)
+        agent_loop(client, USER, [WEATHER], True)
+        sync(tap)
+    with RunStore(tmp_path / "run") as st:
+        [row] = attempt_rows(st)
+        assert [e["kind"] for e in st.infra_events()] == ["http_5xx", "http_5xx"]
+    assert row["infra_events"] == 2 and row["passed"] and row["turns"] == 2
+    [path] = export_scenarios(tmp_path / "run", tmp_path / "drafts")
+    import yaml
+
+    assert yaml.safe_load(path.read_text())["meta"]["infra_events"] == ["http_5xx", "http_5xx"]
 
 
 def test_reset_mid_stream_reaches_the_agent_as_a_reset_and_is_infrastructure(tmp_path):
@@ -259,6 +290,34 @@ def test_generic_rule_must_end_with(tmp_path):
     assert v["failures"] == ["omitted_closeout"]
 
 
+def test_a_recorded_run_is_rescored_from_the_store_under_changed_rules(tmp_path):
+    """Re-judged under its recorded rules, a conversation gets the verdict the tap gave live; under a changed
+    rules file (`brainbench tap rescore --rules`) the new close-out counts; `brainbench score` keeps the new rules."""
+    from brainbench.tap.rescore import rescore
+
+    done_tool = {"type": "function", "function": {"name": "kanban_done", "parameters": {"type": "object", "properties": {}}}}
+    replies = [Reply.call("write_file", {"path": "n.md"}), Reply.call("write_file", {"path": "n.md", "content": "x"}),
+               Reply.call("kanban_done", {}), Reply.text("Done.")]
+    _, live, _ = one_conversation(replies, tmp_path, True, tools=KANBAN_TOOLS + [done_tool], messages=CARD,
+                                  answer=lambda n, a: '{"error": "disk full"}' if n == "write_file" else "ok")
+    assert sorted(live["failures"]) == ["malformed_args", "omitted_closeout", "tool_error"]
+    run = tmp_path / "run"
+    with RunStore(run, lock=True) as st:
+        assert rescore(st) == 1
+    [(_, again)] = stored(run)
+    assert again == live  # the same verdict, details (rule states) and all
+    (tmp_path / "mine.yaml").write_text("rules:\n  - id: done\n    applies: {tools_include: [kanban_done]}\n"
+                                        "    must_end_with: [kanban_done]\n")
+    res = _bb("tap", "rescore", str(run), "--rules", str(tmp_path / "mine.yaml"))
+    assert res.returncode == 0 and "re-scored 1 conversation" in res.stderr, res.stderr
+    [(rec, new)] = stored(run)
+    assert sorted(new["failures"]) == ["malformed_args", "tool_error"] and new["passed"]
+    assert rec.final_state["rules"]["done"]["closed_by"] == "kanban_done"
+    res = _bb("score", str(run), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["rescored"] == 1, res.stderr
+    assert stored(run)[0][1] == new
+
+
 @pytest.mark.parametrize("text,where", [
     ("rules: [{id: x}]", "rules.0.applies: Field required"),
     ("rules:\n  - id: x\n    applies: {tools_include: [a]}\n    must_end_with: [{tool: a, match: {q: '('}}]",
@@ -319,6 +378,29 @@ def test_the_same_opening_twice_is_two_trials_of_one_scenario(tmp_path):
     assert [r.trial for r, _ in rows] == [0, 1] and len({r.scenario_id for r, _ in rows}) == 1
 
 
+def test_a_conversation_continued_after_a_tap_restart_joins_its_stored_one(tmp_path):
+    """The tap stops mid-conversation (its verdict then: omitted_closeout); a new tap on the same run directory
+    gets the continuation: it joins the stored conversation, learns the tool answer, revises the verdict."""
+    replies = [Reply.call("write_file", {"path": "notes.md", "content": "x"}),
+               Reply.call("kanban_complete", {"task_id": "t_42", "summary": "notes written"}), Reply.text("Done.")]
+    msgs = list(CARD)
+    with FakeServer(ScriptedBrain(replies)) as srv:
+        with running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+            msgs.append(ask(OpenAI(base_url=url, api_key="k", max_retries=0), msgs, KANBAN_TOOLS, True))
+            sync(tap)
+        [(_, before)] = stored(tmp_path / "run")
+        assert before["failures"] == ["omitted_closeout"]  # the tap stopped with the card open
+        msgs.append({"role": "tool", "tool_call_id": msgs[-1]["tool_calls"][0]["id"], "content": "wrote notes.md"})
+        with running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+            agent_loop(OpenAI(base_url=url, api_key="k", max_retries=0), msgs, KANBAN_TOOLS, True)
+            sync(tap)
+            metrics = tap.metrics.render()
+    [(rec, v)] = stored(tmp_path / "run")
+    assert len(rec.turns) == 3 and rec.turns[0].tool_results[0].output == "wrote notes.md"
+    assert v["passed"] and v["failures"] == []
+    assert not re.search(r"^brainbench_tap_conversations_total [1-9]", metrics, re.M)  # none opened anew
+
+
 # -- the wire: bytes, headers, secrets, other paths, Ollama ---------------------------------------------------------
 
 
@@ -334,6 +416,164 @@ def test_the_agent_gets_byte_identical_responses(tmp_path, stream, reply):
     assert tapped.status_code == direct.status_code == 200
     assert tapped.content == direct.content and len(tapped.content) > 50
     assert tapped.headers["content-type"] == direct.headers["content-type"]
+
+
+def test_each_streamed_chunk_reaches_the_agent_when_the_server_sends_it(tmp_path):
+    """Relayed as they arrive, not batched: through the tap the agent gets as many pieces as directly, at the
+    same pace (chunks 60 ms apart)."""
+    import time as _time
+
+    def arrivals(url: str) -> list[float]:
+        t0, out = _time.perf_counter(), []
+        body = {"model": "fake-model", "messages": USER, "stream": True}
+        with httpx.Client(timeout=10) as http, http.stream("POST", url + "/chat/completions", json=body) as r:
+            out = [_time.perf_counter() - t0 for _ in r.iter_raw()]
+        return out
+
+    replies = [Reply(content="one two three four five", chunk_gap=0.06)] * 2
+    with FakeServer(ScriptedBrain(replies)) as srv, running_tap(srv.base_url, tmp_path / "run") as (tap, url):
+        direct, tapped = arrivals(srv.base_url), arrivals(url)
+    gaps = [[b - a for a, b in zip(x, x[1:])] for x in (direct, tapped)]
+    assert len(tapped) == len(direct) >= 6 and min(gaps[1][:-1]) > 0.03  # one piece per chunk, none held back
+    assert abs(sorted(gaps[1])[len(gaps[1]) // 2] - sorted(gaps[0])[len(gaps[0]) // 2]) < 0.01
+
+
+def _compressor(coding: str):
+    import importlib.util
+    import zlib
+
+    if coding == "br" and importlib.util.find_spec("brotli") is None:
+        return lambda data: data, lambda: b""  # labelled br, not compressed: the tap cannot read it either way
+    if coding == "br":
+        import brotli
+
+        c = brotli.Compressor()
+        return lambda data: c.process(data) + c.flush(), c.finish
+    c = zlib.compressobj(wbits=31 if coding == "gzip" else 15)
+    return lambda data: c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH), c.flush
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_path, stream, coding):
+    """The agent's Accept-Encoding reaches the server; its compressed reply reaches the agent byte for byte
+    (chunk by chunk when streamed) and the tap scores the decoded reply: a call written as text, found. br
+    without the brotli module: relayed the same, and an infrastructure event says why it was not scored."""
+    import importlib.util
+    import socket
+    import threading
+    import time as _time
+
+    readable = coding != "br" or importlib.util.find_spec("brotli") is not None
+    raw = '{"name": "get_weather", "arguments": {"city": "paris"}}'
+    events = [{"choices": [{"index": 0, "delta": {"content": raw[i:i + 12]}, "finish_reason": None}]}
+              for i in range(0, len(raw), 12)]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    sent: list[bytes] = []
+    accepted: list[str] = []
+
+    def serve(sock):
+        c, _ = sock.accept()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        req = b""
+        while b"\r\n\r\n" not in req:
+            req += c.recv(65536)
+        head, _, rest = req.partition(b"\r\n\r\n")
+        while len(rest) < int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)):
+            rest += c.recv(65536)
+        accepted.append(re.search(rb"(?i)accept-encoding: *([^\r]*)", head).group(1).decode())
+        compress, finish = _compressor(coding)
+        ctype = b"text/event-stream" if stream else b"application/json"
+        if stream:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Encoding: %s\r\nConnection: close\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" % (ctype, coding.encode()))
+            for ev in [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]:
+                data = compress(ev)
+                sent.append(data)
+                c.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                _time.sleep(0.01)
+            data = finish()
+            sent.append(data)
+            c.sendall((b"%x\r\n%s\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n")
+        else:
+            body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": raw},
+                                            "finish_reason": "stop"}]}).encode()
+            data = compress(body) + finish()
+            sent.append(data)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Encoding: %s\r\nConnection: close\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (ctype, coding.encode(), len(data), data))
+        c.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            body = {"model": "m", "messages": USER, "tools": [WEATHER], "stream": stream}
+            with httpx.Client(timeout=10, headers={"accept-encoding": coding}) as http, \
+                    http.stream("POST", url + "/chat/completions", json=body) as r:
+                got = b"".join(r.iter_raw())
+                assert r.headers["content-encoding"] == coding
+            sync(tap)
+    finally:
+        sock.close()
+    assert accepted == [coding] and got == b"".join(sent)
+    [(rec, v)] = stored(tmp_path / "run")
+    if not readable:
+        assert rec.status == "infra_error" and [e.kind for e in rec.infra_events] == ["bad_reply"]
+        assert "install brotli" in rec.infra_events[0].detail
+        return
+    assert rec.turns[0].result.content == raw and v["failures"] == ["tool_call_in_text"]
+    if stream:
+        chunks = rec.turns[0].result.timing.chunks  # one per content event, timed by its arrival, not the parse
+        assert len(chunks) == len(events) - 1 and chunks[-1] - chunks[0] >= 0.025
+
+
+def test_a_slow_agent_gets_a_big_stream_whole_while_the_tap_holds_the_server_back(tmp_path, monkeypatch):
+    """Megabytes streamed faster than the agent reads: the tap stops reading the server while the agent's side is
+    backed up (no unbounded buffer) and resumes; the agent gets every byte, the tap scores the whole reply."""
+    import socket
+    import threading
+    import time as _time
+    from asyncio import selector_events
+
+    paused = []
+    pause = selector_events._SelectorSocketTransport.pause_reading
+    monkeypatch.setattr(selector_events._SelectorSocketTransport, "pause_reading",
+                        lambda self: (paused.append(1), pause(self))[1])
+
+    events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': 'x' * 200_000}}]})}\n\n".encode()
+              + b": " + b"-" * 1_000_000 + b"\n\n" for _ in range(12)]  # 12 MB: more than the sockets buffer
+    events += [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n".encode(),
+               b"data: [DONE]\n\n"]
+
+    def serve(sock):
+        c, _ = sock.accept()
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n")
+        c.recv(1)
+        c.close()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
+            got = bytearray()
+            with httpx.Client(timeout=20) as http, http.stream(
+                    "POST", url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True}) as r:
+                for piece in r.iter_raw(65536):
+                    got += piece
+                    _time.sleep(0.002)
+            sync(tap)
+    finally:
+        sock.close()
+    assert bytes(got) == b"".join(events) and paused  # the server was held back, and nothing was lost
+    [(rec, v)] = stored(tmp_path / "run")
+    assert len(rec.turns[0].result.content) == 12 * 200_000 and v is not None
 
 
 def test_authorization_is_forwarded_and_never_stored(tmp_path):
@@ -735,3 +975,26 @@ def test_stitcher_continuations_forks_and_identical_openings():
     assert st.find(prefix_hashes(a2 + [{"role": "user", "content": "x"}]), set()) == "A"
     st.forget("A")
     assert st.find(prefix_hashes(a2), set()) is None
+
+
+def test_dechunk_finds_the_end_and_the_body_however_the_bytes_are_split():
+    from brainbench.tap.upstream import ChunkError, Dechunk
+
+    msg = b"5;ext=1\r\nhello\r\n0C\r\n, world\r\nxx!\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    after = b"HTTP/1.1 200 OK\r\n"  # what a server sent after the message (never relayed as part of it)
+    for cuts in [[]] + [[i] for i in range(1, len(msg))] + [list(range(1, len(msg)))]:
+        bounds = [0, *cuts, len(msg)]
+        pieces = [msg[a:b] for a, b in zip(bounds, bounds[1:])]
+        pieces[-1] += after
+        d, body, ends = Dechunk(), b"", []
+        for p in pieces:
+            got, end = d.feed(p)
+            body += got
+            ends.append(end)
+        assert body == b"hello, world\r\nxx!" and ends[-1] == len(pieces[-1]) - len(after) and d.ended, cuts
+        assert all(e == -1 for e in ends[:-1])
+    d = Dechunk()  # the usual arrival, one whole chunk per piece (the fast path), then the last chunk
+    assert [d.feed(b"5\r\nhello\r\n"), d.feed(b"2\r\n!\n\r\n"), d.feed(b"0\r\n\r\n")] == [
+        (b"hello", -1), (b"!\n", -1), (b"", 5)]
+    with pytest.raises(ChunkError):
+        Dechunk().feed(b"zz\r\nhello\r\n")

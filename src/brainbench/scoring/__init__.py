@@ -21,18 +21,25 @@ def stored_scenarios(store: RunStore) -> dict[str, Scenario]:
 
 
 def rescore(store: RunStore, keys: set[str] | None = None) -> int:
-    """Re-score completed attempts (all, or only `keys`) from their stored transcripts; returns how many."""
+    """Re-score completed attempts (all, or only `keys`) from their stored transcripts; returns how many.
+    Conversations recorded by `brainbench tap` are judged again under the rules the run recorded."""
     scenarios = stored_scenarios(store)
     n = 0
+    tapped = False
     for rec in store.attempts(status="completed"):
         if keys is not None and rec.key not in keys:
             continue
+        tapped = tapped or rec.pack == "tap"
         sc = scenarios.get(rec.scenario_hash)
         if sc is None:
             continue
         v = score_attempt(sc, rec)
         store.put_verdict(rec.key, SCORER, v.passed, v.clean, v.failures, v.details)
         n += 1
+    if tapped:
+        from ..tap.rescore import rescore as rescore_tap
+
+        n += rescore_tap(store, keys=keys)
     return n
 
 

@@ -200,9 +200,12 @@ class RunStore:
 
     # -- attempts ------------------------------------------------------------------------------------
 
-    def put_attempt(self, rec: AttemptRecord, verdict: Verdict | None = None, scorer: str = "deterministic") -> None:
+    def put_attempt(self, rec: AttemptRecord, verdict: Verdict | None = None, scorer: str = "deterministic",
+                    log_events: bool = True) -> None:
         """Store one finished attempt atomically (replacing an earlier infra_error try of the same key), with its
-        verdict in the same transaction: a kill between the two can never leave a completed attempt unscored."""
+        verdict in the same transaction: a kill between the two can never leave a completed attempt unscored.
+        `log_events` False: its infra events are already in the events table (the tap logs each as it happens
+        and rewrites the attempt after every turn)."""
         with self._writing(), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
@@ -212,7 +215,7 @@ class RunStore:
             )
             self.conn.executemany(
                 "INSERT INTO infra_events (attempt_key, at, kind, detail) VALUES (?,?,?,?)",
-                [(rec.key, e.at, e.kind, e.detail) for e in rec.infra_events],
+                [(rec.key, e.at, e.kind, e.detail) for e in rec.infra_events] if log_events else [],
             )
             if verdict is not None:
                 self._insert_verdict(rec.key, scorer, verdict)

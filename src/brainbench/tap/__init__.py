@@ -8,5 +8,5 @@ directory that `brainbench report` reads like a pack run.
 Modules: `proxy` (the HTTP relay, agent side), `upstream` (its client side), `wire` (reading relayed replies),
 `stitch` (conversations), `classify` (failures), `rules` (obligations, YAML; shipped sets in `rules/`),
 `storage` (the run store), `metrics` (Prometheus), `otel` (optional OpenTelemetry), `scenarios` (export as
-draft scenarios), `cli` (the command).
+draft scenarios), `rescore` (a recorded run judged again), `cli` (the command).
 """

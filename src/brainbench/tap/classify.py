@@ -116,6 +116,17 @@ def _text(content: Any) -> str:
     return "" if content is None else json.dumps(content)
 
 
+def opening_text(messages: list[Any]) -> str:
+    """A conversation's system and user text, which a rule's `message_regex` reads."""
+    return "\n".join(_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in ("system", "user"))
+
+
+def rules_for(rules: list[Rule], tools: list[Any] | None, opening: str) -> list[Rule]:
+    """The rules that hold a conversation with these tools and this opening."""
+    names = set(tool_specs(tools))
+    return [r for r in rules if r.applies_to(names, opening)]
+
+
 def _errorish(output: str) -> bool:
     """A tool answer that says it failed: `{"error": ...}`, or text that starts with an error word."""
     try:

@@ -1,4 +1,5 @@
-"""`brainbench tap` (the proxy) and `brainbench tap export-scenarios` (recorded conversations as draft scenarios)."""
+"""`brainbench tap` (the proxy), `brainbench tap export-scenarios` (recorded conversations as draft scenarios) and
+`brainbench tap rescore` (a recorded run judged again)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def _upstream(url: str) -> str:
 async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idle: float, out: Path,
                  otlp: str | None) -> None:
     from .proxy import Tap
+    from .rescore import dump_rules
     from .rules import load_all
     from .storage import TapStore
 
@@ -46,7 +48,7 @@ async def _serve(upstream: str, host: str, port: int, rule_files: list[str], idl
         from .otel import OtelExport
 
         otel = OtelExport(otlp)
-    store = TapStore(out, {"upstream": upstream, "rules": [r.id for r in rules], "idle_s": idle})
+    store = TapStore(out, {"upstream": upstream, "rules": dump_rules(rules), "idle_s": idle})
     tap = Tap(upstream, store, rules, idle_s=idle, otel=otel)
     try:
         try:
@@ -104,3 +106,16 @@ def export_scenarios_cmd(
 
     paths = export_scenarios(run_dir, out, failed_only=failed_only)
     print(f"wrote {len(paths)} draft scenario(s) to {out}", file=sys.stderr)
+
+
+@tap_app.command("rescore")
+def rescore_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by brainbench tap.")],
+    rules: Annotated[list[str], typer.Option("--rules", "-r", help="Rules file (YAML) or shipped set to judge by instead of the recorded ones (repeatable); they become the run's rules.")] = [],
+) -> None:
+    """Judge a recorded tap run again from its store, no traffic needed: after a rules-file change (or a
+    brainbench upgrade). `brainbench report RUN_DIR` then shows the new verdicts."""
+    from .rescore import rescore_dir
+
+    n = rescore_dir(run_dir, rules)
+    print(f"re-scored {n} conversation(s) in {run_dir}", file=sys.stderr)

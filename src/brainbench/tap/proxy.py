@@ -1,11 +1,12 @@
 """The tap's HTTP relay: an OpenAI-compatible (and Ollama `/api/chat`) reverse proxy that scores what passes.
 
-Both sides are asyncio streams with h11 (already a dependency of httpx), no web framework: the upstream side is
-`upstream.Upstream`. A reply is relayed piece by piece as it arrives (the body bytes the server sent, unchanged)
-and a copy is read after each piece is written, so the agent sees the same bytes at nearly the same time. Scoring and
-storage happen after the last byte is out. The agent's headers go upstream unchanged except the hop-by-hop
-ones and `Accept-Encoding` (asked as `identity`, so the tap can read the reply); the Authorization header is
-forwarded and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
+The agent's side is an asyncio stream with h11 (already a dependency of httpx), no web framework; the upstream
+side is `upstream.Upstream`. A chunked reply (every stream) is passed on as the server framed it, each arrival
+written to the agent from the upstream socket's own callback; any other reply piece by piece through h11. The
+body bytes are kept as they pass and read only after the last byte is out: parsing, scoring and storage never
+sit between two chunks. The agent's headers go upstream unchanged except the hop-by-hop ones (a compressed
+reply the agent asked for is relayed compressed and decoded for scoring); the Authorization header is forwarded
+and never stored. `/metrics` is the tap's own (Prometheus); every other path is passed through.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,13 +28,15 @@ from .metrics import Metrics
 from .rules import Rule
 from .stitch import Stitcher, prefix_hashes
 from .storage import PACK, TapStore, scenario_id
-from .upstream import Response, Upstream, UpstreamError
+from .upstream import GO_ON, PAUSE, STOP, Response, Upstream, UpstreamError
 from .wire import Outcome, ReplyReader, error_outcome, infra_event, is_stream, loads_body, request_api
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-              "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding"}
+              "transfer-encoding", "upgrade", "host", "content-length"}
 MAX_BODY = 256 * 2**20
 """Largest request body the tap accepts (bytes): agents with images stay well under it."""
+HIGH_WATER = 65536
+"""Bytes waiting for a slow agent beyond which the tap stops reading the upstream until they are out."""
 PROVISIONAL = ("omitted_closeout", "narrated_action")
 """Failures the agent can still undo by continuing: counted in the metrics only when the conversation ends."""
 
@@ -55,6 +59,8 @@ class Conv:
     """Infrastructure events since the last reply (shown with the next turn; stored once in infra_events)."""
     stored: Any = None
     """An asyncio future of the latest exchange: done once it is recorded, its result the store write's future."""
+    live: bool = True
+    """False for a conversation an earlier tap stored, until a request continues it (then it is open again)."""
 
 
 @dataclass
@@ -67,11 +73,8 @@ class Exchange:
     """The messages the agent added since the conversation's previous request (tool answers, a nudge)."""
     n_before: int
     """How many messages this request carried."""
-
-
-def _opening_text(messages: list[Any]) -> str:
-    return "\n".join(classify._text(m.get("content")) for m in messages
-                     if isinstance(m, dict) and m.get("role") in ("system", "user"))
+    scoring: Any = None
+    """The task that reads and records the reply after its last byte is out (it settles `recorded`)."""
 
 
 def _bearer(headers: list[tuple[str, str]]) -> str | None:
@@ -102,8 +105,24 @@ class Tap:
         self.server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._idler: asyncio.Task | None = None
+        self._scoring: set[asyncio.Future] = set()
+        """Replies being read and recorded (`_score`); `close` waits for them."""
+        self.resume(store.resumable)
 
     # -- serving ------------------------------------------------------------------------------------
+
+    def resume(self, stored: list[tuple[AttemptRecord, list[str]]]) -> None:
+        """Conversations an earlier tap left on this run directory (`TapStore.resumable`): a request that
+        continues one joins it (and revises its verdict), as if the tap had never stopped. Its failures stored
+        so far are not counted again in this tap's metrics."""
+        for rec, failures in stored:
+            messages = rec.dispatches[0].messages
+            first = messages[: rec.turns[0].messages_before] if rec.turns else messages
+            tools = rec.turns[-1].result.request.get("tools") if rec.turns else None
+            conv = Conv(rec=rec, hashes=prefix_hashes(messages), n_messages=len(messages),
+                        tools=tools if isinstance(tools, list) else [], opening=classify.opening_text(first),
+                        counted=dict(Counter(failures)), live=False)
+            self.stitcher.advance(conv, conv.hashes)
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (port 0 picks a free one)."""
@@ -120,6 +139,7 @@ class Tap:
         for w in list(self._writers):  # idle keep-alive connections end; their handlers return
             w.transport.abort()
         await asyncio.sleep(0.05)
+        await asyncio.gather(*self._scoring, return_exceptions=True)
         for conv in list(self.convs):
             self._end(conv, "shutdown")
         await self.http.aclose()
@@ -183,7 +203,7 @@ class Tap:
             await self._simple(conn, writer, 200, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             return True
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers]
-        fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP] + [("accept-encoding", "identity")]
+        fwd = [(k, v) for k, v in headers if k not in HOP_BY_HOP]
         sending = asyncio.ensure_future(self.http.send(method, target, fwd, body))
         await asyncio.sleep(0)  # let the request go out before the tap does its own work
         api = request_api(target) if method == "POST" else None
@@ -211,7 +231,7 @@ class Tap:
                 await self._settle(before)
             return await self._relay(conn, writer, resp, conv, parsed, api, headers, t_in, ex)
         finally:
-            if ex is not None and not ex.recorded.done():
+            if ex is not None and ex.scoring is None and not ex.recorded.done():
                 ex.recorded.set_result(None)  # never leave the conversation's next exchange waiting
 
     @staticmethod
@@ -226,53 +246,98 @@ class Tap:
     async def _relay(self, conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
                      conv: Conv | None, parsed: dict | None, api: str | None, headers: list[tuple[str, str]],
                      t_in: float, ex: Exchange | None) -> bool:
-        out_headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"]
+        chunks = resp.chunked and conn.their_http_version == b"1.1"  # passed on framing and all
+        out_headers = [(k, v) for k, v in resp.headers
+                       if k.lower() not in HOP_BY_HOP or (k.lower() == "content-length" and not chunks)]
         writer.write(conn.send(h11.Response(status_code=resp.status, headers=out_headers,
                                             reason=resp.reason.encode("latin-1", "replace"))))
-        reader = ReplyReader(api or "openai", is_stream(resp.header("content-type")), t_in) \
-            if conv is not None and resp.status < 400 else None
+        reader = ReplyReader(api or "openai", is_stream(resp.header("content-type")), t_in,
+                             resp.header("content-encoding")) if conv is not None and resp.status < 400 else None
         err_body = bytearray()
+
+        def keep(body: bytes) -> None:
+            if reader is not None:
+                reader.feed(body)
+            elif conv is not None and len(err_body) < 65536:
+                err_body.extend(body)
+
+        relay = self._pass_chunks if chunks else self._pass_pieces
+        first, cut, cut_kind, alive = await relay(conn, writer, resp, keep)
+        self._count_request(api, parsed, resp.status, t_in, first)
+        if conv is not None:
+            assert ex is not None
+            if reader is not None:
+                read = asyncio.wrap_future(self.store.run(reader.finish, cut, cut_kind, time.perf_counter()))
+            else:
+                read = asyncio.get_running_loop().create_future()
+                read.set_result(Outcome(events=[infra_event(cut_kind, cut)]) if cut else error_outcome(
+                    resp.status, bytes(err_body), _bearer(headers), resp.header("content-encoding")))
+            ex.scoring = asyncio.ensure_future(self._score(read, conv, parsed, api, t_in, ex))
+            self._scoring.add(ex.scoring)
+            ex.scoring.add_done_callback(self._scoring.discard)
+        return alive
+
+    async def _score(self, read: Any, conv: Conv, parsed: dict | None, api: str | None, t_in: float,
+                     ex: Exchange) -> None:
+        """After the reply: its bytes are read in the store's thread (the agent's next request is served
+        meanwhile), then the exchange is recorded here, in the loop, where the conversation lives."""
+        try:
+            self._record(conv, parsed, api, await read, t_in, ex)
+        finally:
+            if not ex.recorded.done():
+                ex.recorded.set_result(None)
+
+    @staticmethod
+    async def _pass_chunks(conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
+                           keep: Any) -> tuple[float | None, str | None, str, bool]:
+        """The fast path (every stream): each arrival goes out as the server framed it, from the upstream
+        socket's callback; `keep` gets the body bytes, read after the reply. (first byte out, how it was cut
+        short or None, whose doing, the agent's connection still usable)."""
+        transport = writer.transport
         first: float | None = None
-        cut: str | None = None
-        cut_kind = "stream_reset"
-        alive = True
+
+        def on_piece(raw: bytes, body: bytes) -> int:
+            nonlocal first
+            if transport.is_closing():
+                return STOP
+            transport.write(raw)
+            if first is None:
+                first = time.perf_counter()
+            if body:
+                keep(body)
+            return PAUSE if transport.get_write_buffer_size() > HIGH_WATER else GO_ON
+
+        try:
+            if not await resp.relay(on_piece, writer.drain):
+                return first, "the agent closed the connection mid-reply", "client_closed", False
+        except UpstreamError as e:
+            transport.abort()  # the agent sees the reset it would have seen directly
+            return first, f"the upstream connection broke mid-reply: {e}", "stream_reset", False
+        except ConnectionError:
+            return first, "the agent closed the connection mid-reply", "client_closed", False
+        conn.send(h11.EndOfMessage())  # the server's last chunk is already out: h11 only learns the reply ended
+        return first, None, "", True
+
+    @staticmethod
+    async def _pass_pieces(conn: h11.Connection, writer: asyncio.StreamWriter, resp: Response,
+                           keep: Any) -> tuple[float | None, str | None, str, bool]:
+        """Any other reply (a length, or the server's close, ends it): body pieces through h11 on both sides."""
+        first: float | None = None
         try:
             async with contextlib.aclosing(resp.pieces()) as pieces:
                 async for piece in pieces:
-                    if alive:
-                        writer.write(conn.send(h11.Data(data=piece)))
-                        first = first or time.perf_counter()
-                        try:
-                            await writer.drain()
-                        except ConnectionError:
-                            alive = False
-                    if not alive:  # the agent went away (its own timeout): stop, as a direct connection would
-                        cut, cut_kind = "the agent closed the connection mid-reply", "client_closed"
-                        break
-                    if reader is not None:
-                        reader.feed(piece)
-                    elif conv is not None and len(err_body) < 65536:
-                        err_body += piece
-                if alive:
-                    writer.write(conn.send(h11.EndOfMessage()))
+                    writer.write(conn.send(h11.Data(data=piece)))
+                    first = first or time.perf_counter()
+                    keep(piece)
                     await writer.drain()
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
         except UpstreamError as e:
-            cut = f"the upstream connection broke mid-reply: {e}"
             writer.transport.abort()  # the agent sees the reset it would have seen directly
-            alive = False
-        except ConnectionError:
-            alive, cut, cut_kind = False, "the agent closed the connection mid-reply", "client_closed"
-        if conv is not None:
-            if reader is not None:
-                outcome = reader.finish(cut, cut_kind)
-            elif cut:
-                outcome = Outcome(events=[infra_event(cut_kind, cut)])
-            else:
-                outcome = error_outcome(resp.status, bytes(err_body), _bearer(headers))
-            assert ex is not None
-            self._record(conv, parsed, api, outcome, t_in, ex)
-        self._count_request(api, parsed, resp.status, t_in, first)
-        return alive
+            return first, f"the upstream connection broke mid-reply: {e}", "stream_reset", False
+        except ConnectionError:  # the agent went away (its own timeout): stop, as a direct connection would
+            return first, "the agent closed the connection mid-reply", "client_closed", False
+        return first, None, "", True
 
     def _count_request(self, api: str | None, parsed: dict | None, status: int, t_in: float,
                        first: float | None) -> None:
@@ -298,6 +363,10 @@ class Tap:
             conv = self._open(body, messages, hashes)
         else:
             followup = messages[conv.n_messages:]
+            if not conv.live:  # stored by an earlier tap: open again
+                conv.live = True
+                conv.rec.final_state.pop("ended", None)
+                self.convs.append(conv)
         tools = body.get("tools")
         conv.tools = tools if isinstance(tools, list) else conv.tools
         conv.hashes, conv.n_messages = hashes, len(messages)
@@ -316,14 +385,13 @@ class Tap:
         rec = AttemptRecord(key=key, scenario_id=scenario_id(messages, opening), pack=PACK, scenario_hash=opening,
                             model=model, config_hash=self.store.config_hash, trial=trial, status="completed",
                             dispatches=[Dispatch(index=0, end_reason="stop")], started=now, ended=now)
-        conv = Conv(rec=rec, opening=_opening_text(messages))
+        conv = Conv(rec=rec, opening=classify.opening_text(messages))
         self.convs.append(conv)
         self.metrics.inc("brainbench_tap_conversations_total")
         return conv
 
     def _rules_for(self, conv: Conv) -> list[Rule]:
-        names = set(classify.tool_specs(conv.tools))
-        return [r for r in self.rules if r.applies_to(names, conv.opening)]
+        return classify.rules_for(self.rules, conv.tools, conv.opening)
 
     def _record(self, conv: Conv, body: dict | None, api: str | None, outcome: Outcome, t_in: float,
                 ex: Exchange) -> None:
@@ -341,6 +409,7 @@ class Tap:
         rec = conv.rec
         rec.ended = time.time()
         rules = self._rules_for(conv)
+        rec.infra_events += outcome.events  # counted with the attempt (report, export), never in its verdict
         for ev in outcome.events:
             self.store.event(ev, rec.key)
             self.metrics.inc("brainbench_tap_infra_events_total", kind=ev.kind)
@@ -380,7 +449,8 @@ class Tap:
         last = [t.model_copy(update={"tool_results": [r.model_copy() for r in t.tool_results]}) for t in rec.turns[-1:]]
         snap = rec.model_copy(update={
             "turns": rec.turns[:-1] + last,
-            "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state)})
+            "dispatches": [d.model_copy() for d in rec.dispatches], "final_state": dict(rec.final_state),
+            "infra_events": list(rec.infra_events)})
         names = list(classify.tool_specs(conv.tools))
         write = self.store.put(snap, lambda r: self._judge(conv, r, rules, names, ended))
         if mine is not None and not mine.done():

@@ -62,7 +62,8 @@ def draft(rec: AttemptRecord, verdict: dict[str, Any] | None) -> dict[str, Any]:
         "checks": [],
         "meta": {"source": "brainbench tap", "attempt": rec.key, "failures": found,
                  "reasons": (verdict or {}).get("details", {}).get("reasons", []),
-                 "cut_at_turn": at, "recorded_turns": len(rec.turns)},
+                 "cut_at_turn": at, "recorded_turns": len(rec.turns),
+                 "infra_events": [e.kind for e in rec.infra_events]},
     }
     if system is not None:
         scenario["system"] = system

@@ -45,6 +45,9 @@ class TapStore:
         self.trials: Counter[str] = Counter()
         self.last: Future | None = None
         """The latest queued write (writes run in order: when it is done, every earlier one is)."""
+        self.resumable: list[tuple[AttemptRecord, list[str]]] = []
+        """Conversations an earlier tap left open on this run directory (stopped or killed, not gone idle), with
+        their stored failures: a request that continues one joins it (`Tap.resume`)."""
         self._call(self._open, run_meta).result()  # a bad run directory fails here, in one line
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -54,15 +57,22 @@ class TapStore:
     def _open(self, run_meta: dict[str, Any]) -> None:
         self._store = RunStore(self.run_dir, create=True, lock=True)
         self._store.set_meta("run", {"packs": [PACK], "tap": run_meta, "trials": 1, "concurrency": None})
+        verdicts = self._store.verdicts()
         for rec in self._store.attempts():
             if rec.pack == PACK:
                 self.trials[rec.scenario_hash] = max(self.trials[rec.scenario_hash], rec.trial + 1)
+                if rec.final_state.get("ended") != "idle" and rec.dispatches and rec.dispatches[0].messages:
+                    self.resumable.append((rec, (verdicts.get(rec.key) or {}).get("failures", [])))
 
     def new_key(self, opening_hash: str, model: str) -> tuple[str, int]:
         """(attempt key, trial) for a new conversation with this opening (called from the event loop only)."""
         trial = self.trials[opening_hash]
         self.trials[opening_hash] += 1
         return attempt_key(opening_hash, model, self.config_hash, trial), trial
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run other work off the event loop, in the store's thread, in turn with the writes (reading a reply)."""
+        return self._call(fn, *args)
 
     def put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> Future:
         """Store a snapshot of the conversation (replacing its earlier version) with the verdict `judge` gives
@@ -72,7 +82,7 @@ class TapStore:
     def _put(self, rec: AttemptRecord, judge: Callable[[AttemptRecord], Verdict]) -> None:
         assert self._store is not None
         verdict = judge(rec)
-        self._store.put_attempt(rec, verdict if rec.turns else None)
+        self._store.put_attempt(rec, verdict if rec.turns else None, log_events=False)  # logged by `event`
 
     def event(self, ev: InfraEvent, key: str | None) -> Future:
         """An infrastructure event, stored once (never a model failure)."""

@@ -2,12 +2,14 @@
 
 Reuses the client's own readers (`client.chat`: the SSE/NDJSON accumulator, the non-streamed parser, the error
 classes), so a reply means the same to the tap as to a pack run. Nothing here touches the bytes the agent gets:
-the proxy relays first and feeds a copy here.
+the proxy relays first and feeds a copy here. A compressed reply (the agent asked for it) is decoded here, piece
+by piece in arrival order, so its chunks keep their arrival times.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,56 @@ class Outcome:
     """The server said the conversation no longer fits its context (its words): `context_exhausted`."""
 
 
+class Undecodable(Exception):
+    """A Content-Encoding the tap cannot read (one line)."""
+
+
+class _Inflate:
+    """deflate as servers send it: zlib-wrapped, or raw (some servers), told apart by the first bytes."""
+
+    def __init__(self) -> None:
+        self.d: Any = None
+
+    def decompress(self, data: bytes) -> bytes:
+        if self.d is None:
+            self.d = zlib.decompressobj()
+            try:
+                return self.d.decompress(data)
+            except zlib.error:
+                self.d = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self.d.decompress(data)
+
+
+def _decoder(coding: str) -> Any:
+    """A decompressor (`.decompress(bytes) -> bytes`) for one content coding."""
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if coding == "deflate":
+        return _Inflate()
+    if coding == "br":
+        try:
+            import brotli
+        except ImportError:
+            try:
+                import brotlicffi as brotli
+            except ImportError:
+                raise Undecodable("Content-Encoding br: not read (install brotli to score such replies)") from None
+        return brotli.Decompressor()
+    raise Undecodable(f"Content-Encoding {coding}: not read (the tap reads gzip, deflate and br)")
+
+
+def decode_pieces(pieces: list[bytes], encoding: str) -> list[bytes]:
+    """Each piece decoded, in order (the codings undone last first); raises Undecodable."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    for coding in reversed(codings):
+        d = _decoder(coding)
+        try:
+            pieces = [d.decompress(p) for p in pieces]
+        except Exception as e:  # zlib.error, brotli.error: the bytes do not match their coding
+            raise Undecodable(f"Content-Encoding {coding}: the body does not decode ({e})") from None
+    return pieces
+
+
 class _Parse:
     """The client's non-streamed parser needs only `endpoint.api`."""
 
@@ -46,8 +98,13 @@ def infra_event(kind: str, detail: str) -> InfraEvent:
     return InfraEvent(kind=kind, detail=detail, at=time.time(), retried=False)
 
 
-def error_outcome(status: int, body: bytes, key: str | None) -> Outcome:
+def error_outcome(status: int, body: bytes, key: str | None, encoding: str = "") -> Outcome:
     """An HTTP error reply: a model failure the server reported, or an infrastructure event."""
+    if encoding:
+        try:
+            body = b"".join(decode_pieces([body], encoding))
+        except Undecodable:
+            pass  # still an error reply: its text is only less readable
     text = redact(_error_text(body), key)
     if status == 500 and SERVER_REJECTED in text.lower():
         return Outcome(rejected=f"HTTP 500: {text}")
@@ -75,8 +132,10 @@ def _error_text(body: bytes) -> str:
 class ReplyReader:
     """Fed the relayed bytes of one 2xx reply as they pass; `finish()` says what they amount to."""
 
-    def __init__(self, api: str, streamed: bool, sent: float):
+    def __init__(self, api: str, streamed: bool, sent: float, encoding: str = ""):
         self.api = api
+        self.encoding = encoding
+        """The reply's Content-Encoding ('' or identity: none)."""
         self.streamed = streamed
         self.timing = Timing(sent=sent)
         self.acc = _StreamAcc(api) if streamed else None
@@ -119,9 +178,17 @@ class ReplyReader:
         except BadReply as e:
             self.events.append(infra_event("bad_reply", e.detail))
 
-    def finish(self, cut: str | None = None, kind: str = "stream_reset") -> Outcome:
-        """The reply ended (`cut`: how it was cut short, when it was; `kind`: whose doing, as an event id)."""
-        self.timing.end = time.perf_counter()
+    def finish(self, cut: str | None = None, kind: str = "stream_reset", end: float | None = None) -> Outcome:
+        """The reply ended (at `end`, perf_counter; default now. `cut`: how it was cut short, when it was;
+        `kind`: whose doing, as an event id)."""
+        self.timing.end = end or time.perf_counter()
+        if self.encoding and self.pieces:
+            try:
+                decoded = decode_pieces([p for _, p in self.pieces], self.encoding)
+            except Undecodable as e:
+                self.pieces = []
+                return Outcome(events=[infra_event(kind, cut)] if cut else [infra_event("bad_reply", str(e))])
+            self.pieces = [(at, d) for (at, _), d in zip(self.pieces, decoded)]
         if self.acc is None:
             self.buf = bytearray(b"".join(p for _, p in self.pieces))
         else:

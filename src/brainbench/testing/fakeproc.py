@@ -39,6 +39,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--loading-first", type=int, default=0, help="The first N chat requests get 503 Loading model.")
     ap.add_argument("--gap-file", default=None, help="Take this start's chunk gap from the first line of the file "
                     "and remove it (the last line stays): a machine whose speed changes from one server start to the next.")
+    ap.add_argument("--stamp", action="store_true", help="Each streamed chunk carries x_sent, the moment it was "
+                    "sent (time.perf_counter, shared by local processes): a bench can time the path after the server.")
     ap.add_argument("--drop-reused", action="store_true", help="Close a kept-alive connection, unanswered, when a "
                     "second request arrives on it (a server that timed out an idle connection as the client reused it).")
     args, unknown = ap.parse_known_args(argv)
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     httpd.brain = brain
     httpd.models = []  # any model name
     httpd.auth_headers = []
+    httpd.stamp = a.stamp
     print("fakeproc: listening", flush=True)
     try:
         httpd.serve_forever(poll_interval=0.05)

@@ -278,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return
                 break
+            if self.server.stamp:  # when this chunk left, on the clock every local process shares (benches)
+                obj = {**obj, "x_sent": time.perf_counter()}
             line = json.dumps(obj) + "\n" if ollama else f"data: {json.dumps(obj)}\n\n"
             self._write_chunk(line.encode())
             if reply.chunk_gap:
@@ -311,6 +313,8 @@ class _Server(ThreadingHTTPServer):
     brain: Brain
     models: list[str]
     auth_headers: list[str | None]
+    stamp = False
+    """Each streamed chunk carries `x_sent`, its send time (`time.perf_counter()`, CLOCK_MONOTONIC on Linux)."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (a deadline, a test's end) is no error of the fake's: stay quiet."""
