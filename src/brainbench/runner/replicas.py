@@ -94,7 +94,9 @@ class Fleet:
         self.order = [r.url for r in replicas]
         self.store = store
         self.home: dict[str, str] = {}
-        self._http = httpx.AsyncClient(timeout=PROBE_TIMEOUT, headers=headers or {})
+        # a fresh connection per probe: a kept-alive one can outlive a server that no longer accepts any
+        self._http = httpx.AsyncClient(timeout=PROBE_TIMEOUT, headers=headers or {},
+                                       limits=httpx.Limits(max_keepalive_connections=0))
 
     def assign(self, keys: Iterable[str]) -> None:
         """Home replica of every key of the plan (all of it, not only what is left: resume-stable)."""
