@@ -138,3 +138,89 @@ def test_every_replica_dead_ends_in_one_line_and_resume_finishes(fake, tmp_path)
     with _db(run) as con:
         rows = con.execute("SELECT key, status FROM attempts").fetchall()
     assert len(rows) == 24 and len({k for k, _ in rows}) == 24 and all(s == "completed" for _, s in rows)
+
+
+# -- the report: the replica per attempt, and a replica that answers differently flagged ---------------
+
+
+def broken_template(messages):
+    """A replica whose chat template is broken: calls come back written as text, answers as template debris."""
+    r = perfect_smoke(messages)
+    if r.tool_calls:
+        c = r.tool_calls[0]
+        return Reply.text(json.dumps({"name": c["name"], "arguments": c["arguments"]}))
+    return Reply.text("<|im_start|>assistant\n<|im_end|>")
+
+
+def slowed(gap):
+    """The right answers, streamed with `gap` seconds between chunks."""
+    def script(messages):
+        r = perfect_smoke(messages)
+        r.chunk_gap = gap
+        return r
+    return script
+
+
+async def _fleet_run(servers, tmp_path, trials):
+    """The smoke pack over `servers` as replicas, through the real fleet runner and store (in-process)."""
+    from brainbench.client import Endpoint
+    from brainbench.packs import select
+    from brainbench.runner.replicas import execute_replicas, open_fleet
+    from brainbench.runner.run import RunPlan, prepare
+    from brainbench.store import RunStore
+
+    run = tmp_path / "run"
+    with RunStore(run, create=True) as store:
+        plan = RunPlan(packs=select(["smoke"]), model="fake-model", config={"t": 1}, trials=trials, concurrency=2)
+        todo = prepare(plan, store)
+        async with open_fleet([Endpoint(s.base_url, "fake-model") for s in servers], store, 2, lambda c: c,
+                              backoff=0.01) as fleet:
+            await execute_replicas(plan, fleet, store, todo)
+    return run
+
+
+async def test_a_replica_with_a_broken_chat_template_is_flagged_in_every_output(fake, tmp_path):
+    from brainbench.report.data import build_report
+    from brainbench.report.outputs import render
+
+    a, bad, c = fake(ByConversation(perfect_smoke)), fake(ByConversation(broken_template)), fake(ByConversation(perfect_smoke))
+    run = await _fleet_run([a, bad, c], tmp_path, trials=6)
+    rep = build_report([run])
+    (e,) = rep.entries
+    figs = {x["url"]: x for x in e.replicas}
+    assert set(figs) == {a.base_url, bad.base_url, c.base_url} and all(x["attempts"] == 8 for x in figs.values())
+    assert figs[bad.base_url]["flags"] and "clean pass rate 0%" in figs[bad.base_url]["flags"][0]
+    assert not figs[a.base_url]["flags"] and not figs[c.base_url]["flags"]  # the healthy ones are not dragged in
+    assert sorted(k for x in figs.values() for k in x["keys"]) == sorted(r["key"] for r in e.rows)
+    assert all(f["replica"] == bad.base_url for f in e.failed) and len(e.failed) == 8  # each failure names it
+    md = render(rep, "md")
+    flagged_rows = [ln for ln in md.splitlines() if "**flagged**" in ln]
+    assert len(flagged_rows) == 1 and bad.base_url in flagged_rows[0], flagged_rows
+    assert sum(f"| {bad.base_url} |" in ln for ln in md.splitlines()) == 8 + 1  # 8 failed attempts + its row
+    html = render(rep, "html")
+    assert 'id="replicas"' in html and html.count('class="v bad">flagged') == 1
+    terminal = render(rep, "terminal", width=200)
+    assert f"flagged fake-model replica {bad.base_url}: clean pass rate 0%" in terminal
+    slim = json.loads(render(rep, "json"))
+    assert [x["url"] for x in slim["entries"][0]["replicas"] if x["flags"]] == [bad.base_url]
+
+
+async def test_a_slow_replica_is_flagged_for_speed_and_not_for_its_verdicts(fake, tmp_path):
+    from brainbench.report.data import build_report
+
+    fast1, slow, fast2 = (fake(ByConversation(slowed(g))) for g in (0.01, 0.05, 0.01))
+    run = await _fleet_run([fast1, slow, fast2], tmp_path, trials=6)
+    figs = {x["url"]: x for x in build_report([run]).entries[0].replicas}
+    assert [u for u, x in figs.items() if x["flags"]] == [slow.base_url], {u: x["flags"] for u, x in figs.items()}
+    (why,) = figs[slow.base_url]["flags"]
+    assert why.startswith("decode ") and "95% intervals apart" in why
+    assert figs[slow.base_url]["clean"]["rate"] == 1.0
+
+
+async def test_two_healthy_replicas_are_not_flagged(fake, tmp_path):
+    from brainbench.report.data import build_report
+
+    run = await _fleet_run([fake(ByConversation(slowed(0.01))), fake(ByConversation(slowed(0.01)))], tmp_path,
+                           trials=6)
+    figs = build_report([run]).entries[0].replicas
+    assert len(figs) == 2 and not any(x["flags"] for x in figs)
