@@ -75,7 +75,7 @@ class Entry(BaseModel):
     """The harness the run wrapped its scenarios in (`brainbench run --harness`): minimal or agent."""
     replicas: list[Figure] = Field(default_factory=list)
     """Per replica of a run spread over several endpoints (`report.replicas`): attempts, pass and clean rates,
-    decode tok/s, attempts re-run there, why it died, its attempt keys, its comparison with the other replicas
+    decode tok/s, attempts re-run there, why it died, its attempt keys, its comparisons with the other replicas (`verdict_vs_rest`, `decode_vs_rest`)
     and `flags` (why it answers differently beyond noise); empty for a run on one endpoint."""
     noise: dict[str, Figure] = Field(default_factory=dict)
     """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the

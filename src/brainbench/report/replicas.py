@@ -2,7 +2,7 @@
 answered, and which one answers differently from the rest (a misconfigured server in the fleet).
 
 Attempts are dealt to replicas by content key, so each gets a random share of the scenarios and trials: a
-difference beyond noise is the server's, not the mix's. A replica is flagged when its clean pass rate is
+difference beyond noise is the server's, not the mix's. A replica is flagged when its pass or clean pass rate is
 separable from the other replicas' pooled rate (the compare verdict, `scoring.metrics.separable`: the difference
 reaches the minimum detectable difference), or when its decode speed's 95% interval does not overlap the
 others' and differs by `SPEED_TOLERANCE` or more. The most different replica is flagged first and left out of
@@ -51,9 +51,9 @@ def replica_figures(rows: list[dict[str, Any]], records: list[AttemptRecord],
             "reran_here": sum(1 for rec in recs[u] if any(e.kind == "replica_failover" for e in rec.infra_events)),
             "dead": dead.get(u), "pass": s["pass"], "clean": s["clean"], "in_text_rate": s["in_text_rate"],
             "scenarios": s["scenarios"], "decode": mean_ci(samples), "samples": samples,
-            "keys": sorted(r["key"] for r in mine), "clean_vs_rest": None, "decode_vs_rest": None, "flags": [],
+            "keys": sorted(r["key"] for r in mine), "verdict_vs_rest": None, "decode_vs_rest": None, "flags": [],
         })
-    _flag(figs, _clean_gap, "clean_vs_rest")
+    _flag(figs, _verdict_gap, "verdict_vs_rest")
     _flag(figs, _speed_gap, "decode_vs_rest")
     for f in figs:
         del f["samples"]
@@ -61,23 +61,29 @@ def replica_figures(rows: list[dict[str, Any]], records: list[AttemptRecord],
 
 
 def _pool(figs: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """The pooled clean rate of `figs` ({k, n, rate})."""
+    """The pooled rate `key` (pass or clean) of `figs` ({k, n, rate})."""
     k, n = sum(f[key]["k"] for f in figs), sum(f[key]["n"] for f in figs)
     return rate(k, n)
 
 
-def _clean_gap(f: dict[str, Any], rest: list[dict[str, Any]]) -> tuple[float, dict[str, Any], str] | None:
-    """(size, comparison, flag) when the clean rate of `f` is separable from the rest's, else None."""
-    base = _pool(rest, "clean")
+def _verdict_gap(f: dict[str, Any], rest: list[dict[str, Any]]) -> tuple[float, dict[str, Any], str] | None:
+    """(size, comparison, flag) for the pass or clean rate of `f` (the larger difference) against the rest's;
+    the flag is empty unless the difference is separable."""
     scen = max([f["scenarios"], *(x["scenarios"] for x in rest)])
-    sep = separable(base, f["clean"], scen)
-    cmp = {**sep, "replica": f["clean"]["rate"], "rest": base["rate"]}
-    if sep["verdict"] in ("n/a", "not separable"):
-        return None if sep["verdict"] == "n/a" else (0.0, cmp, "")
-    gap = f["clean"]["rate"] - base["rate"]
-    why = (f"clean pass rate {100 * f['clean']['rate']:.0f}% against {100 * base['rate']:.0f}% on the other "
-           f"replicas ({100 * gap:+.0f} points, beyond the {100 * sep['mdd']:.0f}-point MDD)")
-    return abs(gap), cmp, why
+    best: tuple[float, dict[str, Any], str] | None = None
+    for key in ("pass", "clean"):
+        base = _pool(rest, key)
+        sep = separable(base, f[key], scen)
+        if sep["verdict"] == "n/a":
+            continue
+        gap = f[key]["rate"] - base["rate"]
+        cmp = {**sep, "rate": key, "replica": f[key]["rate"], "rest": base["rate"]}
+        why = "" if sep["verdict"] == "not separable" else (
+            f"{key} rate {100 * f[key]['rate']:.0f}% against {100 * base['rate']:.0f}% on the other replicas "
+            f"({100 * gap:+.0f} points, beyond the {100 * sep['mdd']:.0f}-point MDD)")
+        if best is None or (bool(why), abs(gap)) > (bool(best[2]), best[0]):
+            best = (abs(gap), cmp, why)
+    return best
 
 
 def _speed_gap(f: dict[str, Any], rest: list[dict[str, Any]]) -> tuple[float, dict[str, Any], str] | None:
