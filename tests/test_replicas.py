@@ -224,3 +224,36 @@ async def test_two_healthy_replicas_are_not_flagged(fake, tmp_path):
                            trials=6)
     figs = build_report([run]).entries[0].replicas
     assert len(figs) == 2 and not any(x["flags"] for x in figs)
+
+
+class Counting:
+    """The right answers, each after 0.1 s, counting the requests in flight at once (here and, through
+    `total`, over every replica)."""
+
+    def __init__(self, total=None):
+        self.now = self.most = 0
+        self.total = total
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.now -= 1
+
+    def __call__(self, messages):
+        import time
+
+        with self, self.total:
+            time.sleep(0.1)
+        return perfect_smoke(messages)
+
+
+async def test_concurrency_applies_per_replica(fake, tmp_path):
+    total = Counting()
+    brains = [Counting(total), Counting(total)]
+    await _fleet_run([fake(ByConversation(b)) for b in brains], tmp_path, trials=3)  # -c 2 per replica
+    assert [b.most for b in brains] == [2, 2] and total.most == 4
