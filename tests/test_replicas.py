@@ -257,3 +257,20 @@ async def test_concurrency_applies_per_replica(fake, tmp_path):
     brains = [Counting(total), Counting(total)]
     await _fleet_run([fake(ByConversation(b)) for b in brains], tmp_path, trials=3)  # -c 2 per replica
     assert [b.most for b in brains] == [2, 2] and total.most == 4
+
+
+async def test_a_replica_failing_every_chat_while_its_model_list_answers_dies_after_two_strikes(fake, tmp_path):
+    from brainbench.store import RunStore
+
+    good = fake(ByConversation(perfect_smoke))
+    bad = fake(ByConversation(lambda m: Reply.http_error(500, "CUDA error: an illegal memory access")))
+    run = await _fleet_run([good, bad], tmp_path, trials=4)
+    with RunStore(run) as st:
+        recs, events = list(st.attempts()), st.infra_events()
+    assert len(recs) == 16 and all(r.status == "completed" and r.replica == good.base_url for r in recs)
+    (dead,) = [e for e in events if e["kind"] == "replica_dead"]
+    assert dead["detail"].startswith(f"{bad.base_url}: 2 attempts in a row ended in infrastructure errors")
+    moved = [r for r in recs if any(e.kind == "replica_failover" for e in r.infra_events)]
+    # re-runs: the two struck attempts (stored as infra_error, then replaced) and any that started there before it
+    # was marked dead (at most -c 2 more); the rest of its share never ran there and simply went elsewhere
+    assert 2 <= len(moved) <= 4, len(moved)

@@ -5,11 +5,11 @@ round-robin, so the split is balanced to one attempt and the same attempt goes t
 and every resume while all are alive. Each replica has its own `-c` attempts in flight.
 
 A replica is marked dead when an attempt on it ends in an infrastructure error and its health probe fails
-(connection refused or reset, a 5xx), or when `STRIKES` attempts in a row on it end that way; each dead replica is
-logged once (`replica_dead`). Its attempts, in flight or waiting, re-run on a live replica (the next by rendezvous
-hash, so they spread over the rest), each carrying a `replica_failover` infrastructure event: never a model
-failure, and stored once, under its content key, whichever replica finished it. With every replica dead the run
-stops (`AllReplicasDead`, one line); what was stored stays and `--resume` runs the rest.
+(connection refused or reset, a 5xx), or when `STRIKES` attempts in a row on it end in a server-side failure;
+each dead replica is logged once (`replica_dead`). Its attempts, in flight or waiting, re-run on a live replica
+(the next by rendezvous hash, so they spread over the rest), each carrying a `replica_failover` infrastructure
+event: never a model failure, and stored once, under its content key, whichever replica finished it. With every
+replica dead the run stops (`AllReplicasDead`, one line); what was stored stays and `--resume` runs the rest.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ from .attempt import AttemptRunner
 from .run import RunPlan, new_record, score_or_log
 
 STRIKES = 2
-"""Attempts in a row ending in an infrastructure error, with the replica still answering its health probe, after
-which it is dead anyway (a server that answers /models but fails every chat request)."""
+"""Attempts in a row ending in a server-side failure (`STRIKE_KINDS`), with the replica still answering its health
+probe, after which it is dead anyway (a server that answers /models but fails every chat request)."""
+STRIKE_KINDS = frozenset({"connect_error", "stream_reset", "http_5xx", "loading_model"})
+"""Infrastructure events that are the server's own failing. A timeout, a reply cut short or a context too small
+for a scenario can be the scenario's doing: stored as an infrastructure error (`--resume` re-runs it), no strike."""
 PROBE_TIMEOUT = 5.0
 """Seconds the health probe of a replica may take."""
 
@@ -136,6 +139,8 @@ class Fleet:
             return True
         why = await self.probe(r)
         if why is None:
+            if not any(e.kind in STRIKE_KINDS for e in rec.infra_events):
+                return False
             r.strikes += 1
             if r.strikes < STRIKES:
                 r.struck.append((sc, trial))
