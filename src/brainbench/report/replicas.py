@@ -5,7 +5,7 @@ Attempts are dealt to replicas by content key, so each gets a random share of th
 difference beyond noise is the server's, not the mix's. A replica is flagged when its pass or clean pass rate is
 separable from the other replicas' pooled rate (the compare verdict, `scoring.metrics.separable`: the difference
 reaches the minimum detectable difference), or when its decode speed's 95% interval does not overlap the
-others' and differs by `SPEED_TOLERANCE` or more. The most different replica is flagged first and left out of
+others' (among replicas not flagged for their verdicts) and differs by `SPEED_TOLERANCE` or more. The most different replica is flagged first and left out of
 the pool the rest are compared with, so one broken replica does not make the healthy ones look odd.
 """
 
@@ -54,7 +54,9 @@ def replica_figures(rows: list[dict[str, Any]], records: list[AttemptRecord],
             "keys": sorted(r["key"] for r in mine), "verdict_vs_rest": None, "decode_vs_rest": None, "flags": [],
         })
     _flag(figs, _verdict_gap, "verdict_vs_rest")
-    _flag(figs, _speed_gap, "decode_vs_rest")
+    # a replica that answers differently is not doing the same work (a template that drops the prompt decodes
+    # faster on a shorter context): its speed says nothing about the others', so only the rest are compared
+    _flag([f for f in figs if not f["flags"]], _speed_gap, "decode_vs_rest")
     for f in figs:
         del f["samples"]
     return figs
