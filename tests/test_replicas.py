@@ -274,3 +274,24 @@ async def test_a_replica_failing_every_chat_while_its_model_list_answers_dies_af
     # re-runs: the two struck attempts (stored as infra_error, then replaced) and any that started there before it
     # was marked dead (at most -c 2 more); the rest of its share never ran there and simply went elsewhere
     assert 2 <= len(moved) <= 4, len(moved)
+
+
+def _fig(url, passed, n, samples):
+    from brainbench.report.data import mean_ci
+    from brainbench.scoring.metrics import rate
+
+    return {"url": url, "pass": rate(passed, n), "clean": rate(passed, n), "scenarios": 4, "decode": mean_ci(samples),
+            "samples": samples, "verdict_vs_rest": None, "decode_vs_rest": None, "flags": []}
+
+
+def test_of_two_replicas_that_differ_the_worse_is_flagged_whichever_comes_first():
+    from brainbench.report.replicas import _flag, _speed_gap, _verdict_gap
+
+    for order in (1, -1):
+        figs = [_fig("good", 10, 16, [4.6, 4.7, 4.8] * 5), _fig("bad", 0, 16, [2.6, 2.7, 2.8] * 5)][::order]
+        _flag(figs, _verdict_gap, "verdict_vs_rest")
+        assert {f["url"]: bool(f["flags"]) for f in figs} == {"good": False, "bad": True}
+        for f in figs:
+            f["flags"] = []
+        _flag(figs, _speed_gap, "decode_vs_rest")  # the slower one, though |log a/b| = |log b/a|
+        assert {f["url"]: bool(f["flags"]) for f in figs} == {"good": False, "bad": True}

@@ -5,8 +5,9 @@ Attempts are dealt to replicas by content key, so each gets a random share of th
 difference beyond noise is the server's, not the mix's. A replica is flagged when its pass or clean pass rate is
 separable from the other replicas' pooled rate (the compare verdict, `scoring.metrics.separable`: the difference
 reaches the minimum detectable difference), or when its decode speed's 95% interval does not overlap the
-others' (among replicas not flagged for their verdicts) and differs by `SPEED_TOLERANCE` or more. The most different replica is flagged first and left out of
-the pool the rest are compared with, so one broken replica does not make the healthy ones look odd.
+others' (among replicas alive to the end and not flagged for their verdicts) and differs by `SPEED_TOLERANCE`
+or more. The most different replica is flagged first and left out of the pool the rest are compared with, so
+one broken replica does not make the healthy ones look odd; of two replicas that differ, the worse is flagged.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def replica_figures(rows: list[dict[str, Any]], records: list[AttemptRecord],
     _flag(figs, _verdict_gap, "verdict_vs_rest")
     # a replica that answers differently is not doing the same work (a template that drops the prompt decodes
     # faster on a shorter context): its speed says nothing about the others', so only the rest are compared
-    _flag([f for f in figs if not f["flags"]], _speed_gap, "decode_vs_rest")
+    # a replica that died ran only part of the run, under other load (the fleet's, before its death): only the
+    # replicas alive to the end are compared for speed
+    _flag([f for f in figs if not f["flags"] and not f["dead"]], _speed_gap, "decode_vs_rest")
     for f in figs:
         del f["samples"]
     return figs
@@ -118,7 +121,7 @@ def _flag(figs: list[dict[str, Any]], gap: Callable[..., tuple[float, dict[str, 
             if g is not None:
                 f[field] = g[1]
                 if g[2]:
-                    found.append((g[0], -_worse(f, field), g[2], f))
+                    found.append((round(g[0], 9), -_worse(f, field), g[2], f))  # a and b: |log a/b| = |log b/a|
         if not found:
             return
         _, _, why, worst = max(found, key=lambda t: (t[0], t[1]))
