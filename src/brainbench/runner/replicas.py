@@ -204,15 +204,15 @@ async def execute_replicas(plan: RunPlan, fleet: Fleet, store: RunStore, todo: l
         events = list(carried or [])
         while True:
             r = fleet.pick(new_record(plan, sc, trial).key)
-            async with r.sem:
+            async with r.sem:  # held until the failure is judged: an attempt waiting here then sees the replica dead
                 if r.dead:
                     continue
                 rec = await runners[r.url].run(sc, new_record(plan, sc, trial))
-            if rec.status == "infra_error" and await fleet.failed(r, rec, sc, trial):
-                events += [*rec.infra_events, _failover(r, rec)]
-                rerun(r)
-                continue
-            break
+                moved = rec.status == "infra_error" and await fleet.failed(r, rec, sc, trial)
+            if not moved:
+                break
+            events += [*rec.infra_events, _failover(r, rec)]
+            rerun(r)
         if rec.status == "completed":
             r.strikes, r.struck = 0, []
         rec.replica, rec.infra_events = r.url, events + rec.infra_events
