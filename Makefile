@@ -36,7 +36,7 @@ test: lint setup sysdeps
 	BRAINBENCH_REQUIRE_BFCL=1 $(VENV)/bin/python -m pytest -q -rs
 
 unit: install
-	$(VENV)/bin/python -m pytest -q -m "not integration"
+	$(VENV)/bin/python -m pytest -q -m "not integration and not ray"
 
 # The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000; `make test` builds it with --strict
 # (tests/test_docs.py). docs/reference/ is generated from the code: `make docs-reference` refreshes it.

@@ -45,3 +45,14 @@ def test_server_death_during_startup_is_one_line(monkeypatch, tmp_path, body, wo
         srv.start()
     assert words in str(err.value) and "\n" not in str(err.value)
     assert os.path.exists(tmp_path / "server.log")
+
+
+def test_own_bin_dir_needs_only_llama_server(monkeypatch, tmp_path):
+    """A folder of the user's own (e.g. a CUDA build of llama-server alone) is used as it is, without llama-bench."""
+    monkeypatch.setenv("BRAINBENCH_LLAMA_BIN_DIR", str(_fake_server(tmp_path, "exit 0")))
+    assert build.build() == tmp_path
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("BRAINBENCH_LLAMA_BIN_DIR", str(empty))
+    with pytest.raises(SetupError, match="has no llama-server"):
+        build.build()

@@ -161,3 +161,22 @@ def test_the_terminal_summary_explains_its_columns(fake, tmp_path):
     text = " ".join(proc.stdout.split())
     for words in ("pass: attempts that passed every check", "pass^k: chance all k trials", "iceberg: failures an agent"):
         assert words in text, proc.stdout
+
+
+def test_plain_progress_lines_name_bytes_in_mb(monkeypatch):
+    """Without a terminal, setup's progress is plain lines; byte counts read as MB, attempts as whole numbers."""
+    from rich.console import Console
+
+    import brainbench.cli as cli
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buf, width=200))
+    prog = cli.PlainProgress()
+    t = prog.add_task("assemble brain-medium", total=1117320768)
+    prog.update(t, completed=113246208)
+    a = prog.add_task("attempts", total=4)
+    prog.update(a, completed=4)
+    out = buf.getvalue()
+    assert "assemble brain-medium: 113 MB/1117 MB (10%)" in out
+    assert "attempts: 4/4 (100%)" in out
+    assert "e+" not in out

@@ -231,7 +231,8 @@ def test_speed_only_against_a_baseline_and_compare(runs, tmp_path):
         assert r.exit_code == 0, r.output
         assert "discipline not measured in" in r.output and "not measured" in r.output
         assert "0%" not in r.output.split("speed, size")[0].replace("100%", "")
-        assert "peak aggregate tok/s" in r.output and "1,207" in r.output
+        assert "aggregate tok/s at concurrency 8" in r.output and "1,207" not in r.output  # 16 is not in both
+        assert "concurrency levels left out: " in r.output and "2, 4 (only" in r.output and "64 (only" in r.output
     r = CliRunner().invoke(app, ["report", str(runs["speed"]), "--html", str(tmp_path / "r.html"),
                                  "--md", str(tmp_path / "R.md"), "--title", "H100"])
     assert r.exit_code == 0, r.output

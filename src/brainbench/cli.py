@@ -11,18 +11,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
+import typer.rich_utils
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .console import err_console, out_console, width_for
 from .core.errors import BrainbenchError
 from .core.run_config import DEFAULTS, BackendOptions, RunConfig
+
+try:  # typer 0.2x carries its own copy of click; older typers use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 app = typer.Typer(
     help="Which local LLM can you trust as the brain of an agent? Speed and discipline, on the same run.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)  # a message is one line
-out = Console(width=None if sys.stdout.isatty() else 160)  # piped tables stay readable
+console = err_console()  # a message is one line
+out = out_console()  # piped tables stay readable
+typer.rich_utils.MAX_WIDTH = typer.rich_utils.MAX_WIDTH or width_for(sys.stdout)  # --help into a pipe: not 80 columns
 
 DEFAULT_RUNS = Path("runs")
 
@@ -62,8 +69,13 @@ class PlainProgress:
         if not (force or frac >= 1.0 > t["said"] or frac - t["said"] >= 0.1 or now - t["said_at"] >= 30):
             return
         t["said"], t["said_at"] = (frac if frac < 1.0 else 1.0), now
-        of = f"{done:g}/{total:g}" if total else f"{done:g}"
+        of = f"{_count(done)}/{_count(total)} ({frac:.0%})" if total else _count(done)
         console.print(f"{time.strftime('%H:%M:%S')} {t['name']}: {of} ({now - t['t0']:.0f}s)", soft_wrap=True)
+
+
+def _count(n: float) -> str:
+    """Attempts as whole numbers; byte counts (downloads, assembly) in MB, never as 1.13246e+08."""
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n:.0f}"
 
 
 def _progress() -> Progress | PlainProgress:
@@ -626,10 +638,32 @@ from .tap.cli import tap_app; app.add_typer(tap_app, name="tap")  # noqa: E402,E
 def main() -> None:
     """Entry point: one clear line for every expected failure, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="brainbench")
+    except click_errors.UsageError as e:  # a missing option, a bad value, an unknown option: one line, not a box
+        if isinstance(e, click_errors.NoArgsIsHelpError):
+            e.show()
+            sys.exit(2)
+        console.print(usage_error(e), markup=False, highlight=False)
+        sys.exit(2)
+    except click_errors.ClickException as e:
+        console.print(f"error: {e.format_message()}", markup=False, highlight=False)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except BrainbenchError as e:
-        console.print(f"[red]error:[/] {e}", soft_wrap=True)  # one line, whatever the width
+        from rich.markup import escape
+
+        # one line, whatever the width; escaped: "pip install 'brainbench[ray]'" is not markup
+        console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every finished attempt is stored; continue with --resume RUN_DIR")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error(e: click_errors.UsageError) -> str:
+    """`error: Missing option '--model'; try brainbench run --help`: click's message on one line."""
+    msg = " ".join(e.format_message().split()).rstrip(".")
+    where = e.ctx.command_path if e.ctx else "brainbench"
+    return f"error: {msg}; try {where} --help"

@@ -108,6 +108,8 @@ def build(on_percent: Callable[[int], None] | None = None, jobs: int | None = No
     if binary("llama-server") and binary("llama-bench"):
         return binary("llama-server").parent  # type: ignore[union-attr]
     if os.environ.get("BRAINBENCH_LLAMA_BIN_DIR"):
+        if server := binary("llama-server"):  # a folder of the user's own; llama-bench is optional there
+            return server.parent
         raise SetupError(f"BRAINBENCH_LLAMA_BIN_DIR={os.environ['BRAINBENCH_LLAMA_BIN_DIR']} has no llama-server")
     if not shutil.which("cmake") or not (shutil.which("c++") or shutil.which("g++")):
         raise SetupError("building llama-server needs cmake and a C++ compiler (e.g. apt install cmake g++)")

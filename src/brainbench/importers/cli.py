@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from ..console import err_console
 
 import_app = typer.Typer(help="Import external benchmark suites as packs.", no_args_is_help=True)
-console = Console(stderr=True)
+console = err_console()
 
 
 @import_app.command("bfcl")

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 from .common import LogInputError, check_inputs, order_inputs
 
@@ -26,8 +27,8 @@ logs_app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+out = out_console()
+err = err_console()
 
 FilesArg = Annotated[list[Path], typer.Argument(help="Log files (plain or .gz; rotated siblings are read oldest first).",
                                                 show_default=False)]

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 
-console = Console(stderr=True)
-out = Console()
+console = err_console()
+out = out_console()
 
 
 @contextlib.contextmanager
@@ -50,6 +50,25 @@ def _ui() -> Iterator[tuple[Callable[[str], None], Callable[[str, int, int], Non
     signal.signal(signal.SIGTERM, on_term)
     with prog:
         yield log, progress
+
+
+RAY_HELP = ("Run each profile as a Ray task on a node with the resources it declares: auto (the cluster in RAY_ADDRESS "
+            "or on this machine), HOST:PORT, ray://HOST:10001, or local (start Ray here). Needs brainbench[ray].")
+SWEEP_RAY_HELP = ("Run each experiment as a Ray task on a node with the profile's resources, one at a time, kept on the "
+                  "first experiment's node (speeds compare on one machine). ADDRESS as for matrix --ray.")
+
+
+@contextlib.contextmanager
+def _executor(ray: str | None, log: Callable[[str], None], progress: Callable[[str, int, int], None],
+              pin: bool = False) -> Iterator[Any]:
+    """Where profiles run (brainbench.matrix.execute); a Ray connection this command opened is closed after."""
+    from .execute import make_executor
+
+    ex = make_executor(ray, log, progress, pin)
+    try:
+        yield ex
+    finally:
+        ex.close()
 
 
 def _default_dir(prefix: str, name: str) -> Path:
@@ -107,6 +126,7 @@ def matrix_cmd(
     check: Annotated[bool, typer.Option("--check", help="Validate the profiles and print each server command line; run nothing.")] = False,
     schema: Annotated[bool, typer.Option("--schema", help="Print the profile JSON Schema.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
 ) -> None:
     """Start each profile's server, wait until healthy, run its legs, stop it; all under one matrix directory."""
     from ..profiles import load_profiles
@@ -131,9 +151,9 @@ def matrix_cmd(
             cmd = ServerHandle(p, Path("server.log")).command_line()
             out.print(f"[bold]{p.name}[/] ({p.server.kind}): legs {legs}\n  {cmd}", highlight=False, soft_wrap=True)
         return
-    with _ui() as (log, progress):
-        log(f"matrix of {len(plist)} profile(s) in {mdir}")
-        man = run_matrix(plist, mdir, log, progress)
+    with _ui() as (log, progress), _executor(ray, log, progress) as ex:
+        log(f"matrix of {len(plist)} profile(s) in {mdir}" + (f" on Ray ({ray})" if ray else ""))
+        man = run_matrix(plist, mdir, log, progress, ex)
     rep = _report(mdir)
     if json_out:
         out.print_json(data=man)
@@ -237,6 +257,7 @@ def sweep_cmd(
     recheck: Annotated[bool, typer.Option("--recheck", help="At the end, re-measure baseline and best speed back to back (drift on a shared machine).")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep directory; an existing one is resumed.")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=SWEEP_RAY_HELP)] = None,
 ) -> None:
     """Sweep server settings: each config gets the speed leg and the discipline gate; faster-but-broken is rejected."""
     from ..profiles import load_profile
@@ -257,9 +278,9 @@ def sweep_cmd(
     opts = SweepOptions(params=params, mode=mode, min_gain=min_gain, speed=speed, discipline=disc, recheck=recheck,
                         paired=paired, confirm=confirm)
     sdir = out_dir or _default_dir("sweep", base.name)
-    with _ui() as (log, progress):
+    with _ui() as (log, progress), _executor(ray, log, progress, pin=True) as ex:
         log(f"sweep of {base.name} in {sdir}: " + "; ".join(f"{n}={','.join(v)}" for n, v in params))
-        sw = Sweep(base, sdir, opts, log, progress)
+        sw = Sweep(base, sdir, opts, log, progress, ex)
         data = sw.run()
     if json_out:
         out.print_json(data=data)

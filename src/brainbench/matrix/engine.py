@@ -61,6 +61,24 @@ class ProfileRun:
             out.append(leg)
         return out
 
+    def todo(self) -> list[Any]:
+        """The legs a run would run now (none: everything is stored as done), without writing anything."""
+        if not (self.run_dir / "brainbench.sqlite").exists():
+            return list(self.profile.legs)
+        with RunStore(self.run_dir) as store:
+            return self._pending(dict(store.get_meta("legs") or {}))
+
+    def lost(self, reason: str) -> dict[str, Any]:
+        """The record of a run that never came back (its executor lost it): an infrastructure event, and the
+        legs not stored as done are `not_run` with the reason; what was stored before stays."""
+        with RunStore(self.run_dir, create=True) as store:
+            store.log_event("profile_lost", reason)
+            state: dict[str, Any] = dict(store.get_meta("legs") or {})
+            for leg in self._pending(state):
+                state[leg_name(leg)] = {"status": "not_run", "reason": reason, "leg_id": leg_id(self.profile, leg)}
+            self._save(store, state)
+            return self._record(state, "failed", reason, store)
+
     def run(self) -> dict[str, Any]:
         """Run what is not stored yet; returns the profile record (status, reason, legs)."""
         p = self.profile

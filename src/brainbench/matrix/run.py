@@ -1,4 +1,4 @@
-"""`brainbench matrix PROFILE...`: every profile in turn, all under one matrix directory.
+"""`brainbench matrix PROFILE...`: every profile in turn (`--ray`: as Ray tasks, several at once), under one matrix directory.
 
     MATRIX/
       matrix.json            the manifest: profiles in order, each one's status, reason and leg states
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..profiles.schema import Profile, ProfileError, profile_from_data
-from .engine import ProfileRun
+from .execute import Executor, Local
 
 MANIFEST = "matrix.json"
 
@@ -52,7 +52,8 @@ def stored_profiles(matrix_dir: Path) -> list[Profile]:
 
 
 def run_matrix(profiles: list[Profile], matrix_dir: Path, log: Callable[[str], None] = lambda s: None,
-               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+               progress: Callable[[str, int, int], None] | None = None, executor: Executor | None = None) -> dict[str, Any]:
+    """Every profile into its own run directory under `matrix_dir`, through `executor` (default: here, in turn)."""
     matrix_dir = Path(matrix_dir)
     matrix_dir.mkdir(parents=True, exist_ok=True)
     path = matrix_dir / MANIFEST
@@ -62,15 +63,21 @@ def run_matrix(profiles: list[Profile], matrix_dir: Path, log: Callable[[str], N
         [e for n, e in entries.items() if n not in {p.name for p in profiles}]
     man["runs"] = man.get("runs", 0) + 1
     _write_json(path, man)
-    for i, p in enumerate(profiles):
+    jobs = []
+    for p in profiles:
         d = matrix_dir / p.name
         d.mkdir(parents=True, exist_ok=True)
         _write_json(d / "profile.json", {**p.model_dump(mode="json"), "source": p.source})
+        jobs.append((p, d))
+
+    def started(i: int) -> None:
+        p = profiles[i]
         man["profiles"][i] = {**man["profiles"][i], "status": "running", "source": p.source, "started": time.time()}
         _write_json(path, man)
         log(f"[{i + 1}/{len(profiles)}] {p.name} ({p.server.kind})")
-        rec = ProfileRun(p, d, log, progress).run()
-        man["profiles"][i] = {**man["profiles"][i], **rec, "dir": p.name, "ended": time.time()}
+
+    for i, rec in (executor or Local(log, progress)).run(jobs, started):
+        man["profiles"][i] = {**man["profiles"][i], **rec, "dir": profiles[i].name, "ended": time.time()}
         _write_json(path, man)
     man["updated"] = time.time()
     _write_json(path, man)

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..profiles.launch import ServerHandle
 from ..profiles.schema import AgenticLeg, Profile, ProfileError, SpeedLeg, apply_param
-from .engine import ProfileRun
+from .execute import Executor, Local, run_one
 
 Log = Callable[[str], None]
 
@@ -132,7 +132,9 @@ def discipline_gate(cand: dict[str, Any] | None, ref: dict[str, Any] | None) -> 
 
 class Sweep:
     def __init__(self, base: Profile, out_dir: Path, opts: SweepOptions, log: Log = lambda s: None,
-                 progress: Callable[[str, int, int], None] | None = None):
+                 progress: Callable[[str, int, int], None] | None = None, executor: Executor | None = None):
+        self.executor = executor or Local(log, progress)
+        """Where each experiment's profile runs: here, or (`--ray`) on a cluster node, one at a time."""
         self.base = sweep_profile(base, opts)
         self.out_dir = Path(out_dir)
         self.opts = opts
@@ -162,7 +164,7 @@ class Sweep:
             exp.command_line = ServerHandle(profile, d / "server.log").command_line(port=profile.server.port or 8080)
         except Exception as e:  # noqa: BLE001 - shown in the log; the start itself will say what is wrong
             exp.command_line = f"(cannot build: {e})"
-        rec = ProfileRun(profile.model_copy(update={"legs": profile.legs[:1]}), d, self.log, self.progress).run()
+        rec = run_one(self.executor, profile.model_copy(update={"legs": profile.legs[:1]}), d)
         speed = rec.get("legs", {}).get("speed", {})
         exp.wall_s = round(time.monotonic() - t0, 1)
         if rec["status"] == "failed" or speed.get("status") != "done":
@@ -178,7 +180,7 @@ class Sweep:
             exp.status, exp.reason = "rejected", why
             exp.extra["discipline_skipped"] = "not faster: the discipline leg was not run"
             return exp
-        rec = ProfileRun(profile, d, self.log, self.progress).run()
+        rec = run_one(self.executor, profile, d)
         disc = rec.get("legs", {}).get("discipline", {})
         exp.wall_s = round(time.monotonic() - t0, 1)
         if rec["status"] == "failed" or disc.get("status") != "done":
@@ -297,7 +299,7 @@ class Sweep:
         p = Profile.model_validate(data)
         p.source = profile.source
         self.log(f"recheck: {exp.label}")
-        rec = ProfileRun(p, self.out_dir / exp.dir, self.log, self.progress).run()
+        rec = run_one(self.executor, p, self.out_dir / exp.dir)
         r = rec["legs"][name].get("result") or {}
         return {"label": exp.label, "tps": r.get("decode_tps_median"), "tps_cv": r.get("decode_tps_cv"),
                 "status": rec["legs"][name].get("status"), "at": time.time()}

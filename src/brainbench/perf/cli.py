@@ -61,6 +61,7 @@ def speed_cmd(
     from rich.console import Console
 
     from ..backend import BackendSpec
+    from ..console import out_console
     from ..runner.run import run_dir_default
     from .legs import SpeedOptions
     from .report import render
@@ -99,8 +100,5 @@ def speed_cmd(
     if json_out:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        console = Console()
-        if not console.is_terminal:  # piped or captured: keep the tables readable
-            console = Console(width=max(console.width, 160))
-        console.print(render(report))
+        out_console().print(render(report))  # piped or captured: sized for a pipe
         err.print(f"stored: {run_dir}  (brainbench export {run_dir} --format json)")

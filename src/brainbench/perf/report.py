@@ -113,6 +113,7 @@ def agent_table(a: dict[str, Any]) -> Table:
 
 def render(report: dict[str, Any]) -> Group:
     parts: list[Any] = [Text(f"brainbench speed: {report['model']} (run dir {report['run_dir']})", style="bold")]
+    parts += [Text(f"warning: {w}", style="yellow") for w in report.get("load_warnings") or []]
     if report.get("decode"):
         parts.append(decode_table(report["decode"]))
     if report.get("prefill"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from ..core.errors import BrainbenchError
 from . import crosscheck, legs
 from .energy import EnergyMeter, make_source
 from .legs import Driver, SpeedOptions
+from .load import LoadWatch
 from .measure import Sample
 from .roofline import measure_memcpy_bandwidth, roofline
 from .stream import RawStreamClient
@@ -84,20 +85,36 @@ async def run_legs(endpoint: Endpoint, opt: SpeedOptions, meter: EnergyMeter, se
             log("server /metrics found: server-side means are shown next to ours")
         if "decode" in opt.legs:
             log(f"decode: {opt.warmup} warm-up, then {opt.decode_runs}+ runs of {opt.gen_tokens} tokens")
-            report["decode"], samples["decode"] = await legs.decode_leg(d, opt, meter, log)
+            report["decode"], samples["decode"] = await _watched("decode", legs.decode_leg(d, opt, meter, log), log)
         if "prefill" in opt.legs:
             log(f"prefill at {opt.prefill_lengths} tokens, cache-busted and cache-warm")
-            report["prefill"], samples["prefill"] = await legs.prefill_leg(d, opt, log)
+            report["prefill"], samples["prefill"] = await _watched("prefill", legs.prefill_leg(d, opt, log), log)
         if "sweep" in opt.legs:
             if "decode" not in opt.legs:
                 await d.request(legs.messages(d.cal.words_for(opt.prompt_tokens), legs.nonce()), opt.gen_tokens)
             log(f"sweep over concurrency {opt.concurrency}")
-            report["sweep"], samples["sweep"] = await legs.sweep_leg(d, opt, meter, scrape, log)
+            report["sweep"], samples["sweep"] = await _watched("sweep", legs.sweep_leg(d, opt, meter, scrape, log), log)
         if "agent" in opt.legs:
             log(f"agent: {opt.agent_turns} turns, modes {opt.agent_modes}, concurrency {opt.agent_concurrency}")
-            report["agent"], samples["agent"] = await legs.agent_leg(d, opt, meter, log)
+            report["agent"], samples["agent"] = await _watched("agent", legs.agent_leg(d, opt, meter, log), log)
         await http.aclose()
     return report, samples
+
+
+async def _watched(leg: str, work: Awaitable[tuple[dict[str, Any], list[Sample]]],
+                   log: Callable[[str], None]) -> tuple[dict[str, Any], list[Sample]]:
+    """Run one timed leg under a load watch; the leg's figures carry the load (`load`), a warning is logged."""
+    async with LoadWatch(leg) as watch:
+        data, samples = await work
+    if watch.warning:
+        log(f"warning: {watch.warning}")
+    return {**data, "load": watch.result()}, samples
+
+
+def load_warnings(report: dict[str, Any]) -> list[str]:
+    """The legs' load warnings, one line each."""
+    return [w for leg in ("decode", "prefill", "sweep", "agent")
+            if (w := ((report.get(leg) or {}).get("load") or {}).get("warning"))]
 
 
 def _bandwidth(settings: SpeedSettings, meter: EnergyMeter, local_cpu: bool) -> tuple[float | None, str]:
@@ -147,11 +164,14 @@ def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: Spe
         "sweep": (report.get("sweep") or {}).get("levels", []),
         "knee": (report.get("sweep") or {}).get("knee"),
         "knee_rule": (report.get("sweep") or {}).get("knee_rule"),
-        "roofline": roof,
+        "roofline": roof, "load_warnings": load_warnings(report),
     }
     with RunStore(run_dir, create=True) as store:
         store.set_meta("speed_server", profile)
         model = spec.label()
+        if out["load_warnings"]:  # kept with the run: a report of it says so too
+            store.set_meta("load_warnings", (store.get_meta("load_warnings") or [])
+                           + [{"model": model, "at": started, "warning": w} for w in out["load_warnings"]])
         store.put_result(RESULT_KIND, "summary", model, {k: v for k, v in out.items()
                                                          if k not in ("decode", "prefill", "agent", "sweep")})
         for leg in ("decode", "prefill", "agent"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -152,6 +153,10 @@ def leg_name(leg: SpeedLeg | AgenticLeg | SoakLeg) -> str:
     return leg.name
 
 
+RESOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+"""A profile's resource name (Ray's custom resource names; `gpus`, `cpus`, `memory_gb` are Ray's own)."""
+
+
 def _default_legs() -> list[Leg]:
     return [SpeedLeg(type="speed")]
 
@@ -168,6 +173,9 @@ class Profile(_Strict):
     restart: Literal["never", "on_crash"] = "never"
     """When the server dies mid-leg: never (the profile's remaining legs are skipped) or on_crash (restart)."""
     max_restarts: int = Field(default=1, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """What a node needs to run this profile under `--ray` (not part of its identity): `gpus`, `cpus`,
+    `memory_gb`, or any custom resource name the cluster's nodes declare (e.g. `{gpus: 1}`, `{a100: 1}`)."""
     source: str | None = Field(default=None, exclude=True)
     """The file it came from (not part of its identity)."""
 
@@ -191,12 +199,22 @@ class Profile(_Strict):
                 leg.name = base if seen[base] == 1 else f"{base}-{seen[base]}"
         return self
 
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if not RESOURCE_NAME.fullmatch(name):
+                raise ValueError(f"resource name {name!r}: letters, digits, _ . - (starting with a letter)")
+            if not amount > 0:
+                raise ValueError(f"resource {name!r}: the amount must be > 0, not {amount}")
+        return v
+
     def leg(self, name: str) -> Any:
         return next(lg for lg in self.legs if lg.name == name)
 
     def identity(self) -> str:
         """Hash of everything that changes results (a chat template counts by its content)."""
-        data = self.model_dump(mode="json", exclude={"description", "legs"})
+        data = self.model_dump(mode="json", exclude={"description", "legs", "resources"})
         data["server"] = {**LEGACY_SERVER_DEFAULTS, **data["server"]}
         tf = self.server.chat_template_file
         if tf and Path(tf).is_file():

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
+from ..console import err_console, out_console
 from ..core.errors import BrainbenchError
 
-console = Console(stderr=True)
-out = Console()
+console = err_console()
+out = out_console()
 
 
 def _sizes(items: list[str]) -> dict[str, float]:
@@ -79,9 +78,12 @@ def compare_cmd(
     model_size: Annotated[list[str], typer.Option("--model-size", help="NAME=GB model file size (repeatable).")] = [],
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Compare only this pack (repeatable).")] = [],
 ) -> None:
-    """Compare two runs in the terminal: per-pack rates with deltas, judged against run-to-run noise."""
+    """Compare two runs in the terminal: per-pack rates with deltas, judged against run-to-run noise.
+
+    Like with like only: the packs both runs ran (ALL over those) and speed at the concurrency levels both
+    measured; what is left out is named in one line."""
     from .data import build_report
     from .outputs import get_output
 
-    rep = build_report([run_dir], baseline, model_sizes=_sizes(model_size), packs=pack or None)
+    rep = build_report([run_dir], baseline, model_sizes=_sizes(model_size), packs=pack or None, common_packs=True)
     sys.stdout.write(get_output("terminal").render(rep, width=out.width, styled=out.is_terminal))

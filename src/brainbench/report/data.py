@@ -213,6 +213,8 @@ def speed_parts(results: list[dict[str, Any]], model: str, single_model: bool) -
                                    "points": pts})
         if r["kind"] == "speed" and decode is None:
             decode = _decode_figure(d.get("decode_tps"), f"{src}: decode_tps")
+            if decode:
+                decode["concurrency"] = 1  # the decode leg is single-stream
         en = d.get("energy")
         if isinstance(en, dict) and en.get("measured", True):
             jpt = _num(en.get("joules_per_token") or en.get("j_per_token"))
@@ -231,7 +233,7 @@ def speed_parts(results: list[dict[str, Any]], model: str, single_model: bool) -
             one = next((p for p in c["points"] if p["concurrency"] == 1 and p.get("gen_tps_per_request")), None)
             if one:
                 decode = {"value": one["gen_tps_per_request"], "ci95": None, "n": None, "cv": None,
-                          "source": f"{c['source']}: per-request tok/s at concurrency 1"}
+                          "source": f"{c['source']}: per-request tok/s at concurrency 1", "concurrency": 1}
                 break
     energy = [dict(e, source=c["source"]) for c in curves for e in _energy_rows(c["points"])] + extra_energy
     return {"curves": curves, "decode": decode, "energy": energy}
@@ -376,6 +378,9 @@ def load_run(run_dir: Path, packs: list[str] | None = None) -> dict[str, Any]:
         data["created"] = store.get_meta("created")
         data["speed_server"] = store.get_meta("speed_server") or {}
         scen = store.get_meta("scenarios") or {}
+        planned = store.get_meta("current_versions")
+        data["load_warnings"] = store.get_meta("load_warnings") or []
+    data["planned"] = sorted(k for k in planned if not packs or k.split("/")[0] in packs) if planned else None
     data["attempts_stored"] = len(records)
     if packs:
         data["attempts"] = [r for r in data["attempts"] if r["pack"] in packs]
@@ -462,7 +467,9 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
     legs = speed_details(run["results"], model, single)
     samples, src = decode_samples(records)
     own = mean_ci(samples)
-    decode = speed["decode"] or ({**own, "source": src} if own else None)
+    if own:
+        own = {**own, "source": src, "concurrency": meta.get("concurrency")}
+    decode = speed["decode"] or own
     clean_rate = s["overall"]["clean"]["rate"]
     server = run["server"]
     if speed_only:  # no `brainbench run` meta: what the speed legs recorded stands in
@@ -471,7 +478,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
     size, size_src = model_size(meta, server, run["results"], overrides, model, model)
     e: dict[str, Any] = {
         "model": model, "label": model, "run_dir": run["run_dir"], "run_name": Path(run["run_dir"]).name,
-        "speed_only": speed_only, "speed_legs": legs, "summary": s, "rows": rows, "decode": decode, "decode_own": ({**own, "source": src} if own else None),
+        "speed_only": speed_only, "speed_legs": legs, "summary": s, "rows": rows, "decode": decode, "decode_own": own,
         "curves": speed["curves"], "energy": speed["energy"],
         "size_bytes": size, "size_source": size_src,
         "iceberg": _iceberg(rows, s.get("iceberg")),
@@ -494,6 +501,8 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         "noise": _noise(rows),
         "harness": meta.get("harness") or "minimal",
         "replicas": replica_figures(rows, records, run["infra_events"]),
+        "incomplete": None if speed_only else incomplete(run["planned"], meta.get("trials"), rows, run["run_dir"]),
+        "load_warnings": [w["warning"] for w in run["load_warnings"] if w.get("model") in (model, None) or single],
     }
     gb = size / GB if size else None
     e["efficiency"] = {
@@ -525,6 +534,22 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
             f["transcript"] = transcript(rec, verdicts.get(f["key"]))
     e["failed"] = failed
     return Entry(**e)
+
+
+def incomplete(planned: list[str] | None, trials: Any, rows: list[dict[str, Any]], run_dir: str) -> dict[str, Any] | None:
+    """Planned attempts (the scenarios the run recorded, the way --resume knows what is left, times its
+    trials) against those completed: None when every one is stored or the run recorded no plan."""
+    if not planned or not isinstance(trials, int) or trials < 1:
+        return None
+    total = len(planned) * trials
+    done = sum(1 for r in rows if r["status"] == "completed" and r.get("current", True))
+    if done >= total:
+        return None
+    infra = sum(1 for r in rows if r["status"] != "completed")
+    lost = f"; {infra} lost to infrastructure errors" if infra else ""
+    return {"planned": total, "stored": done, "missing": total - done, "infra_errors": infra,
+            "message": f"incomplete run: {done} of {total} planned attempts stored ({total - done} missing{lost}); "
+                       f"rates are over what is stored; finish it with brainbench run --resume {run_dir}"}
 
 
 def _useful(e: Entry, at: int | None) -> dict[str, Any]:
@@ -592,13 +617,41 @@ def _deltas(e: Entry, b: Entry) -> dict[str, Any]:
             "separable": (separable(bs["clean"], cs["clean"], max(cs["scenarios"], bs["scenarios"]))
                           if cs and bs else None),
         }
+    return {"baseline_label": b.label, "baseline_run": b.run_dir, "packs": packs, "decode": _decode_delta(e, b),
+            "levels": _level_deltas(e, b)}
+
+
+def _decode_delta(e: Entry, b: Entry) -> dict[str, Any] | None:
+    """Decode tok/s against the baseline's, judged only at the same concurrency (per-request speed falls as
+    requests share the server, so a run at 4 is never 'worse' than one at 1)."""
     cd, bd = e.decode, b.decode
-    speed = None
-    if cd and bd:
-        speed = {"cur": cd["value"], "base": bd["value"], "delta": cd["value"] - bd["value"],
-                 "rel": (cd["value"] - bd["value"]) / bd["value"] if bd["value"] else None,
-                 "verdict": judge(cd["value"], cd.get("ci95"), bd["value"], bd.get("ci95"))}
-    return {"baseline_label": b.label, "baseline_run": b.run_dir, "packs": packs, "decode": speed}
+    if not cd or not bd:
+        return None
+    at = (cd.get("concurrency"), bd.get("concurrency"))
+    verdict = judge(cd["value"], cd.get("ci95"), bd["value"], bd.get("ci95")) if at[0] == at[1] else \
+        "not judged: different concurrency"
+    return {"cur": cd["value"], "base": bd["value"], "delta": cd["value"] - bd["value"],
+            "rel": (cd["value"] - bd["value"]) / bd["value"] if bd["value"] else None, "verdict": verdict,
+            "concurrency": list(at)}
+
+
+def _levels(x: Entry) -> dict[int, float]:
+    """Aggregate tok/s per concurrency level (the first curve that has a level wins)."""
+    out: dict[int, float] = {}
+    for c in x.curves:
+        for p in c["points"]:
+            if p.get("gen_tps_aggregate") is not None:
+                out.setdefault(int(p["concurrency"]), p["gen_tps_aggregate"])
+    return out
+
+
+def _level_deltas(e: Entry, b: Entry) -> dict[str, Any]:
+    """Aggregate tok/s at the concurrency levels both runs measured; the levels only one side has, apart."""
+    cur, base = _levels(e), _levels(b)
+    both = sorted(set(cur) & set(base))
+    return {"common": [{"concurrency": c, "cur": cur[c], "base": base[c],
+                        "rel": (cur[c] - base[c]) / base[c] if base[c] else None} for c in both],
+            "only_cur": sorted(set(cur) - set(base)), "only_base": sorted(set(base) - set(cur))}
 
 
 def _per_100(r: dict[str, Any]) -> dict[str, Any]:
@@ -707,14 +760,21 @@ PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8
 def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concurrency: int | None = None,
                  model_sizes: dict[str, float] | None = None, title: str | None = None,
                  log_files: list[tuple[str | None, Path]] | None = None,
-                 packs: list[str] | None = None) -> Report:
-    """The whole report (see `model.Report`); `packs` keeps only those packs."""
+                 packs: list[str] | None = None, common_packs: bool = False) -> Report:
+    """The whole report (see `model.Report`); `packs` keeps only those packs; `common_packs` (compare) keeps
+    only the packs both the runs and the baseline ran, so every row, ALL included, is like with like."""
     if not run_dirs:
         raise ReportError("give at least one run directory")
     overrides = model_sizes or {}
     entries = _entries([Path(d) for d in run_dirs], overrides, packs)
-    loose_logs = attach_logs(entries, log_files or [])
     base_entries = _entries([Path(baseline)], overrides, packs) if baseline else []
+    left_out: list[str] = []
+    if common_packs and baseline:
+        common, left_out = _common_packs(entries, base_entries)
+        if left_out:
+            entries = _entries([Path(d) for d in run_dirs], overrides, common)
+            base_entries = _entries([Path(baseline)], overrides, common)
+    loose_logs = attach_logs(entries, log_files or [])
     for i, e in enumerate(entries):
         e.id = f"b{i}"
         e.color = PALETTE[i % len(PALETTE)]
@@ -737,4 +797,21 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         packs=sorted({p for e in entries for p in e.summary["packs"]}),
         failure_classes=[c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
         at_concurrency=at_concurrency, loose_logs=loose_logs, realism=realism_gap(entries + base_entries),
+        left_out=left_out,
     )
+
+
+def _common_packs(entries: list[Entry], base: list[Entry]) -> tuple[list[str], list[str]]:
+    """The packs both sides ran, and one line naming the rest (empty when the sets match or a side has no
+    discipline at all, which the outputs already say)."""
+    mine = {p for e in entries for p in e.summary["packs"]}
+    theirs = {p for b in base for p in b.summary["packs"]}
+    if mine == theirs or not mine or not theirs:
+        return sorted(mine), []
+    common = sorted(mine & theirs)
+    if not common:
+        raise ReportError(f"no pack in common: this run ran {', '.join(sorted(mine))}, the baseline "
+                          f"{', '.join(sorted(theirs))}; nothing to compare like with like")
+    parts = [f"{', '.join(sorted(s))} (only {who})" for s, who in ((mine - theirs, "this run"),
+                                                                    (theirs - mine, "the baseline")) if s]
+    return common, [f"packs left out: {'; '.join(parts)}; every row, ALL included, is over {', '.join(common)}"]

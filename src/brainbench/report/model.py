@@ -75,8 +75,14 @@ class Entry(BaseModel):
     """The harness the run wrapped its scenarios in (`brainbench run --harness`): minimal or agent."""
     replicas: list[Figure] = Field(default_factory=list)
     """Per replica of a run spread over several endpoints (`report.replicas`): attempts, pass and clean rates,
-    decode tok/s, attempts re-run there, why it died, its attempt keys, its comparisons with the other replicas (`verdict_vs_rest`, `decode_vs_rest`)
-    and `flags` (why it answers differently beyond noise); empty for a run on one endpoint."""
+    decode tok/s, attempts re-run there, why it died, its attempt keys, its comparisons with the other replicas
+    (`verdict_vs_rest`, `decode_vs_rest`) and `flags` (why it answers differently beyond noise); empty for a run on
+    one endpoint."""
+    incomplete: Figure | None = None
+    """An interrupted run: planned, stored and missing attempts and a one-line message; None when complete
+    (or unknown: a run that recorded no plan)."""
+    load_warnings: list[str] = Field(default_factory=list)
+    """Timed legs run while the load average was above the core count (their timings may be slow), one line each."""
     noise: dict[str, Figure] = Field(default_factory=dict)
     """The noise floor per pack and "ALL" (`scoring.metrics.noise_floor`): attempts, scenarios, trials, the
     clean rate, its minimum detectable difference and the flip rate across trials; empty when speed-only."""
@@ -116,6 +122,8 @@ class Report(BaseModel):
     """Concurrency for the useful-throughput figure (None: each run's own)."""
     loose_logs: list[LooseLog] = Field(default_factory=list)
     """Server logs tied to no brain."""
+    left_out: list[str] = Field(default_factory=list)
+    """What a comparison left out to stay like with like (packs only one side ran), one line each."""
     realism: list[Figure] = Field(default_factory=list)
     """Per brain given runs of both harnesses: pass, clean, errors and calls written as text per 100 calls
     under minimal and agent, with 95% intervals, the differences and the compare verdict on the clean rate."""
@@ -149,6 +157,20 @@ class Report(BaseModel):
     def any_speed_only(self) -> bool:
         """Some brain is speed-only (its discipline cells say "not measured")."""
         return any(e.speed_only for e in self.entries)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """One banner line per brain (baseline included) whose run stopped before its plan was done."""
+        return [f"{who}{e.label}: {e.incomplete['message']}" for who, e in self._all() if e.incomplete]
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per timed leg of any brain run on a loaded machine."""
+        return [f"{who}{e.label}: {w}" for who, e in self._all() for w in e.load_warnings]
+
+    def _all(self) -> list[tuple[str, Entry]]:
+        """Every brain with the word that tells a baseline's apart ("" or "baseline ")."""
+        return [("", e) for e in self.entries] + [("baseline ", b) for b in self.baseline]
 
     @property
     def discipline_entries(self) -> list[Entry]:

@@ -15,6 +15,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 from . import svg
 from .data import build_report
 from .model import Report
+from .tables import ONE_TRIAL
 
 CURVE_METRICS = [
     ("gen_tps_aggregate", "aggregate decode tok/s"),
@@ -109,6 +110,8 @@ def phk(s: dict[str, Any]) -> str:
     if not ks:
         return "–"
     k = max(ks)
+    if k == 1:  # one trial: pass^1 is the pass rate itself, not a measure of consistency
+        return ONE_TRIAL
     return f"{s['pass_hat_k'][str(k)]:.2f} (k={k})"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -214,44 +215,131 @@ def lines(series: Sequence[dict[str, Any]], x_label: str, y_label: str, w: int =
     return _svg(w, h, body, f"{y_label} against {x_label}")
 
 
+CHAR_W = 0.62
+"""Average glyph width as a share of the font size (system-ui digits and lower case, rounded up), so a label's
+box is known before a browser draws it."""
+
+
+@dataclass
+class Label:
+    """One text label of a chart, with the box it takes (for laying labels out so none overlaps another)."""
+
+    x: float
+    y: float
+    text: str
+    anchor: str = "start"
+    fill: str = "#111"
+    size: int = 12
+    bold: bool = False
+
+    @property
+    def width(self) -> float:
+        return len(self.text) * self.size * (CHAR_W + (0.05 if self.bold else 0.0))
+
+    def box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1): the text's extent, ascent above the baseline and descent below it."""
+        x0 = self.x - {"middle": self.width / 2, "end": self.width}.get(self.anchor, 0.0)
+        return x0, self.y - 0.8 * self.size, x0 + self.width, self.y + 0.25 * self.size
+
+    def svg(self) -> str:
+        weight = ' font-weight="600"' if self.bold else ""
+        return (f'<text x="{self.x:.1f}" y="{self.y:.1f}" text-anchor="{self.anchor}" fill="{self.fill}" '
+                f'font-size="{self.size}"{weight}>{esc(self.text)}</text>')
+
+
+def overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _short(label: str, n: int = 24) -> str:
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+ICE_COLORS = {"visible": "#d9534f", "invisible": "#7a4fa3", "retry": "#e0a030"}
+GAP = 10.0
+"""Room kept between neighbouring labels (px)."""
+
+
+def iceberg_layout(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 320) -> dict[str, Any]:
+    """Where every bar and label of the iceberg goes: each column is made as wide as its widest label needs
+    (the chart widens rather than letting labels overlap; long names are shortened, the full name in the
+    tooltip). Returns the width, the waterline, bars [(x, y, w, h, colour, tooltip)] and labels."""
+    left, right, top = 10, 10, 54
+    water = top + (h - top - 30) * 0.38
+    below_h, above_h = h - 30 - water, water - top
+    peak_up = max((c["visible"] for c in cols), default=0)
+    peak_down = max((c["invisible"] + c["retry"] for c in cols), default=0)
+    scale = min(above_h / peak_up if peak_up else 1e9, below_h / peak_down if peak_down else 1e9)
+    scale = 1.0 if scale == 1e9 else scale
+    texts = [_col_labels(c, h, water) for c in cols]
+    colw = (w - left - right) / len(cols)
+    for t in texts:  # centred labels fit the column; a side label fits between its bar and the next bar
+        centred = max(x.width for x in (t.top, t.name, t.up) if x) + GAP
+        side = max(x.width for x in t.side) + 4 + GAP
+        colw = max(colw, centred, side / 0.7)  # the bar takes at most 30% of the column
+    bw = min(90.0, colw * 0.3)
+    bars: list[tuple[float, float, float, float, str, str]] = []
+    labels = _legend()
+    for i, (c, t) in enumerate(zip(cols, texts, strict=True)):
+        cx = left + colw * i + colw / 2
+        x0 = cx - bw / 2
+        up, inv, ret = c["visible"] * scale, c["invisible"] * scale, c["retry"] * scale
+        name = esc(c["label"])
+        bars += [(x0, water - up, bw, up, ICE_COLORS["visible"], f'{name}: {c["visible"]} failures with an error line'),
+                 (x0, water, bw, inv, ICE_COLORS["invisible"], f'{name}: {c["invisible"]} silent failures (no error line)'),
+                 (x0, water + inv, bw, ret, ICE_COLORS["retry"], f'{name}: {c["retry"]} passes only after a protocol violation')]
+        t.top.x = t.name.x = cx
+        if t.up:
+            t.up.x, t.up.y = cx, water - up - 4
+        for lab in t.side:
+            lab.x = cx + bw / 2 + 4
+        labels += [t.top, t.name, *([t.up] if t.up else []), *t.side]
+    width = max(w, int(math.ceil(max(lab.box()[2] for lab in labels) + right)), int(left + right + colw * len(cols)))
+    return {"width": width, "water": water, "bars": bars, "labels": labels}
+
+
+@dataclass
+class _ColLabels:
+    top: Label
+    name: Label
+    up: Label | None
+    side: list[Label]
+
+
+def _col_labels(c: dict[str, Any], h: int, water: float) -> _ColLabels:
+    """One column's labels, placed across once the column width is known."""
+    side = [Label(0, water + 14, f'{c["invisible"]} silent', fill="#4b2d6b")]
+    if c["retry"]:
+        side.append(Label(0, water + 28, f'{c["retry"]} after retry', fill="#8a5a00"))
+    return _ColLabels(top=Label(0, 32, f'{c["attempts"]} attempts, {c["clean"]} clean', "middle", "#555"),
+                      name=Label(0, h - 10, _short(str(c["label"])), "middle", "#111", bold=True),
+                      up=Label(0, 0, f'{c["visible"]} error lines', "middle", "#a33") if c["visible"] else None,
+                      side=side)
+
+
+def _legend() -> list[Label]:
+    """The waterline and the three colours, in one row above the chart."""
+    out = [Label(30, 13, "waterline: what a log or error count shows", fill="#3b82c4", size=11)]
+    x = out[0].box()[2] + 16
+    for text in ("error line", "silent failure", "won after retry"):  # in the order of ICE_COLORS
+        out.append(Label(x + 14, 13, text, fill="#333", size=11))
+        x = out[-1].box()[2] + 12
+    return out
+
+
 def iceberg(cols: Sequence[dict[str, Any]], w: int = 680, h: int = 320) -> Markup:
     """Per brain: failures a log shows (above the waterline) and those nothing shows (below it)."""
     if not cols:
         return empty("nothing to show")
-    left, right, top = 10, 10, 54
-    water = top + (h - top - 30) * 0.38
-    below_h = h - 30 - water
-    above_h = water - top
-    peak_up = max((c["visible"] for c in cols), default=0)
-    peak_down = max((c["invisible"] + c["retry"] for c in cols), default=0)
-    scale = min(above_h / peak_up if peak_up else 1e9, below_h / peak_down if peak_down else 1e9)
-    if scale == 1e9:
-        scale = 1.0
-    colw = (w - left - right) / len(cols)
-    bw = min(90.0, colw * 0.5)
-    body = [f'<rect x="0" y="{water:.1f}" width="{w}" height="{h - water:.1f}" fill="#e3f0fb"/>',
-            f'<line x1="0" x2="{w}" y1="{water:.1f}" y2="{water:.1f}" stroke="#3b82c4" stroke-width="2"/>',
-            '<line x1="6" x2="26" y1="9" y2="9" stroke="#3b82c4" stroke-width="2"/><text x="30" y="13" fill="#3b82c4" font-size="11">waterline: '
-            'what a log or error count shows</text>']
-    for i, c in enumerate(cols):
-        cx = left + colw * i + colw / 2
-        x0 = cx - bw / 2
-        up = c["visible"] * scale
-        body.append(f'<g><title>{esc(c["label"])}: {c["visible"]} failures with an error line</title>'
-                    f'<rect x="{x0:.1f}" y="{water - up:.1f}" width="{bw:.1f}" height="{up:.1f}" fill="#d9534f"/></g>')
-        if c["visible"]:
-            body.append(f'<text x="{cx:.1f}" y="{water - up - 4:.1f}" text-anchor="middle" fill="#a33">'
-                        f'{c["visible"]} error lines</text>')
-        inv = c["invisible"] * scale
-        ret = c["retry"] * scale
-        body.append(f'<g><title>{esc(c["label"])}: {c["invisible"]} silent failures (no error line)</title>'
-                    f'<rect x="{x0:.1f}" y="{water:.1f}" width="{bw:.1f}" height="{inv:.1f}" fill="#7a4fa3"/></g>')
-        body.append(f'<g><title>{esc(c["label"])}: {c["retry"]} passes only after a protocol violation</title>'
-                    f'<rect x="{x0:.1f}" y="{water + inv:.1f}" width="{bw:.1f}" height="{ret:.1f}" fill="#e0a030"/></g>')
-        body.append(f'<text x="{cx + bw / 2 + 4:.1f}" y="{water + 14:.1f}" fill="#4b2d6b">{c["invisible"]} silent failures</text>')
-        if c["retry"]:
-            body.append(f'<text x="{cx + bw / 2 + 4:.1f}" y="{water + 28:.1f}" fill="#8a5a00">{c["retry"]} won after retry</text>')
-        body.append(f'<text x="{cx:.1f}" y="{h - 10}" text-anchor="middle" fill="#111" font-weight="600">{esc(c["label"])}</text>')
-        body.append(f'<text x="{cx:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{c["attempts"]} attempts, '
-                    f'{c["clean"]} clean</text>')
-    return _svg(w, h, body, "failure iceberg")
+    lay = iceberg_layout(cols, w, h)
+    width, water = lay["width"], lay["water"]
+    body = [f'<rect x="0" y="{water:.1f}" width="{width}" height="{h - water:.1f}" fill="#e3f0fb"/>',
+            f'<line x1="0" x2="{width}" y1="{water:.1f}" y2="{water:.1f}" stroke="#3b82c4" stroke-width="2"/>',
+            '<line x1="6" x2="26" y1="9" y2="9" stroke="#3b82c4" stroke-width="2"/>']
+    for lab, color in zip(lay["labels"][1:4], ICE_COLORS.values(), strict=True):  # the legend's swatches
+        body.append(f'<rect x="{lab.x - 14:.1f}" y="4" width="10" height="10" fill="{color}"/>')
+    for x, y, bw, bh, color, tip in lay["bars"]:
+        body.append(f'<g><title>{tip}</title><rect x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+                    f'fill="{color}"/></g>')
+    body += [lab.svg() for lab in lay["labels"]]
+    return _svg(width, h, body, "failure iceberg")

@@ -6,6 +6,9 @@ from typing import Any
 
 from rich.table import Table
 
+ONE_TRIAL = "= pass (1 trial)"
+"""pass^k shown for a run of one trial: it says nothing the pass column does not (run --trials 3 for pass^3)."""
+
 
 def pct(r: dict[str, Any] | None) -> str:
     """`62% [41–79]`: a rate with its 95% interval, so noise is never hidden."""
@@ -41,7 +44,7 @@ def summary_table(summary: dict[str, Any], title: str = "brainbench results") ->
             phk = s["pass_hat_k"].get(str(k))
             t.add_row(
                 model, pack, str(s["attempts"]), pct(s["pass"]), pct(s["clean"]),
-                f"k={k}: {phk:.2f}" if phk is not None else "–", str(s["tool_calls"]),
+                "–" if phk is None else ONE_TRIAL if k == 1 else f"k={k}: {phk:.2f}", str(s["tool_calls"]),
                 f"{s['error_rate_per_call']:.2f}" if s["error_rate_per_call"] is not None else "–",
                 pct(s.get("omission")), _iceberg(s), _top_failures(s),
             )
@@ -58,7 +61,7 @@ def summary_table(summary: dict[str, Any], title: str = "brainbench results") ->
 
 LEGEND = (
     "pass: attempts that passed every check, with the 95% interval · clean: passed on the first dispatch with no "
-    "nudge or violation · pass^k: chance all k trials of a scenario pass · err/call: tool calls that errored · "
+    "nudge or violation · pass^k: chance all k trials of a scenario pass (one trial: pass itself; run -k 3) · err/call: tool calls that errored · "
     "omitted: attempts that ended with the task still open · iceberg: failures an agent log shows (log) vs "
     "failures no log line shows (silent) · infra: attempts lost to the server, never counted against the brain"
 )

@@ -148,8 +148,10 @@ class RunningServer:
         """The server's configuration as it affects results (the one recorded shape)."""
         c = self.cfg
         words = strip_flags(self.command(port=1), self.kind.record_strip)
+        # {python} is this interpreter, named python, python3 or python3.11 on different machines: one name
+        program = "python" if words and words[0] == sys.executable else Path(words[0]).name if words else None
         return ServerRecord(
-            kind=c.kind, model=self.model, program=Path(words[0]).name if words else None, args=words[1:],
+            kind=c.kind, model=self.model, program=program, args=words[1:],
             env=mask_env(c.env), api=c.wire_api, chat_template_file=c.chat_template_file, profile_id=profile_id,
             version=self.version, **self.kind.describe(c))
 

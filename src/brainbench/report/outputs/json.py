@@ -13,5 +13,6 @@ LEFT_OUT = {"rows", "failed", "scenario_hashes"}
 
 @output("json", ".json", "the report's figures as JSON (no attempt rows or transcripts)")
 def render_json(rep: Report) -> str:
-    slim = {"title": rep.title, "entries": [e.model_dump(exclude=LEFT_OUT) for e in rep.entries]}
+    slim = {"title": rep.title, "incomplete": rep.incomplete, "left_out": rep.left_out, "warnings": rep.warnings,
+            "entries": [e.model_dump(exclude=LEFT_OUT) for e in rep.entries]}
     return json.dumps(slim, default=str)

@@ -10,15 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ...scoring.metrics import CONVENTION
-from ..model import Entry, Report
+from ..model import Entry, Figure, Report
 from ..render import harness_verdict, mdd, num, pct, per100, phk, pp, separable_text, speed
-from ..tables import summary_table
+from ..tables import ONE_TRIAL, summary_table
 from . import output
 
 NOISE_NOTE = "[dim]judged: better/worse only where the 95% intervals of the two runs do not overlap; otherwise within " \
              "noise. verdict: A is the baseline, B this run; separable when the clean-rate difference reaches the MDD[/]"
 
-STYLE = {"better": "green", "worse": "red", "within noise": "dim", "n/a": "dim", "no CI": "yellow"}
+STYLE = {"better": "green", "worse": "red", "within noise": "dim", "n/a": "dim", "no CI": "yellow",
+         "not judged: different concurrency": "yellow"}
 
 
 def _v(verdict: str | None) -> str:
@@ -27,14 +28,20 @@ def _v(verdict: str | None) -> str:
 
 
 def _k(s: dict[str, Any]) -> str:
-    return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) != "–" else "–"
+    return phk(s).replace(" (k=", " k=").rstrip(")") if phk(s) not in ("–", ONE_TRIAL) else phk(s)
 
 
 @output("terminal", "", "rich tables: each brain against its baseline (brainbench compare), else its summary")
 def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
     """The tables as text `width` columns wide (with ANSI styles where `styled`)."""
     con = Console(file=io.StringIO(), width=width, force_terminal=styled, record=True)
+    for line in rep.incomplete:
+        con.print(f"[bold yellow]{line}[/]", soft_wrap=True)
+    for line in rep.warnings:
+        con.print(f"[yellow]warning: {line}[/]", soft_wrap=True)
     if rep.baseline:
+        for line in rep.left_out:
+            con.print(f"[yellow]{line}[/]", soft_wrap=True)
         for t in compare_tables(rep):
             con.print(t)
         con.print(NOISE_NOTE)
@@ -96,6 +103,19 @@ def realism_table(rep: Report) -> Table:
     return t
 
 
+def _at(b: Figure | None, e: Figure | None) -> str:
+    """` (concurrency 1 vs 4)` where the two decode figures were measured at different concurrency."""
+    cb, ce = (b or {}).get("concurrency"), (e or {}).get("concurrency")
+    return f" (concurrency {cb} vs {ce})" if b and e and cb != ce else ""
+
+
+def _levels_left_out(levels: dict[str, Any]) -> str | None:
+    """One line naming the concurrency levels only one run measured (compared at none)."""
+    parts = [f"{', '.join(map(str, levels[k]))} (only {who})"
+             for k, who in (("only_base", "the baseline"), ("only_cur", "this run")) if levels.get(k)]
+    return f"concurrency levels left out: {'; '.join(parts)}" if parts else None
+
+
 def compare_tables(rep: Report) -> list[Table]:
     """Tables for each current brain against its baseline match (see `data.build_report`)."""
     tables: list[Table] = []
@@ -137,26 +157,29 @@ def compare_tables(rep: Report) -> list[Table]:
         for col in ("figure", "baseline", "this", "Δ", "judged"):
             s.add_column(col)
         sd = d["decode"]
-        s.add_row("decode tok/s", speed(b.decode), speed(e.decode),
+        s.add_row("decode tok/s" + _at(b.decode, e.decode), speed(b.decode), speed(e.decode),
                   f"{100 * sd['rel']:+.0f}%" if sd and sd.get("rel") is not None else "–", _v(sd["verdict"] if sd else None))
+        levels = d.get("levels") or {}
+        for lv in levels.get("common", []):
+            s.add_row(f"aggregate tok/s at concurrency {lv['concurrency']}", num(lv["base"], 1), num(lv["cur"], 1),
+                      f"{100 * lv['rel']:+.0f}%" if lv["rel"] is not None else "–", _v("no CI"))
+        s.caption, s.caption_justify = _levels_left_out(levels), "left"
 
         def useful(x: Entry) -> str:
             u = (x.useful or {}).get("chosen") or (x.useful or {}).get("own")
-            return num(u["clean_tasks_per_hour"], 0) if u else "not measured"
+            if not u:
+                return "not measured"
+            at = f" at concurrency {u['concurrency']}" if u.get("concurrency") else ""
+            return num(u["clean_tasks_per_hour"], 0) + at
 
         def per_gb(x: Entry) -> str:
             return "not measured" if x.speed_only else num(x.efficiency["clean_pct_per_gb"], 1)
-
-        def peak(x: Entry) -> str:
-            tps = [p["gen_tps_aggregate"] for c in x.curves for p in c["points"] if p.get("gen_tps_aggregate")]
-            return num(max(tps), 1) if tps else "not measured"
 
         def jpt(x: Entry) -> str:
             vals = [en["joules_per_token"] for en in x.energy if en.get("joules_per_token")]
             return num(min(vals), 3) if vals else "not measured"
 
         s.add_row("clean tasks / h", useful(b), useful(e), "", "")
-        s.add_row("peak aggregate tok/s", peak(b), peak(e), "", "")
         s.add_row("lowest J / token", jpt(b), jpt(e), "", "")
         s.add_row("model file GB", num(b.efficiency["gb"], 2), num(e.efficiency["gb"], 2), "", "")
         s.add_row("clean % per GB", per_gb(b), per_gb(e), "", "")
