@@ -148,8 +148,8 @@ def broken_template(messages):
     r = perfect_smoke(messages)
     if r.tool_calls:
         c = r.tool_calls[0]
-        return Reply.text(json.dumps({"name": c["name"], "arguments": c["arguments"]}))
-    return Reply.text("<|im_start|>assistant\n<|im_end|>")
+        return Reply.text(json.dumps({"name": c["name"], "arguments": c["arguments"]}), chunk_gap=0.01)
+    return Reply.text("<|im_start|>assistant\n<|im_end|>", chunk_gap=0.01)
 
 
 def slowed(gap):
@@ -183,7 +183,8 @@ async def test_a_replica_with_a_broken_chat_template_is_flagged_in_every_output(
     from brainbench.report.data import build_report
     from brainbench.report.outputs import render
 
-    a, bad, c = fake(ByConversation(perfect_smoke)), fake(ByConversation(broken_template)), fake(ByConversation(perfect_smoke))
+    # streamed with gaps, so speed is measured, not scheduling noise on zero-length windows
+    a, bad, c = fake(ByConversation(slowed(0.01))), fake(ByConversation(broken_template)), fake(ByConversation(slowed(0.01)))
     run = await _fleet_run([a, bad, c], tmp_path, trials=6)
     rep = build_report([run])
     (e,) = rep.entries
