@@ -229,14 +229,15 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
 
     chosen = limit(select(cfg.packs, cfg.suites, [Path(p) for p in cfg.pack_dirs]), cfg.limit_per_pack)
     spec = BackendSpec(**cfg.backend.model_dump())
-    _preflight(spec)  # a wrong brain, key or endpoint fails here, before a run directory exists
+    dead = _preflight(spec)  # a wrong brain, key or endpoint fails here, before a run directory exists
     store = RunStore(run_dir, create=True, lock=True)  # one writer per run directory
     try:
         if not store.get_meta("run"):
             store.set_meta("run", cfg.stored())
         with open_backend(spec, run_dir, parallel=cfg.concurrency) as (endpoint, profile, server_proc):
             from .packs.haystack import fit_packs  # long-context cases that fit the server's context
-            chosen = fit_packs(chosen, endpoint.base_url, endpoint.api, console.print)
+            live = next(u for u in [endpoint.base_url, *spec.replicas] if u not in dead)
+            chosen = fit_packs(chosen, live, endpoint.api, console.print)
             from .think import think_config, think_label, with_think
 
             # a resume keys its attempts by the server record stored when the run began (in whatever shape that
@@ -248,8 +249,13 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
             store.set_meta("host", host_info())
             todo = prepare(plan, store)
             total = len(plan.items())
-            console.print(f"[bold]{spec.label()}[/] on {endpoint.base_url}: {total} attempts "
-                          f"({total - len(todo)} already stored), concurrency {plan.concurrency}; run dir {run_dir}")
+            where = f"{1 + len(spec.replicas)} replicas" if spec.replicas else endpoint.base_url
+            console.print(f"[bold]{spec.label()}[/] on {where}: {total} attempts ({total - len(todo)} already "
+                          f"stored), concurrency {plan.concurrency}{' per replica' if spec.replicas else ''}; "
+                          f"run dir {run_dir}")
+            if spec.replicas:
+                await _execute_replicas(cfg, plan, endpoint, store, todo, mode, dead, run_dir)
+                return summary(attempt_rows(store))
             async with ChatClient(endpoint, timeout=cfg.timeout, request_timeout=cfg.request_timeout) as client:
                 with _progress() as prog:
                     task = prog.add_task("attempts", total=total, completed=total - len(todo))
@@ -265,6 +271,31 @@ async def _execute(cfg: RunConfig, run_dir: Path, mode: str | None = None) -> di
         store.close()
 
 
+async def _execute_replicas(cfg: RunConfig, plan, first, store, todo, mode: str | None, dead: dict[str, str],
+                            run_dir: Path) -> None:
+    """The attempts left, spread over the run's replicas (`runner.replicas`)."""
+    from dataclasses import replace
+
+    from .runner.replicas import AllReplicasDead, execute_replicas, open_fleet
+    from .think import with_think
+
+    endpoints = [first] + [replace(first, base_url=u) for u in cfg.backend.replicas]
+    total = len(plan.items())
+    async with open_fleet(endpoints, store, plan.concurrency, lambda c: with_think(c, mode), dead,
+                          timeout=cfg.timeout, request_timeout=cfg.request_timeout) as fleet:
+        with _progress() as prog:
+            task = prog.add_task("attempts", total=total, completed=total - len(todo))
+            try:
+                await execute_replicas(plan, fleet, store, todo, on_done=lambda r: prog.advance(task))
+            except AllReplicasDead as e:
+                n = store.count().get("completed", 0)
+                raise AllReplicasDead(f"{e}; {n} finished attempts are stored; once a replica is back, continue "
+                                      f"with: brainbench run --resume {run_dir}") from None
+        for u, n in store.replicas().items():
+            gone = fleet.replicas[u].dead if u in fleet.replicas else None
+            console.print(f"  {u}: {n} attempts" + (f" [yellow](dead: {gone})[/]" if gone else ""))
+
+
 def _warn_skipped(store) -> None:
     """Damaged rows are skipped, never fatal: say which, once, on stderr."""
     if store.skipped:
@@ -272,20 +303,33 @@ def _warn_skipped(store) -> None:
         console.print(f"[yellow]warning:[/] {len(store.skipped)} damaged row(s) skipped in {store.run_dir}: {names}")
 
 
-def _preflight(spec) -> None:
+def _preflight(spec) -> dict[str, str]:
     """What can be checked before anything is created: the brain is known, the key is set, the endpoint
-    answers and serves the model."""
+    answers and serves the model. Of several replicas, those that do not answer are returned (URL -> why) to
+    start dead; only when none answers does the run stop here."""
     from .backend import api_key, check_model_served, get_model_spec
-    from .client import Endpoint
+    from .client import Endpoint, EndpointError
 
     if spec.brain:
         get_model_spec(spec.brain)
-        return
+        return {}
     if not spec.endpoint or not spec.model:
         raise BrainbenchError("give either --brain NAME or both --endpoint URL and --model NAME")
-    warning = check_model_served(Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)))
-    if warning:
-        console.print(f"[yellow]warning:[/] {warning}")
+    key, dead = api_key(spec), {}
+    for url in [spec.endpoint, *spec.replicas]:
+        try:
+            warning = check_model_served(Endpoint(url, spec.model, spec.api, key))
+        except EndpointError as e:
+            if not spec.replicas:
+                raise
+            dead[url] = str(e)
+            console.print(f"[yellow]warning:[/] replica {e}; it starts dead")
+            continue
+        if warning:
+            console.print(f"[yellow]warning:[/] {warning}")
+    if dead and len(dead) == 1 + len(spec.replicas):
+        raise BrainbenchError(f"no replica answers: {'; '.join(dead.values())}")
+    return dead
 
 
 def _check_same_run(run_dir: Path, cfg: RunConfig) -> None:
@@ -365,14 +409,28 @@ def _wire_api(api: str) -> Literal["openai", "ollama"]:
     raise BrainbenchError(f"--api must be openai or ollama, not {api!r}")
 
 
-def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: str | None,
+def _replicas(endpoints: list[str]) -> list[str]:
+    """The further --endpoint URLs (replicas of the first); the same server named twice is refused."""
+    from .runner.replicas import public_url
+
+    seen: dict[str, str] = {}
+    for u in endpoints:
+        key = public_url(u).rstrip("/")
+        if key in seen:
+            raise BrainbenchError(f"--endpoint {public_url(u)} is given twice; each replica once")
+        seen[key] = u
+    return endpoints[1:]
+
+
+def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: list[str],
                 model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
                 pack_dir: list[Path], allow_remote: bool = False, **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
     wire_api = _wire_api(api)
     if endpoint and brain:
         raise BrainbenchError("give --brain or --endpoint, not both")
-    backend = BackendOptions(endpoint=endpoint, model=model, api=wire_api, api_key_env=api_key_env) if endpoint else \
+    backend = BackendOptions(endpoint=endpoint[0], replicas=_replicas(endpoint), model=model, api=wire_api,
+                             api_key_env=api_key_env) if endpoint else \
         BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()],
                        allow_remote=allow_remote)
     _check_bind(backend.server_args, allow_remote)
@@ -408,12 +466,12 @@ def run(
     pack: Annotated[list[str], typer.Option("--pack", "-p", help="Pack to run (repeatable).")] = [],
     suite: Annotated[list[str], typer.Option("--suite", help="Named group of packs, e.g. 'agentic'.")] = [],
     brain: Annotated[str | None, typer.Option("--brain", "-b", help="Embedded brain (default brain-small when no --endpoint).")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1.")] = None,
+    endpoint: Annotated[list[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://host:8000/v1; repeat it for replicas of one model: attempts are spread over them by content key, and a dead one's re-run on the others.")] = [],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name the endpoint serves.")] = None,
     api: Annotated[str, typer.Option("--api", help="openai (chat completions) or ollama (native /api/chat).")] = DEFAULTS.backend.api,
     api_key_env: Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")] = None,
     trials: Annotated[int, typer.Option("--trials", "-k", min=1, help="Trials per scenario (for pass^k).")] = DEFAULTS.trials,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once.")] = DEFAULTS.concurrency,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Attempts in flight at once (per replica with several --endpoint).")] = DEFAULTS.concurrency,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Re-dispatches after a protocol violation.")] = DEFAULTS.retries,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an infrastructure timeout.")] = DEFAULTS.timeout,
     request_timeout: Annotated[float | None, typer.Option("--request-timeout", help="Total seconds one request may take, end to end (default: --timeout plus max_tokens at 2 tok/s).")] = None,

@@ -369,7 +369,8 @@ def _sample_export() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore(Path(tmp) / "run", create=True)
         store.put_attempt(AttemptRecord(key="k", scenario_id="s", pack="p", scenario_hash="h", model="m",
-                                        config_hash="c", trial=0, status="completed", error="text"))
+                                        config_hash="c", trial=0, status="completed", error="text",
+                                        replica="http://127.0.0.1:8001/v1"))
         store.put_verdict("k", SCORER, True, True, ["tool_error"],
                           {"tool_calls": 2, "tool_errors": 1, "in_text_calls": 1, "obligation": True,
                            "denied": True, "recovered": True, "error_line_failures": 1})

@@ -23,6 +23,8 @@ class BackendSpec:
 
     brain: str | None = None
     endpoint: str | None = None
+    replicas: list[str] = field(default_factory=list)
+    """Further endpoints serving the same model (see `RunConfig.backend.replicas`); in `public()` only when set."""
     model: str | None = None
     api: str = "openai"
     api_key_env: str | None = None

@@ -68,6 +68,8 @@ class AttemptRecord(BaseModel):
     final_state: dict[str, Any] = Field(default_factory=dict)
     infra_events: list[InfraEvent] = Field(default_factory=list)
     error: str | None = None
+    replica: str | None = None
+    """The endpoint that answered, in a run spread over replicas (None with one endpoint or an embedded brain)."""
     started: float = 0.0
     ended: float = 0.0
 

@@ -23,6 +23,9 @@ class BackendOptions(BaseModel):
     """Embedded brain name (e.g. brain-small); None with an endpoint."""
     endpoint: str | None = None
     """OpenAI-compatible base URL, e.g. http://host:8000/v1."""
+    replicas: list[str] = Field(default_factory=list)
+    """Further base URLs serving the same model (`--endpoint` given more than once): the run is spread over
+    `endpoint` and these (`runner.replicas`). Empty for one endpoint, so its stored options and keys are unchanged."""
     model: str | None = None
     """Model name the endpoint serves."""
     api: Literal["openai", "ollama"] = "openai"
@@ -35,6 +38,11 @@ class BackendOptions(BaseModel):
     """llama-server threads for an embedded brain (None: its default)."""
     allow_remote: bool = False
     """Let `server_args` bind the embedded server beyond 127.0.0.1 (`--host 0.0.0.0`); off, such a flag is refused."""
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every endpoint the run talks to: `endpoint` first, then the replicas."""
+        return [self.endpoint, *self.replicas] if self.endpoint else []
 
     def stored(self) -> dict[str, Any]:
         """The compact form the run meta keeps (only what was set, as before this model)."""
@@ -57,7 +65,7 @@ class RunConfig(BaseModel):
     trials: int = Field(default=1, ge=1)
     """Trials per scenario (for pass^k)."""
     concurrency: int = Field(default=1, ge=1)
-    """Attempts in flight at once (the only option --resume may change)."""
+    """Attempts in flight at once, per replica where the run has several (the only option --resume may change)."""
     retries: int = Field(default=1, ge=0)
     """Re-dispatches after a protocol violation."""
     timeout: float = Field(default=300.0, gt=0)

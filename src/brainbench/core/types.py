@@ -68,7 +68,9 @@ class InfraEvent(BaseModel):
 
     kind: str
     """Stable id: connect_error, timeout, http_5xx, loading_model, stream_reset, stream_truncated, bad_json, http_4xx,
-    context_too_small (the server refused a scenario's opening request: its context is too small for it)."""
+    context_too_small (the server refused a scenario's opening request: its context is too small for it), replica_dead
+    (a replica of a run over several endpoints was marked dead), replica_failover (the attempt was re-run on another
+    replica because the one it ran on died)."""
     detail: str
     """One line, for people."""
     at: float = 0.0

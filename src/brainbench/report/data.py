@@ -26,6 +26,7 @@ from ..core.taxonomy import layer
 from ..store.db import RunStore
 from .export import export_data
 from .model import Entry, LooseLog, Report
+from .replicas import replica_figures
 from .speedlegs import speed_details
 
 GB = 1e9
@@ -499,6 +500,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         "scenario_hashes": run["scenario_hashes"],
         "noise": _noise(rows),
         "harness": meta.get("harness") or "minimal",
+        "replicas": replica_figures(rows, records, run["infra_events"]),
         "incomplete": None if speed_only else incomplete(run["planned"], meta.get("trials"), rows, run["run_dir"]),
         "load_warnings": [w["warning"] for w in run["load_warnings"] if w.get("model") in (model, None) or single],
     }
@@ -521,7 +523,7 @@ def _entry(run: dict[str, Any], model: str, single: bool, overrides: dict[str, f
         if r["status"] == "completed" and not r["scored"]:
             kind = "not scored"
         failed.append({"key": r["key"], "pack": r["pack"], "scenario": r["scenario"], "trial": r["trial"],
-                       "kind": kind, "failures": r["failures"], "error": r["error"],
+                       "kind": kind, "failures": r["failures"], "error": r["error"], "replica": r.get("replica"),
                        "reasons": (verdicts.get(r["key"]) or {}).get("details", {}).get("reasons", []),
                        "transcript": None})
     order = {"failed": 0, "passed after retry": 1, "not scored": 2, "infra_error": 3}

@@ -11,7 +11,8 @@ from ..scoring import attempt_rows, summary
 from ..store.db import RunStore
 
 CSV_FIELDS = ["key", "pack", "scenario", "trial", "model", "status", "scored", "passed", "clean", "failures",
-              "tool_calls", "tool_errors", "infra_events", "turns", "dispatches", "wall_s", "completion_tokens", "error"]
+              "tool_calls", "tool_errors", "infra_events", "turns", "dispatches", "wall_s", "completion_tokens", "error",
+              "replica"]
 
 
 def export_data(store: RunStore) -> dict[str, Any]:

@@ -73,6 +73,11 @@ class Entry(BaseModel):
     """Deltas against the matching baseline brain, None without one."""
     harness: str = "minimal"
     """The harness the run wrapped its scenarios in (`brainbench run --harness`): minimal or agent."""
+    replicas: list[Figure] = Field(default_factory=list)
+    """Per replica of a run spread over several endpoints (`report.replicas`): attempts, pass and clean rates,
+    decode tok/s, attempts re-run there, why it died, its attempt keys, its comparisons with the other replicas
+    (`verdict_vs_rest`, `decode_vs_rest`) and `flags` (why it answers differently beyond noise); empty for a run on
+    one endpoint."""
     incomplete: Figure | None = None
     """An interrupted run: planned, stored and missing attempts and a one-line message; None when complete
     (or unknown: a run that recorded no plan)."""
@@ -122,6 +127,11 @@ class Report(BaseModel):
     realism: list[Figure] = Field(default_factory=list)
     """Per brain given runs of both harnesses: pass, clean, errors and calls written as text per 100 calls
     under minimal and agent, with 95% intervals, the differences and the compare verdict on the clean rate."""
+
+    @property
+    def has_replicas(self) -> bool:
+        """Any brain ran over several replicas."""
+        return any(e.replicas for e in self.entries)
 
     @property
     def has_curves(self) -> bool:

@@ -81,6 +81,11 @@ def harness_verdict(sep: Any) -> str:
     return separable_text(sep).replace("A better", "minimal better").replace("B better", "agent better")
 
 
+def replica_verdict(sep: Any) -> str:
+    """A replica's compare verdict against the other replicas (A = the others, B = this replica)."""
+    return separable_text(sep).replace("A better", "the others better").replace("B better", "this replica better")
+
+
 def per100(v: Any) -> str:
     """Occurrences per 100 calls with its interval: `12.5 [8.1–18.0]`."""
     if not v or v.get("value") is None:
@@ -134,7 +139,7 @@ def jinja_env() -> Environment:
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
                        gap=pct_gap, mdd=mdd, sep=separable_text,
-                       hv=harness_verdict, per100=per100)
+                       hv=harness_verdict, rv=replica_verdict, per100=per100)
     from ..scoring.metrics import CONVENTION
 
     env.globals["convention"] = CONVENTION

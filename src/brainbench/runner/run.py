@@ -53,7 +53,7 @@ class RunPlan:
         return [(s, t) for p in self.packs for s in p.scenarios for t in range(self.trials)]
 
 
-def _record(plan: RunPlan, sc: Scenario, trial: int) -> AttemptRecord:
+def new_record(plan: RunPlan, sc: Scenario, trial: int) -> AttemptRecord:
     h = sc.content_hash()
     return AttemptRecord(
         key=attempt_key(h, plan.model, plan.config_hash, trial), scenario_id=sc.id, pack=sc.pack,
@@ -75,7 +75,7 @@ def prepare(plan: RunPlan, store: RunStore) -> list[tuple[Scenario, int]]:
     if unscored:  # stored by a run killed between attempt and verdict (older brainbench) or a hook that raised
         rescore(store, unscored)
     done = store.completed_keys()
-    return [(s, t) for s, t in plan.items() if _record(plan, s, t).key not in done]
+    return [(s, t) for s, t in plan.items() if new_record(plan, s, t).key not in done]
 
 
 async def execute(
@@ -94,8 +94,8 @@ async def execute(
 
     async def one(sc: Scenario, trial: int) -> None:
         async with sem:
-            rec = await runner.run(sc, _record(plan, sc, trial))
-            verdict = _score(store, sc, rec) if rec.status == "completed" else None
+            rec = await runner.run(sc, new_record(plan, sc, trial))
+            verdict = score_or_log(store, sc, rec) if rec.status == "completed" else None
             store.put_attempt(rec, verdict, SCORER)  # attempt and verdict in one transaction
             on_done(rec)
 
@@ -109,7 +109,7 @@ async def execute(
         raise
 
 
-def _score(store: RunStore, sc: Scenario, rec: AttemptRecord) -> Verdict | None:
+def score_or_log(store: RunStore, sc: Scenario, rec: AttemptRecord) -> Verdict | None:
     """The attempt's verdict; a scenario hook that raises leaves it unscored (recorded), never stops the run:
     `brainbench score` or the next --resume scores it again."""
     try:

@@ -70,7 +70,7 @@ def attempt_rows(store: RunStore) -> list[dict[str, Any]]:
             **{k: (v["details"].get(k, default) if v else default) for k, default in _DETAIL_FIELDS.items()},
             "turns": len(rec.turns), "dispatches": len(rec.dispatches), "wall_s": round(rec.wall_s, 3),
             "completion_tokens": sum(t.result.usage.completion_tokens or 0 for t in rec.turns),
-            "error": rec.error,
+            "error": rec.error, "replica": rec.replica,
         })
     return rows
 

@@ -27,9 +27,18 @@ from ..core.errors import BrainbenchError
 from ..core.records import AttemptRecord
 from ..core.verdict import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The newest store this brainbench reads. 2: `attempts` has a `replica` column, added (and the store's version
+raised) only when a run over several endpoints stores its first attempt, so a one-endpoint run stays at 1 and an
+older brainbench still reads and resumes it."""
+BASE_VERSION = 1
+"""The version a new store is created at."""
 DB_NAME = "brainbench.sqlite"
 LOCK_NAME = "brainbench.lock"
+
+_ATTEMPT_COLUMNS = ("key", "pack", "scenario_id", "scenario_hash", "model", "config_hash", "trial", "status",
+                    "started", "ended", "record")
+"""The columns of schema 1 (`replica` is schema 2's, present only in stores of runs over replicas)."""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -164,7 +173,7 @@ class RunStore:
         if self.readonly:
             return
         self.conn.executescript(_DDL)
-        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(BASE_VERSION),))
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
 
     def close(self) -> None:
@@ -208,17 +217,35 @@ class RunStore:
         and rewrites the attempt after every turn)."""
         with self._writing(), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute(
-                "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.key, rec.pack, rec.scenario_id, rec.scenario_hash, rec.model, rec.config_hash, rec.trial,
-                 rec.status, rec.started, rec.ended, rec.model_dump_json()),
-            )
+            cols: tuple[str, ...] = _ATTEMPT_COLUMNS
+            vals = [rec.key, rec.pack, rec.scenario_id, rec.scenario_hash, rec.model, rec.config_hash, rec.trial,
+                    rec.status, rec.started, rec.ended, rec.model_dump_json()]
+            if rec.replica is not None:
+                self._add_replica_column()
+                cols, vals = cols + ("replica",), vals + [rec.replica]
+            self.conn.execute(f"INSERT OR REPLACE INTO attempts ({', '.join(cols)}) VALUES "
+                              f"({', '.join('?' * len(cols))})", vals)
             self.conn.executemany(
                 "INSERT INTO infra_events (attempt_key, at, kind, detail) VALUES (?,?,?,?)",
                 [(rec.key, e.at, e.kind, e.detail) for e in rec.infra_events] if log_events else [],
             )
             if verdict is not None:
                 self._insert_verdict(rec.key, scorer, verdict)
+
+    def _has_replica_column(self) -> bool:
+        return any(r[1] == "replica" for r in self.conn.execute("PRAGMA table_info(attempts)"))
+
+    def _add_replica_column(self) -> None:
+        """Schema 2, inside the caller's transaction: the first attempt of a run over replicas adds the column."""
+        if not self._has_replica_column():
+            self.conn.execute("ALTER TABLE attempts ADD COLUMN replica TEXT")
+            self.conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+
+    def replicas(self) -> dict[str, int]:
+        """Stored attempts per replica (empty for a store without replicas: one endpoint, or one from before them)."""
+        if not self._has_replica_column():
+            return {}
+        return dict(self._rows("SELECT replica, COUNT(*) FROM attempts WHERE replica IS NOT NULL GROUP BY replica"))
 
     def completed_keys(self) -> set[str]:
         """Keys that resume must skip: attempts that completed (infra_error ones are re-run)."""

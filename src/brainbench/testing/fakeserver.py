@@ -327,8 +327,8 @@ class _Server(ThreadingHTTPServer):
 class FakeServer:
     """Runs in a background thread on 127.0.0.1; `base_url` ends in /v1."""
 
-    def __init__(self, brain: Brain, models: list[str] | None = None):
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+    def __init__(self, brain: Brain, models: list[str] | None = None, port: int = 0):
+        self.httpd = _Server(("127.0.0.1", port), _Handler)  # port 0: any free one; a given one: a server back
         self.httpd.brain = brain
         self.httpd.models = models if models is not None else ["fake-model"]
         self.httpd.auth_headers = []

@@ -53,7 +53,27 @@ def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
                   "flip rate: the share of scenarios whose verdict changed between trials[/]")
     if rep.realism:
         con.print(realism_table(rep))
+    if rep.has_replicas:
+        con.print(replica_table(rep))
+        for e in rep.entries:
+            for x in e.replicas:
+                for why in x["flags"]:
+                    con.print(f"[red]flagged[/] {e.label} replica {x['url']}: {why}")
     return con.export_text(styles=styled)
+
+
+def replica_table(rep: Report) -> Table:
+    """Per replica of a run over several endpoints: attempts, rates, speed, and whether it is flagged (the
+    reasons follow the table)."""
+    t = Table(title="replicas (flagged: answers differently from the other replicas beyond noise)")
+    for col in ("brain", "replica", "attempts", "re-run here", "clean", "decode tok/s", "flagged"):
+        t.add_column(col, justify="right" if col in ("attempts", "re-run here") else "left",
+                     overflow="fold", min_width=26 if col == "replica" else None)
+    for e in rep.entries:
+        for x in e.replicas:
+            t.add_row(e.label, x["url"] + (" [yellow](dead)[/]" if x["dead"] else ""), str(x["attempts"]),
+                      str(x["reran_here"]), pct(x["clean"]), speed(x["decode"]), "[red]yes[/]" if x["flags"] else "–")
+    return t
 
 
 def noise_table(entries: list[Entry]) -> Table:
