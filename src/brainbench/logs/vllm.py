@@ -17,8 +17,11 @@ Line formats handled (format strings from vLLM's source):
 * capacity at start-up: `GPU KV cache size: %s tokens`, `# GPU blocks: %d, # CPU blocks: %d`,
   `Maximum concurrency for %s tokens per request: %.2fx`.
 
-Speed: candidate lines are found with `bytes.find` on a literal over big regions of an mmap (or of
-decompressed gzip), and only candidates are parsed; big inputs are split across processes.
+Speed: the input is read in big regions (an mmap, or decompressed gzip) and mined 1 MB block at a time.
+In a block whose stats and access lines all have vLLM's usual layout, one line-anchored regex (FAST_RE)
+returns every stats and access line's fields in one `findall`; other blocks are cut at the stats literal
+and only those pieces are parsed. Everything after the regex runs over whole columns (map, zip, Counter)
+rather than line by line, and big inputs are split across processes.
 """
 
 from __future__ import annotations
@@ -238,17 +241,27 @@ def _series_of(buf, lo: int, pos: int) -> int:
 
 
 class _Tallies:
-    """(bucket key, logged value) -> count tables of one task, filled a region at a time in C."""
+    """(Running, logged value) -> count tables of one (label, series) group of a task, filled a block at a
+    time in C; `_fold` turns them into one `Acc` per bucket."""
 
     __slots__ = ("counts", "gen", "prompt", "kv", "hit")
 
     def __init__(self) -> None:
         self.counts: Counter = Counter()
-        """(key, waiting, preemptions, completions) -> windows: n and the sums of the three."""
+        """(running, waiting, preemptions, completions) -> windows: n and the sums of the three."""
         self.gen: Counter = Counter()
         self.prompt: Counter = Counter()
         self.kv: Counter = Counter()
         self.hit: Counter = Counter()
+
+    def add(self, running, waiting, preempt, comp, gen, prompt, kv, hit) -> None:
+        self.counts.update(zip(running, waiting, preempt, comp))
+        self.gen.update(zip(running, gen))
+        self.prompt.update(zip(running, prompt))
+        if any(kv):
+            self.kv.update(zip(running, kv))
+        if any(hit):
+            self.hit.update(zip(running, hit))
 
 
 def scan_task(task: Task, opts: Options) -> Partial:
@@ -266,13 +279,15 @@ def scan_task(task: Task, opts: Options) -> Partial:
         if collect:
             gc.enable()
     p.tail_pending = st.pending
+    for (label, sid), running in st.key_order:
+        p.buckets[label, sid, running] = Acc()
     _fold(st.tallies, p.buckets)
     return p
 
 
 class _ScanState:
     __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window",
-                 "series_cache", "tallies")
+                 "series_cache", "tallies", "key_order")
 
     def __init__(self, opts: Options):
         self.opts = opts
@@ -284,7 +299,10 @@ class _ScanState:
         self.win = opts.windows
         self.seen_window = False
         self.series_cache: dict[bytes, int] = {}
-        self.tallies = _Tallies()
+        self.tallies: dict[tuple, _Tallies] = {}
+        """(label, series) -> its tables."""
+        self.key_order: dict[tuple, None] = {}
+        """((label, series), running) of a task that had several groups, in the order first seen."""
         e = opts.engine
         self.want = None if e == "all" else (AGG if e == "agg" else int(e))
 
@@ -466,13 +484,12 @@ def _tally(p: Partial, st: _ScanState, idx: list[int], cum_at: list[int], total:
     p.no_timestamp += times.count(None)
     prompt, gen, running, waiting, preempt, kv, hit = cols
     labels = list(map(st.win.label_at, times)) if st.win is not None else None
-    keys = list(zip(labels if labels is not None else repeat(None), series, running))
     if not st.seen_window:
         st.seen_window = True
         if labels is not None and labels[0] is None:
             p.head_reset = True
         else:
-            p.first_key = keys[0]
+            p.first_key = (labels[0] if labels is not None else None, series[0], running[0])
     at = list(map(cum_at.__getitem__, idx))
     comp = list(map(sub, at, chain((0,), at)))  # 2xx access lines since the previous window
     comp[0] += st.pending
@@ -481,17 +498,20 @@ def _tally(p: Partial, st: _ScanState, idx: list[int], cum_at: list[int], total:
         ok = list(map(is_not, labels, repeat(None)))
         if not all(ok):
             p.unlabelled += len(ok) - sum(ok)
-            keys, series, times, comp, prompt, gen, waiting, preempt, kv, hit = (
-                list(compress(x, ok)) for x in (keys, series, times, comp, prompt, gen, waiting, preempt, kv, hit))
-    p.stats_lines += len(keys)
-    t = st.tallies
-    t.counts.update(zip(keys, waiting, preempt, comp))
-    t.gen.update(zip(keys, gen))
-    t.prompt.update(zip(keys, prompt))
-    if any(kv):
-        t.kv.update(zip(keys, kv))
-    if any(hit):
-        t.hit.update(zip(keys, hit))
+            labels, series, times, comp, prompt, gen, running, waiting, preempt, kv, hit = (
+                list(compress(x, ok)) for x in
+                (labels, series, times, comp, prompt, gen, running, waiting, preempt, kv, hit))
+    p.stats_lines += len(series)
+    cols = (running, waiting, preempt, comp, gen, prompt, kv, hit)
+    groups = list(zip(labels, series)) if labels is not None else None
+    if groups is None and series.count(series[0]) == len(series):
+        _group(st, (None, series[0])).add(*cols)
+    else:
+        groups = groups or list(zip(repeat(None), series))
+        st.key_order.update(dict.fromkeys(zip(groups, running)))  # buckets are made in the order they came
+        for g in dict.fromkeys(groups):
+            mask = list(map(eq, groups, repeat(g)))
+            _group(st, g).add(*(list(compress(c, mask)) for c in cols))
     _track_time(p, st, series, times)
 
 
@@ -584,36 +604,41 @@ def _track_time(p: Partial, st: _ScanState, series: list[int], times: list) -> N
         s.last = ta[-1]
 
 
-def _fold(t: _Tallies, buckets: dict) -> None:
-    """Turn the task's (key, value) tables into one `Acc` per bucket."""
-    def acc(key: tuple) -> Acc:
-        a = buckets.get(key)
-        if a is None:
-            a = buckets[key] = Acc()
-        return a
+def _group(st: _ScanState, g: tuple) -> _Tallies:
+    t = st.tallies.get(g)
+    if t is None:
+        t = st.tallies[g] = _Tallies()
+    return t
 
-    for (key, waiting, preempt, comp), c in t.counts.items():
-        a = acc(key)
-        a.n += c
-        a.completions += comp * c
-        if waiting != b"0":
-            a.waiting += int(waiting) * c
-        if preempt:  # None or b"": not logged
-            a.preemptions += int(preempt) * c
-    for (key, v), c in t.gen.items():
-        buckets[key].gen[v] += c
-    for (key, v), c in t.prompt.items():
-        buckets[key].prompt[v] += c
-    for (key, v), c in t.kv.items():
-        if v:
-            a = buckets[key]
-            a.kv_sum += float(v) * c
-            a.kv_n += c
-    for (key, v), c in t.hit.items():
-        if v:
-            a = buckets[key]
-            a.hit_sum += float(v) * c
-            a.hit_n += c
+
+def _fold(groups: dict, buckets: dict) -> None:
+    """Turn the task's (running, value) tables into one `Acc` per bucket (label, series, running)."""
+    for (label, sid), t in groups.items():
+        accs: dict = {}
+        for (running, waiting, preempt, comp), c in t.counts.items():
+            a = accs.get(running)
+            if a is None:
+                a = accs[running] = buckets.setdefault((label, sid, running), Acc())
+            a.n += c
+            a.completions += comp * c
+            if waiting != b"0":
+                a.waiting += int(waiting) * c
+            if preempt:  # None or b"": not logged
+                a.preemptions += int(preempt) * c
+        for (running, v), c in t.gen.items():
+            accs[running].gen[v] = c
+        for (running, v), c in t.prompt.items():
+            accs[running].prompt[v] = c
+        for (running, v), c in t.kv.items():
+            if v:
+                a = accs[running]
+                a.kv_sum += float(v) * c
+                a.kv_n += c
+        for (running, v), c in t.hit.items():
+            if v:
+                a = accs[running]
+                a.hit_sum += float(v) * c
+                a.hit_n += c
 
 
 def _capacity(buf, start: int, end: int, p: Partial) -> None:
