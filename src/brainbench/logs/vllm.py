@@ -315,12 +315,13 @@ FAST_RE = re.compile(
     rb"\n(?:\([^()\n:\-]{1,64}\) |)(?:"
     rb"INFO (\d\d-\d\d \d\d:\d\d:\d\d) \[[^\]\n]{1,80}\] (?:Engine (\d{1,12}): |(\d{1,12}) Engines Aggregated: |)"
     + STATS_LIT + rb"(?:" + _BODY + rb"|)"
-    rb'|INFO: +[^"\n]{0,200}' + ACCESS_LIT + rb"(?:" + _ACCESS_TAIL + rb"|))"
+    rb"|INFO: +[^ ]{1,64} - " + ACCESS_LIT + rb"(?:" + _ACCESS_TAIL + rb"|))"
 )
 """The common layouts in one pass: a stats line that starts `[(tag) ]INFO MM-DD HH:MM:SS [file:line] [engine]`
 (groups: timestamp, engine, aggregated, then the 7 value groups, empty when the line is cut) or a uvicorn
-access line (last group: its status, empty when it is not a completion). The tag cannot hold a timestamp
-(no ':' or '-'), so the captured one is the line's first, as the general path reads it."""
+access line `INFO:     host:port - "POST /v1/...` (last group: its status, empty when it is not a
+completion). The tag cannot hold a timestamp (no ':' or '-'), so the captured one is the line's first, as
+the general path reads it. Single-character exclusions (`[^ ]`) keep sre on its fast counting loop."""
 BLOCK_BYTES = 1 << 20
 """Blocks are mined with FAST_RE where every stats and access literal in them is one of its lines."""
 _groups: Any = re.Match.groups
