@@ -14,8 +14,18 @@ Two generated shapes (both from brainbench.logs.synth, i.e. vLLM's own line form
 * dense:  the worst case for the miner: no request logging, so nearly every line is a stats or an
           access line (about 350 bytes of log per stats window) and parsing, not scanning, dominates.
 
-The page cache is warmed first and each tool's best of `--repeat` runs is reported. grep counts the lines
-that contain the stats literal; the miner's windows + cut lines must equal that count.
+The page cache is warmed first; `grep -c` and the miner run one after the other `--repeat` times and the
+medians are printed, with the miner's time as a multiple of grep's (the number that a busy machine changes
+least). grep counts the lines that contain the stats literal; the miner's windows + cut lines must equal it.
+
+Measured 2026-12-06 06:00 UTC on the 2-vCPU development machine, load average 5.2 -> 7.3 (shared with
+other sessions' servers), Python 3.11.7, `python bench/logs_throughput.py --dir /tmp/bbl/bench --reuse`:
+
+    agent  1026.8 MB  grep -c 0.84 s   brainbench logs vllm 14.6 s =  71 MB/s  17x grep's time  (115 MB per CPU-s)
+    dense   256.8 MB  grep -c 0.27 s   brainbench logs vllm 19.7 s =  13 MB/s  72x grep's time  ( 23 MB per CPU-s)
+
+The code before the dense fast path (2be2f38), same files, minutes later (load 5.7 -> 6.3): dense 34.0 s =
+8 MB/s, 128x grep's time. docs/results/logs.md has the table and what it means.
 """
 
 from __future__ import annotations
