@@ -213,9 +213,11 @@ class Options:
 
 # -- the scanner -----------------------------------------------------------------------------------------
 #
-# Per region, the work is done in whole-column steps (finditer, map, zip, compress, Counter) so the per-line
-# cost stays in C: one regex pass finds every stats line (and the cut ones), the line heads give timestamp
-# and engine, and the values are tallied as (bucket, value) -> count pairs that `_fold` turns into `Acc`s.
+# A region is mined 1 MB block at a time: by FAST_RE (one findall gives every stats and access line's fields)
+# where every literal in the block is on a line of the usual layout, else by the general path (the block cut
+# at the stats literal). After that the work is whole-column steps (map, zip, compress, Counter), so the
+# per-line cost stays in C, and the values are tallied as (Running, value) -> count tables per (label,
+# series) that `_fold` turns into one `Acc` per bucket.
 
 
 def _series_of(buf, lo: int, pos: int) -> int:
