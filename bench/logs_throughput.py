@@ -18,14 +18,14 @@ The page cache is warmed first; `grep -c` and the miner run one after the other 
 medians are printed, with the miner's time as a multiple of grep's (the number that a busy machine changes
 least). grep counts the lines that contain the stats literal; the miner's windows + cut lines must equal it.
 
-Measured 2026-12-06 06:00 UTC on the 2-vCPU development machine, load average 5.2 -> 7.3 (shared with
-other sessions' servers), Python 3.11.7, `python bench/logs_throughput.py --dir /tmp/bbl/bench --reuse`:
+Measured 2026-12-06 06:10 UTC on the 2-vCPU development machine, load average 2.5 -> 2.7 (a vLLM worker of
+another session on one CPU), Python 3.11.7, `python bench/logs_throughput.py --dir /tmp/bbl/bench --reuse`:
 
-    agent  1026.8 MB  grep -c 0.84 s   brainbench logs vllm 14.6 s =  71 MB/s  17x grep's time  (115 MB per CPU-s)
-    dense   256.8 MB  grep -c 0.27 s   brainbench logs vllm 19.7 s =  13 MB/s  72x grep's time  ( 23 MB per CPU-s)
+    agent  1026.8 MB  grep -c 0.52 s   brainbench logs vllm  8.4 s = 122 MB/s  16x grep's time  (115 MB per CPU-s)
+    dense   256.8 MB  grep -c 0.14 s   brainbench logs vllm 11.5 s =  22 MB/s  82x grep's time  ( 22 MB per CPU-s)
 
-The code before the dense fast path (2be2f38), same files, minutes later (load 5.7 -> 6.3): dense 34.0 s =
-8 MB/s, 128x grep's time. docs/results/logs.md has the table and what it means.
+The code before the dense fast path (2be2f38), same files, right after (load 2.7 -> 3.1): agent 10.5 s =
+98 MB/s (20x), dense 18.3 s = 14 MB/s (132x). docs/results/logs.md has the tables and what they mean.
 """
 
 from __future__ import annotations
