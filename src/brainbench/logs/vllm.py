@@ -17,21 +17,25 @@ Line formats handled (format strings from vLLM's source):
 * capacity at start-up: `GPU KV cache size: %s tokens`, `# GPU blocks: %d, # CPU blocks: %d`,
   `Maximum concurrency for %s tokens per request: %.2fx`.
 
-Speed: candidate lines are found with `bytes.find` on a literal over big regions of an mmap (or of
-decompressed gzip), and only candidates are parsed; big inputs are split across processes.
+Speed: the input is read in big regions (an mmap, or decompressed gzip) and mined 1 MB block at a time.
+In a block whose stats and access lines all have vLLM's usual layout, one line-anchored regex (FAST_RE)
+returns every stats and access line's fields in one `findall`; other blocks are cut at the stats literal
+and only those pieces are parsed. Everything after the regex runs over whole columns (map, zip, Counter)
+rather than line by line, and big inputs are split across processes.
 """
 
 from __future__ import annotations
 
-import bisect
+import gc
 import multiprocessing as mp
 import os
 import re
 import time
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import methodcaller, not_
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, eq, is_not, itemgetter, lt, methodcaller, mul, sub
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +56,15 @@ from .windows import WindowSet
 # -- patterns ------------------------------------------------------------------------------------------
 
 STATS_LIT = b"Avg prompt throughput: "
-_NUM = rb"(\d{1,15}(?:\.\d{1,12})?)"
-"""Numbers are bounded in length: a 400-digit value is a corrupt line (counted), not an OverflowError."""
+_NUM = rb"(\d{1,15}(?:\.\d{1,12}|))"
+"""Numbers are bounded in length: a 400-digit value is a corrupt line (counted), not an OverflowError.
+Optional parts are written `(?:X|)`, not `(?:X)?`: the same match, without sre's slower general repeat."""
 _INT = rb"(\d{1,12})"
 STATS_RE = re.compile(
     rb"Avg prompt throughput: " + _NUM + rb" tokens/s, Avg generation throughput: " + _NUM + rb" tokens/s, "
-    rb"Running: " + _INT + rb" reqs,(?: Swapped: \d+ reqs,)? (?:Waiting|Pending): " + _INT + rb" reqs"
-    rb"(?:, Deferred: \d+ reqs)?(?:, Preemptions: " + _INT + rb")?"
-    rb"(?:,? GPU KV cache usage: " + _NUM + rb"%)?(?:, Prefix cache hit rate: " + _NUM + rb"%)?"
+    rb"Running: " + _INT + rb" reqs,(?: Swapped: \d+ reqs,|) (?:Waiting|Pending): " + _INT + rb" reqs"
+    rb"(?:, Deferred: \d+ reqs|)(?:, Preemptions: " + _INT + rb"|)"
+    rb"(?:,? GPU KV cache usage: " + _NUM + rb"%|)(?:, Prefix cache hit rate: " + _NUM + rb"%|)"
 )
 ACCESS_LIT = b'"POST /v1/'
 ACCESS_RE = re.compile(
@@ -110,8 +115,8 @@ class Acc:
 
     def merge(self, o: Acc) -> None:
         self.n += o.n
-        self.gen.update(o.gen)
-        self.prompt.update(o.prompt)
+        add_counts(self.gen, o.gen)
+        add_counts(self.prompt, o.prompt)
         self.completions += o.completions
         self.waiting += o.waiting
         self.preemptions += o.preemptions
@@ -207,6 +212,12 @@ class Options:
 
 
 # -- the scanner -----------------------------------------------------------------------------------------
+#
+# A region is mined 1 MB block at a time: by FAST_RE (one findall gives every stats and access line's fields)
+# where every literal in the block is on a line of the usual layout, else by the general path (the block cut
+# at the stats literal). After that the work is whole-column steps (map, zip, compress, Counter), so the
+# per-line cost stays in C, and the values are tallied as (Running, value) -> count tables per (label,
+# series) that `_fold` turns into one `Acc` per bucket.
 
 
 def _series_of(buf, lo: int, pos: int) -> int:
@@ -231,180 +242,414 @@ def _series_of(buf, lo: int, pos: int) -> int:
         return 0
 
 
+class _Tallies:
+    """(Running, logged value) -> count tables of one (label, series) group of a task, filled a block at a
+    time in C; `_fold` turns them into one `Acc` per bucket."""
+
+    __slots__ = ("counts", "gen", "prompt", "kv", "hit")
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        """(running, waiting, preemptions, completions) -> windows: n and the sums of the three."""
+        self.gen: Counter = Counter()
+        self.prompt: Counter = Counter()
+        self.kv: Counter = Counter()
+        self.hit: Counter = Counter()
+
+    def add(self, running, waiting, preempt, comp, gen, prompt, kv, hit) -> None:
+        self.counts.update(zip(running, waiting, preempt, comp))
+        self.gen.update(zip(running, gen))
+        self.prompt.update(zip(running, prompt))
+        if any(kv):
+            self.kv.update(zip(running, kv))
+        if any(hit):
+            self.hit.update(zip(running, hit))
+
+
 def scan_task(task: Task, opts: Options) -> Partial:
     p = Partial(index=task.index, path=task.path)
     st = _ScanState(opts)
+    collect = gc.isenabled()
+    gc.disable()  # the scan makes millions of small tuples and no cycles: no collector passes over them
     try:
         for region in iter_regions(task):
             p.bytes += region.end - region.start
             _scan_region(region.buf, region.start, region.end, p, st)
     except TruncatedInput as e:
         p.truncated = str(e)
+    finally:
+        if collect:
+            gc.enable()
     p.tail_pending = st.pending
+    for (label, sid), running in st.key_order:
+        p.buckets[label, sid, running] = Acc()
+    _fold(st.tallies, p.buckets)
     return p
 
 
 class _ScanState:
-    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window", "ts_back",
-                 "series_cache")
+    __slots__ = ("opts", "pending", "minute_cache", "year_off", "prev_t", "want", "win", "seen_window",
+                 "series_cache", "tallies", "key_order")
 
     def __init__(self, opts: Options):
         self.opts = opts
         self.pending = 0
+        """2xx access lines not yet given to a window (they go to the next counted one)."""
         self.minute_cache: dict[bytes, float | None] = {}
         self.year_off = 0.0
         self.prev_t: float | None = None
         self.win = opts.windows
         self.seen_window = False
-        self.ts_back = 0
         self.series_cache: dict[bytes, int] = {}
+        self.tallies: dict[tuple, _Tallies] = {}
+        """(label, series) -> its tables."""
+        self.key_order: dict[tuple, None] = {}
+        """((label, series), running) of a task that had several groups, in the order first seen."""
         e = opts.engine
         self.want = None if e == "all" else (AGG if e == "agg" else int(e))
 
 
+_BODY = STATS_RE.pattern[len(STATS_LIT):]
+_BODY_RE = re.compile(_BODY)
+"""A stats line after its literal; no match: a cut or corrupt line."""
+_ACCESS_TAIL = ACCESS_RE.pattern[len(ACCESS_LIT):]
+FAST_RE = re.compile(
+    rb"\n(?:\([^()\n:\-]{1,64}\) |)(?:"
+    rb"INFO (\d\d-\d\d \d\d:\d\d:\d\d) \[[^\]\n]{1,80}\] (?:Engine (\d{1,12}): |(\d{1,12}) Engines Aggregated: |)"
+    + STATS_LIT + rb"(?:" + _BODY + rb"|)"
+    rb"|INFO: +[^ ]{1,64} - " + ACCESS_LIT + rb"(?:" + _ACCESS_TAIL + rb"|))"
+)
+"""The common layouts in one pass: a stats line that starts `[(tag) ]INFO MM-DD HH:MM:SS [file:line] [engine]`
+(groups: timestamp, engine, aggregated, then the 7 value groups, empty when the line is cut) or a uvicorn
+access line `INFO:     host:port - "POST /v1/...` (last group: its status, empty when it is not a
+completion). The tag cannot hold a timestamp (no ':' or '-'), so the captured one is the line's first, as
+the general path reads it. Single-character exclusions (`[^ ]`) keep sre on its fast counting loop."""
+BLOCK_BYTES = 1 << 20
+"""Blocks are mined with FAST_RE where every stats and access literal in them is one of its lines."""
+_groups: Any = re.Match.groups
+_group0 = itemgetter(0)
+_last = itemgetter(-1)
+_last12 = itemgetter(slice(-12, None))
+_minute = itemgetter(slice(0, 11))
+_second = itemgetter(slice(12, 14))
+_SECS = {b"%02d" % i: i for i in range(100)}
+_YEAR_BACK = 15552000
+"""A step back in time of more than 180 days means the log crossed New Year."""
+
+
 def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
-    find = buf.find
-    rfind = buf.rfind
+    """Mine the region a block at a time; each block starts with the newline before its first line."""
+    a = start
+    while a < end:
+        b = min(end, a + BLOCK_BYTES)
+        if b < end:
+            nl = buf.find(b"\n", b, end)
+            b = end if nl < 0 else nl + 1
+        block = buf[a - 1:b] if a > start or (a > 0 and buf[a - 1:a] == b"\n") else b"\n" + buf[a:b]
+        if block.find(SPEC_LIT) >= 0 or not _fast_block(block, p, st):
+            _general_block(block, p, st)
+        a = b
+    _capacity(buf, start, end, p)
 
-    # 1. access lines: positions of 2xx completions, in order (C-level: finditer, map, compress)
-    ams = list(ACCESS_RE.finditer(buf, start, end))
-    if ams:
-        codes = list(map(_group1, ams))
-        ok = list(map(bytes.startswith, codes, repeat(b"2")))
-        apos = list(compress(map(_start, ams), ok))
-        if len(apos) != len(codes):
-            p.http_status.update(c.decode() for c in compress(codes, map(not_, ok)))
+
+def _fast_block(block: bytes, p: Partial, st: _ScanState) -> bool:
+    """FAST_RE over the block; False (nothing counted) when some literal is on a line of another layout."""
+    entries = FAST_RE.findall(block)
+    if not entries:
+        return block.find(STATS_LIT) < 0 and block.find(ACCESS_LIT) < 0
+    ts = list(map(_group0, entries))
+    code = list(map(_last, entries))
+    stats = list(compress(entries, ts))
+    if len(stats) != block.count(STATS_LIT) or len(entries) - len(stats) != block.count(ACCESS_LIT):
+        return False
+    cum_at, total = _access_counts(code, ts, p)
+    if not stats:
+        st.pending += total
+        return True
+    cols: list[Sequence] = list(zip(*stats))
+    prompt = cols[3]
+    idx = list(range(len(stats)))
+    cut = prompt.count(b"")
+    if cut:
+        p.corrupt_lines += cut
+        idx = list(compress(idx, prompt))
+        cols = [list(compress(c, prompt)) for c in cols]
+        if not idx:
+            st.pending += total
+            return True
+    stamp, eng, agg = cols[0], cols[1], cols[2]
+    if agg.count(b"") == len(agg) and eng.count(eng[0]) == len(eng):
+        series = [int(eng[0]) if eng[0] else 0] * len(eng)
     else:
-        apos = []
-    p.completions += len(apos)
+        series = [AGG if g else (int(e) if e else 0) for e, g in zip(eng, agg)]
+    keep = _wanted(series, p, st)
+    if keep is not None:
+        if not any(keep):
+            st.pending += total
+            return True
+        idx, series = list(compress(idx, keep)), list(compress(series, keep))
+        cols = [list(compress(c, keep)) for c in cols]
+        stamp = cols[0]
+    _tally(p, st, idx, cum_at, total, series, _stamp_seconds(stamp, st.minute_cache), cols[3:10])
+    return True
 
-    # 2. stats lines
-    smatch = STATS_RE.match
-    tsearch = TS_RE.search
-    buckets = p.buckets
-    series_times = p.series
-    mcache = st.minute_cache
-    win = st.win
-    want = st.want
-    bisect_left = bisect.bisect_left
-    ts_back = st.ts_back  # distance from the timestamp to the message in the previous line (same layout)
-    scache = st.series_cache
-    spec = p.spec
-    spec_from = start  # speculative-decoding lines follow their stats line (same vLLM log() call)
-    ai = 0
-    na = len(apos)
-    pos = find(STATS_LIT, start, end)
-    while pos >= 0:
-        if spec_from >= 0:
-            _spec_between(buf, spec_from, pos, spec)
-            spec_from = -1
-        m = smatch(buf, pos, end)
-        if m is None:
-            p.corrupt_lines += 1
-            pos = find(STATS_LIT, pos + 23, end)
-            continue
-        spec_from = m.end()
-        prompt, gen, running, waiting, preempt, kv, hit = m.groups()
-        # engine prefix (`Engine 001: `, `N Engines Aggregated: `, none): cached per distinct 12 bytes
-        k12 = buf[pos - 12:pos] if pos - 12 >= start else buf[start:pos]
-        series = scache.get(k12)
-        if series is None:
-            if len(scache) > 4096:  # lines with no prefix: the 12 bytes reach into the previous line
-                scache.clear()
-            series = scache[k12] = _series_of(buf, max(start, pos - 64), pos)
-        # completions since the previous stats line (any series) belong to this window
-        k = bisect_left(apos, pos, ai, na)
-        comp = k - ai
-        ai = k
-        if want is not None and series != want:
-            p.skipped_engine += 1
-            st.pending += comp
-            pos = find(STATS_LIT, m.end(), end)
-            continue
-        comp += st.pending
-        st.pending = 0
-        # timestamp: lines of one log share a layout, so try last line's offset before searching
-        t = None
-        g = buf[pos - ts_back:pos - ts_back + 14] if ts_back else b""
-        if not (len(g) == 14 and g[2] == 45 and g[5] == 32 and g[8] == 58 and g[11] == 58
-                and find(b"\n", pos - ts_back, pos) < 0):
-            ls = rfind(b"\n", start, pos) + 1 or start
-            tm = tsearch(buf, ls, pos)
-            if tm is not None:
-                g = tm.group(0)
-                ts_back = pos - tm.start()
-            else:
-                g = None
-        if g is not None:
-            key = g[:11]
-            base = mcache.get(key, -1.0)
-            if base == -1.0:
-                try:
-                    base = md_seconds(int(g[0:2]), int(g[3:5]), int(g[6:8]), int(g[9:11]), 0)
-                except ValueError:
-                    base = None
-                mcache[key] = base
-            if base is not None:
-                try:
-                    t = base + int(g[12:14])
-                except ValueError:
-                    t = None
-        if t is None:
-            p.no_timestamp += 1
-        label = None
-        if win is not None:
-            label = win.label_at(t)
-            if label is None:
-                p.unlabelled += 1
-                if not st.seen_window:
-                    p.head_reset = True
-                st.seen_window = True
-                pos = find(STATS_LIT, m.end(), end)
-                continue
-        p.stats_lines += 1
-        if t is not None:
-            if st.prev_t is not None and t + st.year_off < st.prev_t - 15552000:  # 180 days back
-                st.year_off += YEAR_S  # the log crossed New Year
-            ta = t + st.year_off
-            st.prev_t = ta
-            s = series_times.get(series)
+
+def _access_counts(code, ts, p: Partial) -> tuple[list[int], int]:
+    """From the entries' status column (empty for stats lines): 2xx access lines seen before each stats
+    line, and in all; other statuses are counted by code."""
+    seen = Counter(code)
+    total = 0
+    for c, n in seen.items():
+        if c.startswith(b"2"):
+            total += n
+        elif c:
+            p.http_status[c.decode()] += n
+    p.completions += total
+    if not total:
+        return [0] * (len(ts) - ts.count(b"")), 0
+    cum = accumulate(map(bytes.startswith, code, repeat(b"2")))
+    return list(compress(cum, ts)), total
+
+
+def _wanted(series: list[int], p: Partial, st: _ScanState) -> list[bool] | None:
+    """With --engine: which windows are of that engine (None: all are). The others are counted as
+    skipped and their completions go to the next wanted window."""
+    if st.want is None:
+        return None
+    keep = list(map(eq, series, repeat(st.want)))
+    kept = sum(keep)
+    if kept == len(keep):
+        return None
+    p.skipped_engine += len(keep) - kept
+    return keep
+
+
+def _general_block(data: bytes, p: Partial, st: _ScanState) -> None:
+    """Any layout: the block is cut at every stats literal. Piece k ends with the head of stats line k
+    (timestamp, engine) and piece k+1 starts with its values, followed by the lines up to the next stats
+    line (access lines of the next window, speculative-decoding lines)."""
+    pieces = data.split(STATS_LIT)
+    done = _access_pieces(pieces, p)
+    ms = list(map(_BODY_RE.match, islice(pieces, 1, None)))
+    if data.find(SPEC_LIT) >= 0:
+        _spec_lines(pieces, ms, p.spec)
+    cut = ms.count(None)
+    p.corrupt_lines += cut
+    total = sum(done)
+    if cut == len(ms):
+        st.pending += total
+        return
+    cum_at = list(accumulate(islice(done, len(ms))))
+    idx = [k for k, m in enumerate(ms) if m is not None] if cut else list(range(len(ms)))
+    heads = list(map(pieces.__getitem__, idx))
+    series = _series(data, pieces, idx, heads, st)
+    keep = _wanted(series, p, st)
+    if keep is not None:
+        if not any(keep):
+            st.pending += total
+            return
+        idx, heads, series = list(compress(idx, keep)), list(compress(heads, keep)), list(compress(series, keep))
+    times = _times(data, pieces, idx, heads, st)
+    cols = list(zip(*map(_groups, map(ms.__getitem__, idx))))
+    _tally(p, st, idx, cum_at, total, series, times, cols)
+
+
+def _access_pieces(pieces: list[bytes], p: Partial) -> list[int]:
+    """2xx completion access lines per piece (other statuses are counted by code)."""
+    codes = list(map(ACCESS_RE.findall, pieces))
+    seen = Counter(chain.from_iterable(codes))
+    ok = [c for c in seen if c.startswith(b"2")]
+    for c in seen:
+        if not c.startswith(b"2"):
+            p.http_status[c.decode()] += seen[c]
+    if not ok:
+        return [0] * len(pieces)
+    p.completions += sum(map(seen.__getitem__, ok))
+    done = list(map(methodcaller("count", ok[0]), codes))
+    for c in ok[1:]:
+        done = list(map(add, done, map(methodcaller("count", c), codes)))
+    return done
+
+
+def _spec_lines(pieces: list[bytes], ms: list, acc: SpecAcc) -> None:
+    """Speculative-decoding lines follow their stats line (same vLLM log() call): look from each stats
+    line to the next stats literal, and before the block's first one."""
+    _spec_between(pieces[0], 0, len(pieces[0]), acc)
+    for piece, m in zip(islice(pieces, 1, None), ms):
+        if m is not None:
+            _spec_between(piece, m.end(), len(piece), acc)
+
+
+def _tally(p: Partial, st: _ScanState, idx: list[int], cum_at: list[int], total: int, series: list[int],
+           times: list, cols: Sequence) -> None:
+    """Count the windows (stats lines `idx` of the block, in order) into the task's tables. `cum_at[k]`:
+    2xx access lines before stats line k; `cols`: prompt, gen, running, waiting, preemptions, kv, hit."""
+    p.no_timestamp += times.count(None)
+    prompt, gen, running, waiting, preempt, kv, hit = cols
+    labels = list(map(st.win.label_at, times)) if st.win is not None else None
+    if not st.seen_window:
+        st.seen_window = True
+        if labels is not None and labels[0] is None:
+            p.head_reset = True
+        else:
+            p.first_key = (labels[0] if labels is not None else None, series[0], running[0])
+    at = list(map(cum_at.__getitem__, idx))
+    comp = list(map(sub, at, chain((0,), at)))  # 2xx access lines since the previous window
+    comp[0] += st.pending
+    st.pending = total - at[-1]
+    if labels is not None:  # windows outside every labelled range are dropped, with their completions
+        ok = list(map(is_not, labels, repeat(None)))
+        if not all(ok):
+            p.unlabelled += len(ok) - sum(ok)
+            labels, series, times, comp, prompt, gen, running, waiting, preempt, kv, hit = (
+                list(compress(x, ok)) for x in
+                (labels, series, times, comp, prompt, gen, running, waiting, preempt, kv, hit))
+    p.stats_lines += len(series)
+    cols = (running, waiting, preempt, comp, gen, prompt, kv, hit)
+    groups = list(zip(labels, series)) if labels is not None else None
+    if groups is None and series.count(series[0]) == len(series):
+        _group(st, (None, series[0])).add(*cols)
+    else:
+        groups = groups or list(zip(repeat(None), series))
+        st.key_order.update(dict.fromkeys(zip(groups, running)))  # buckets are made in the order they came
+        for g in dict.fromkeys(groups):
+            mask = list(map(eq, groups, repeat(g)))
+            _group(st, g).add(*(list(compress(c, mask)) for c in cols))
+    _track_time(p, st, series, times)
+
+
+def _literal_pos(pieces: list[bytes], k: int) -> int:
+    """Offset of stats literal k in the block (for the rare lines that need the text before their piece)."""
+    return sum(map(len, islice(pieces, 0, k + 1))) + k * len(STATS_LIT)
+
+
+def _series(data: bytes, pieces: list[bytes], idx: list[int], heads: list[bytes], st: _ScanState) -> list[int]:
+    """Series id of each window, cached by the 12 bytes before the literal (`Engine 001: `)."""
+    k12 = list(map(_last12, heads))
+    short = [j for j, h in enumerate(heads) if len(h) < 12 and idx[j]] if min(map(len, heads)) < 12 else []
+    for j in short:  # two stats literals close together: the 12 bytes reach back over the previous one
+        pos = _literal_pos(pieces, idx[j])
+        k12[j] = data[max(0, pos - 12):pos]
+    cache = st.series_cache
+    out: list = list(map(cache.get, k12))
+    if None in out:
+        for j in [j for j, s in enumerate(out) if s is None]:
+            s = cache.get(k12[j])
             if s is None:
-                s = series_times[series] = SeriesTime(first=ta)
-            elif s.last is not None:
-                s.deltas[int(ta - s.last + 0.5)] += 1
-            s.last = ta
-        bkey = (label, series, running)
-        acc = buckets.get(bkey)
-        if acc is None:
-            acc = buckets[bkey] = Acc()
-        if not st.seen_window:
-            st.seen_window = True
-            p.first_key = bkey
-        acc.n += 1
-        acc.gen[gen] += 1
-        acc.prompt[prompt] += 1
-        if comp:
-            acc.completions += comp
-        if waiting != b"0":
-            acc.waiting += int(waiting)
-        if preempt is not None:
-            acc.preemptions += int(preempt)
-        if kv is not None:
-            acc.kv_sum += float(kv)
-            acc.kv_n += 1
-        if hit is not None:
-            acc.hit_sum += float(hit)
-            acc.hit_n += 1
-        pos = find(STATS_LIT, m.end(), end)
-    if spec_from >= 0:
-        _spec_between(buf, spec_from, end, spec)
-    st.pending += na - ai
-    st.ts_back = ts_back
+                if len(cache) > 4096:  # lines with no prefix: the 12 bytes reach into the previous line
+                    cache.clear()
+                pos = _literal_pos(pieces, idx[j])
+                s = cache[k12[j]] = _series_of(data, max(0, pos - 64), pos)
+            out[j] = s
+    return out
 
-    # 4. capacity lines (start-up only)
+
+def _times(data: bytes, pieces: list[bytes], idx: list[int], heads: list[bytes], st: _ScanState) -> list:
+    """Year-less seconds of each window: the first `MM-DD HH:MM:SS` on its line before the message."""
+    nls = list(map(bytes.rfind, heads, repeat(b"\n")))
+    found: list = list(map(TS_RE.search, heads, map(add, nls, repeat(1))))
+    if -1 in nls:  # no newline before the literal in its piece: the line began before the previous literal
+        for j in [j for j, nl in enumerate(nls) if nl < 0 and idx[j]]:
+            pos = _literal_pos(pieces, idx[j])
+            found[j] = TS_RE.search(data, data.rfind(b"\n", 0, pos) + 1, pos)
+    if None in found:
+        return [_seconds(m[0], st.minute_cache) if m is not None else None for m in found]
+    return _stamp_seconds(list(map(_group0, found)), st.minute_cache)
+
+
+def _stamp_seconds(stamps: Sequence[bytes], cache: dict) -> list:
+    """`MM-DD HH:MM:SS` -> year-less seconds (None for a date that does not exist), minutes cached."""
+    minutes = list(map(_minute, stamps))
+    for k in set(minutes).difference(cache):
+        cache[k] = md_seconds(int(k[0:2]), int(k[3:5]), int(k[6:8]), int(k[9:11]), 0)
+    bases = list(map(cache.__getitem__, minutes))
+    secs = map(_SECS.__getitem__, map(_second, stamps))
+    if None in bases:
+        return [b + s if b is not None else None for b, s in zip(bases, secs)]
+    return list(map(add, bases, secs))
+
+
+def _seconds(g: bytes, cache: dict) -> int | None:
+    base = cache.get(g[:11], -1)
+    if base == -1:
+        base = cache[g[:11]] = md_seconds(int(g[0:2]), int(g[3:5]), int(g[6:8]), int(g[9:11]), 0)
+    return None if base is None else base + _SECS[g[12:14]]
+
+
+def _track_time(p: Partial, st: _ScanState, series: list[int], times: list) -> None:
+    """First and last time and the gaps between consecutive windows, per series (in log order)."""
+    if None in times:
+        keep = list(map(is_not, times, repeat(None)))
+        series, times = list(compress(series, keep)), list(compress(times, keep))
+    if not times:
+        return
+    prev = st.prev_t
+    if (prev is not None and times[0] + st.year_off < prev - _YEAR_BACK) or any(
+            map(lt, islice(times, 1, None), map(sub, times, repeat(_YEAR_BACK)))):
+        adj = []
+        for t in times:
+            if prev is not None and t + st.year_off < prev - _YEAR_BACK:
+                st.year_off += YEAR_S  # the log crossed New Year
+            prev = t + st.year_off
+            adj.append(prev)
+    else:
+        adj = list(map(add, times, repeat(st.year_off)))
+    st.prev_t = adj[-1]
+    ids = set(series)
+    for sid in ids:
+        ta = adj if len(ids) == 1 else list(compress(adj, map(eq, series, repeat(sid))))
+        s = p.series.get(sid)
+        if s is None:
+            s = p.series[sid] = SeriesTime(first=ta[0])
+        elif s.last is not None:
+            s.deltas[int(ta[0] - s.last + 0.5)] += 1
+        s.deltas.update(map(int, map(add, map(sub, islice(ta, 1, None), ta), repeat(0.5))))
+        s.last = ta[-1]
+
+
+def _group(st: _ScanState, g: tuple) -> _Tallies:
+    t = st.tallies.get(g)
+    if t is None:
+        t = st.tallies[g] = _Tallies()
+    return t
+
+
+def _fold(groups: dict, buckets: dict) -> None:
+    """Turn the task's (running, value) tables into one `Acc` per bucket (label, series, running)."""
+    for (label, sid), t in groups.items():
+        accs: dict = {}
+        for (running, waiting, preempt, comp), c in t.counts.items():
+            a = accs.get(running)
+            if a is None:
+                a = accs[running] = buckets.setdefault((label, sid, running), Acc())
+            a.n += c
+            a.completions += comp * c
+            if waiting != b"0":
+                a.waiting += int(waiting) * c
+            if preempt:  # None or b"": not logged
+                a.preemptions += int(preempt) * c
+        for (running, v), c in t.gen.items():
+            accs[running].gen[v] = c
+        for (running, v), c in t.prompt.items():
+            accs[running].prompt[v] = c
+        for (running, v), c in t.kv.items():
+            if v:
+                a = accs[running]
+                a.kv_sum += float(v) * c
+                a.kv_n += c
+        for (running, v), c in t.hit.items():
+            if v:
+                a = accs[running]
+                a.hit_sum += float(v) * c
+                a.hit_n += c
+
+
+def _capacity(buf, start: int, end: int, p: Partial) -> None:
+    """`Maximum concurrency for ...` lines (start-up only), with the KV size and block lines before them."""
+    find = buf.find
     pos = find(CAP_LIT, start, end)
     while pos >= 0:
-        ls = rfind(b"\n", start, pos) + 1 or start
+        ls = buf.rfind(b"\n", start, pos) + 1 or start
         le = find(b"\n", pos, end)
         le = end if le < 0 else le
         m = CAP_RE.search(buf, ls, le)
@@ -413,8 +658,7 @@ def _scan_region(buf, start: int, end: int, p: Partial, st: _ScanState) -> None:
                 "max_model_len": int(m.group(1).replace(b",", b"")),
                 "max_concurrency": float(m.group(2)),
             }
-            back = max(start, ls - 4096)
-            ctx = buf[back:le]
+            ctx = buf[max(start, ls - 4096):le]
             kvs = list(KVSIZE_RE.finditer(ctx))
             if kvs:
                 rec["kv_cache_tokens"] = int(kvs[-1].group(2).replace(b",", b""))
@@ -581,22 +825,31 @@ def detect_interval(deltas: Counter) -> float:
 
 
 def _fmean(c: Counter, skip_zero: bool = False) -> tuple[float | None, int]:
-    n = 0
-    s = 0.0
-    for k, v in c.items():
-        x = float(k)
-        if skip_zero and x == 0.0:
-            continue
-        n += v
-        s += x * v
-    return (s / n if n else None), n
+    keys = list(map(float, c.keys()))
+    counts = list(c.values())
+    if skip_zero:
+        nonzero = list(map(bool, keys))
+        keys, counts = list(compress(keys, nonzero)), list(compress(counts, nonzero))
+    n = sum(counts)
+    return (sum(map(mul, keys, counts)) / n if n else None), n
 
 
 def _floatc(c: Counter) -> Counter:
-    out: Counter = Counter()
-    for k, v in c.items():
-        out[float(k)] += v
+    """The table keyed by float (the logged strings)."""
+    out = Counter(dict(zip(map(float, c.keys()), c.values())))
+    if len(out) < len(c):  # two spellings of one number ("1.0", "1.00"): add them up
+        out = Counter()
+        for k, v in c.items():
+            out[float(k)] += v
     return out
+
+
+def add_counts(dst: Counter, src: Counter) -> None:
+    """dst += src for value -> count tables, in C (Counter.update loops in Python over a mapping)."""
+    if not dst:
+        dst.update(src)
+    else:
+        _count_elements(dst, chain.from_iterable(map(repeat, src.keys(), src.values())))
 
 
 def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[str, Any]:
@@ -641,9 +894,11 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
 
     watts = opts.windows.watts if opts.windows else {}
     label_order = {lab: i for i, lab in enumerate(opts.windows.labels)} if opts.windows else {}
+    fgen = {k: _floatc(a.gen) for k, a in merged.items()}
+    fprompt = {k: _floatc(a.prompt) for k, a in merged.items()}
     rows = []
     for (label, running), a in sorted(merged.items(), key=lambda kv: (label_order.get(kv[0][0], 0), kv[0][1])):
-        g = counter_stats(_floatc(a.gen))
+        g = counter_stats(fgen[label, running])
         sus, _ = _fmean(a.prompt)
         act, act_n = _fmean(a.prompt, skip_zero=True)
         row: dict[str, Any] = {}
@@ -684,8 +939,8 @@ def report(m: Merged, opts: Options, seconds: float, files: list[Path]) -> dict[
         for (lab, running), a in merged.items():
             if lab != label or running < lo or (hi is not None and running > hi):
                 continue
-            gen.update(_floatc(a.gen))
-            prompt.update(_floatc(a.prompt))
+            add_counts(gen, fgen[lab, running])
+            add_counts(prompt, fprompt[lab, running])
             n += a.n
             comp += a.completions
         if n == 0:
