@@ -27,7 +27,7 @@ import httpx
 from ..client import Endpoint
 from ..core.errors import BrainbenchError
 from .base import ServerConfig, ServerKind, get_kind
-from .record import ServerRecord, mask_env, strip_flags
+from .record import ServerRecord, mask_env
 
 _LIVE: set[RunningServer] = set()
 """Servers started and not yet stopped (stop_all() ends them all, e.g. from a SIGTERM handler)."""
@@ -147,7 +147,7 @@ class RunningServer:
     def record(self, profile_id: str | None = None) -> ServerRecord:
         """The server's configuration as it affects results (the one recorded shape)."""
         c = self.cfg
-        words = strip_flags(self.command(port=1), self.kind.record_strip)
+        words = self.kind.record_words(c, self.command(port=1))
         return ServerRecord(
             kind=c.kind, model=self.model, program=Path(words[0]).name if words else None, args=words[1:],
             env=mask_env(c.env), api=c.wire_api, chat_template_file=c.chat_template_file, profile_id=profile_id,
