@@ -80,6 +80,16 @@ def harness_verdict(sep: Any) -> str:
     return separable_text(sep).replace("A better", "minimal better").replace("B better", "agent better")
 
 
+def engine_verdict(sep: Any, a: str, b: str) -> str:
+    """An engine-gap verdict (A = the first engine) in the engines' names."""
+    return separable_text(sep).replace("A better", f"{a} better").replace("B better", f"{b} better")
+
+
+def ms(v: Any) -> str:
+    """Milliseconds, or – when not measured."""
+    return "–" if v is None else f"{v:.0f} ms"
+
+
 def per100(v: Any) -> str:
     """Occurrences per 100 calls with its interval: `12.5 [8.1–18.0]`."""
     if not v or v.get("value") is None:
@@ -131,7 +141,7 @@ def jinja_env() -> Environment:
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
                        gap=pct_gap, mdd=mdd, sep=separable_text,
-                       hv=harness_verdict, per100=per100)
+                       hv=harness_verdict, per100=per100, ev=engine_verdict, ms=ms)
     from ..scoring.metrics import CONVENTION
 
     env.globals["convention"] = CONVENTION
