@@ -29,7 +29,6 @@ SERVER_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HU
               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 """The embedded server's environment: CPU platform, a 2 GiB KV cache, and no network (no hub, no usage stats)."""
 MAX_MODEL_LEN = 4096
-TOOL_CALL_PARSER = "hermes"
 
 Progress = Callable[[str, int, int], None]
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import field_validator, model_serializer, model_validator
 
 from .base import ServerConfig, ServerKind, register
+
+TOOL_CALL_PARSER = "hermes"
+"""The embedded engine's parser: brain-small is a Qwen2.5, whose chat template asks for `<tool_call>` tags."""
 
 
 class HubModelConfig(ServerConfig):
@@ -29,9 +32,18 @@ class VllmConfig(HubModelConfig):
 
     brain: str | None = None
     """An embedded brain served by brainbench's own vLLM (set up on first use: `brainbench setup --engine vllm`)."""
-    tool_call_parser: str | None = "hermes"
+    tool_call_parser: str | None = TOOL_CALL_PARSER
     """With `brain:`: --enable-auto-tool-choice --tool-call-parser this; null starts it without (vLLM then refuses
     `tools`: the trap brainbench's hint names)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """The default parser is left out of the dump (profile identities hash it), so profiles written before
+        the field keep their identity and stored matrices resume."""
+        data = handler(self)
+        if data.get("tool_call_parser") == TOOL_CALL_PARSER:
+            data.pop("tool_call_parser")
+        return data
 
     @field_validator("brain")
     @classmethod
