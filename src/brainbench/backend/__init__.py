@@ -136,7 +136,7 @@ def embedded_vllm(brain: str, log_path: Path, extra_args: list[str] | None = Non
     from ..servers.vllm import VllmConfig
 
     cfg = VllmConfig(kind="vllm", brain=brain, args=list(extra_args or []), tool_call_parser=tool_call_parser,
-                     ready_timeout_s=900.0)
+                     ready_timeout_s=1800.0)
     srv = RunningServer(cfg, log_path, brain)
     try:
         srv.start()
