@@ -26,7 +26,7 @@ def require_vllm() -> None:
 
     if installed() and converted(BRAIN, verify=False):
         return
-    why = "the embedded vLLM is not set up: run `brainbench setup --engine vllm` (once, ~5 minutes)"
+    why = "the embedded vLLM is not set up: run `brainbench setup --engine vllm` (once: minutes of downloads and a conversion)"
     if os.environ.get("BRAINBENCH_REQUIRE_VLLM"):
         pytest.fail(f"{why}; BRAINBENCH_REQUIRE_VLLM is set, so this fails instead of skipping")
     pytest.skip(f"{why}; or leave these out with -m 'not vllm'")

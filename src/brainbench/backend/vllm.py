@@ -29,6 +29,11 @@ SERVER_ENV = {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HU
               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 """The embedded server's environment: CPU platform, a 2 GiB KV cache, and no network (no hub, no usage stats)."""
 MAX_MODEL_LEN = 4096
+MAX_BATCHED_TOKENS = 512
+"""Tokens per engine step. vLLM's CPU default (2048) sizes the start-up profiling run, a bf16 forward pass over
+that many tokens: on a CPU without bf16 instructions (AVX2 only, as here) and 2 busy cores it alone took over
+10 minutes. Longer prompts are prefilled in chunks of this size; decode is unaffected. A profile's `args`
+(appended after) can set another."""
 
 Progress = Callable[[str, int, int], None]
 

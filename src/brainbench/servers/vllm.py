@@ -61,7 +61,7 @@ def _embedded_command(cfg: VllmConfig, model: str) -> list[str]:
     tools = ["--enable-auto-tool-choice", "--tool-call-parser", cfg.tool_call_parser] if cfg.tool_call_parser else []
     return [str(engine.vllm_exe()), "serve", "{model_path}", "--served-model-name", model or cfg.brain or "",
             "--host", "{host}", "--port", "{port}", "--max-model-len", str(engine.MAX_MODEL_LEN), *tools,
-            "--dtype", "bfloat16"]
+            "--dtype", "bfloat16", "--max-num-batched-tokens", str(engine.MAX_BATCHED_TOKENS)]
 
 
 @register
