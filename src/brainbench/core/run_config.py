@@ -21,6 +21,8 @@ class BackendOptions(BaseModel):
 
     brain: str | None = None
     """Embedded brain name (e.g. brain-small); None with an endpoint."""
+    engine: Literal["llama", "vllm"] = "llama"
+    """The embedded engine serving the brain: llama (llama-server, the GGUF) or vllm (bf16 from the same GGUF)."""
     endpoint: str | None = None
     """OpenAI-compatible base URL, e.g. http://host:8000/v1."""
     replicas: list[str] = Field(default_factory=list)

@@ -174,6 +174,7 @@ def soak_cmd(
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=2)] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Bound in seconds (default 1800).")] = None,
     restart: Annotated[str | None, typer.Option("--restart", help="never or on_crash.")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Embedded engine for --brain: llama (llama-server) or vllm (brainbench's own vLLM).")] = "llama",
     out_dir: Annotated[Path | None, typer.Option("--out", "-o")] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -182,6 +183,8 @@ def soak_cmd(
     from ..profiles.schema import Profile, SoakLeg, profile_from_data
     from .engine import ProfileRun
 
+    if (profile or endpoint) and engine != "llama":
+        raise BrainbenchError("--engine picks the embedded engine for --brain; a profile or endpoint names its own server")
     if profile:
         base = load_profile(profile)
     elif endpoint:
@@ -190,8 +193,14 @@ def soak_cmd(
         base = profile_from_data({"name": model.replace("/", "-").replace(":", "-"),
                                   "server": {"kind": "endpoint", "base_url": endpoint, "model": model, "pid": pid}}, "--endpoint")
     else:
+        from ..backend import check_engine
+        from ..cli import prepare_engine
+
         b = brain or "brain-small"
-        base = profile_from_data({"name": b, "server": {"kind": "llama-server", "brain": b}}, "--brain")
+        check_engine(engine, None)
+        prepare_engine(b, engine)
+        kind, name = ("vllm", f"{b}-vllm") if engine == "vllm" else ("llama-server", b)
+        base = profile_from_data({"name": name, "server": {"kind": kind, "brain": b}}, "--brain")
     leg = next((lg for lg in base.legs if isinstance(lg, SoakLeg)), SoakLeg(type="soak"))
     over = {k: v for k, v in {"sessions": sessions, "turns": turns, "concurrency": concurrency, "max_tokens": max_tokens,
                               "duration_s": duration, "restart": restart}.items() if v is not None}

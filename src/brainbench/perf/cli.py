@@ -51,7 +51,8 @@ def speed_cmd(
     model_gb: Annotated[float | None, typer.Option("--model-gb", help="Weight bytes read per token (GB) for the roofline (default: the GGUF size).")] = None,
     active_fraction: Annotated[float, typer.Option("--active-fraction", help="Active share of the weights per token (MoE), for the roofline.")] = 1.0,
     threads: Annotated[int | None, typer.Option("--threads", help="llama-server threads for an embedded brain.")] = None,
-    server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra llama-server flag for an embedded brain (repeatable).")] = [],
+    server_arg: Annotated[list[str], typer.Option("--server-arg", help="Extra server flag for an embedded brain (repeatable).")] = [],
+    engine: Annotated[str, typer.Option("--engine", help="Embedded engine: llama (llama-server, the GGUF) or vllm (brainbench's own vLLM, bf16 from the same GGUF).")] = "llama",
     client: Annotated[str, typer.Option("--client", help="Timed calls through 'raw' (lean, stamps each read; OpenAI API) or 'httpx' (ChatClient).")] = "raw",
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request before it counts as an error.")] = 600.0,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to store into (default runs/<time>-speed-<model>); may already hold a discipline run.")] = None,
@@ -78,8 +79,13 @@ def speed_cmd(
     bad = [x for x in chosen if x not in LEGS]
     if bad or not chosen:
         raise BrainbenchError(f"--legs takes {', '.join(LEGS)} (got {legs!r})")
+    from ..backend import check_engine
+    from ..cli import prepare_engine
+
+    check_engine(engine, endpoint)
     spec = BackendSpec(endpoint=endpoint, model=model, api=api, api_key_env=api_key_env) if endpoint else \
-        BackendSpec(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()], threads=threads)
+        BackendSpec(brain=brain or "brain-small", server_args=[a for s in server_arg for a in s.split()], threads=threads,
+                    engine=engine)
     opt = SpeedOptions(
         legs=chosen, gen_tokens=gen_tokens, prompt_tokens=prompt_tokens, warmup=warmup, decode_runs=runs,
         cv_max=cv_max, max_runs=max_runs, prefill_lengths=int_list(prefill_lengths, "--prefill-lengths"),
@@ -91,7 +97,9 @@ def speed_cmd(
                              model_gb=model_gb, active_fraction=active_fraction, timeout=timeout, client=client)
     if client not in ("raw", "httpx"):
         raise BrainbenchError(f"--client must be raw or httpx, not {client!r}")
-    if spec.brain:
+    if spec.brain and engine == "vllm":
+        prepare_engine(spec.brain, engine)
+    elif spec.brain:
         from ..backend import ensure_brain
 
         ensure_brain(spec.brain)

@@ -47,7 +47,7 @@ class SpeedSettings:
 def embedded_server_args(spec: BackendSpec, opt: SpeedOptions) -> BackendSpec:
     """Give the embedded server enough context for the legs, in one KV pool its slots share (unless the
     user set -c or the KV layout); open_backend gives it one slot per request in flight."""
-    if not spec.brain:
+    if not spec.brain or spec.engine != "llama":  # vLLM sizes its own KV cache (VLLM_CPU_KVCACHE_SPACE)
         return spec
     args = list(spec.server_args)
     if not any(a in ("-c", "--ctx-size", "-kvu", "--kv-unified", "-no-kvu", "--no-kv-unified") for a in args):
@@ -128,10 +128,22 @@ def _bandwidth(settings: SpeedSettings, meter: EnergyMeter, local_cpu: bool) -> 
     return None, "unknown"
 
 
+def _weights_bytes(spec: BackendSpec) -> int | None:
+    """Bytes of the weights the embedded engine reads per token: the GGUF, or vLLM's bf16 safetensors."""
+    from ..backend import MODELS
+
+    if not spec.brain or spec.brain not in MODELS:
+        return None
+    if spec.engine == "vllm":
+        from ..backend.vllm import weights_dir
+
+        return sum(p.stat().st_size for p in weights_dir(spec.brain).glob("*.safetensors")) or None
+    return MODELS[spec.brain].size
+
+
 def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: SpeedSettings | None = None,
               log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Start (or reach) the backend, run the legs, store every leg in `run_dir`; returns the report."""
-    from ..backend import MODELS
     from ..store import RunStore
 
     settings = settings or SpeedSettings()
@@ -153,8 +165,7 @@ def run_speed(spec: BackendSpec, opt: SpeedOptions, run_dir: Path, settings: Spe
         bw, bw_source = _bandwidth(settings, meter, local_cpu=bool(spec.brain) and not meter.available)  # before NVML shuts
         meter.close()
     decode_median = (report.get("decode") or {}).get("decode_tps", {}).get("median")
-    model_bytes = settings.model_gb * 1e9 if settings.model_gb else \
-        (MODELS[spec.brain].size if spec.brain and spec.brain in MODELS else None)
+    model_bytes = settings.model_gb * 1e9 if settings.model_gb else _weights_bytes(spec)
     roof = roofline(model_bytes, bw, decode_median, active_fraction=settings.active_fraction,
                     bandwidth_source=bw_source)
     out = {

@@ -688,6 +688,75 @@ def realism_gap(entries: list[Entry]) -> list[dict[str, Any]]:
     return out
 
 
+def _engine_side(s: dict[str, Any]) -> dict[str, Any]:
+    """One engine's rates on one pack (or ALL): pass split into strict (every call in `tool_calls`) and
+    recovered (passed only because calls written as text were recovered), errors and text calls per 100 calls."""
+    from ..scoring.metrics import rate
+
+    p, st = s["pass"], s.get("strict_pass") or s["pass"]
+    return {"attempts": s["attempts"], "scenarios": s["scenarios"], "pass": p, "clean": s["clean"], "strict_pass": st,
+            "recovered_pass": rate(max(0, p["k"] - st["k"]), p["n"]),
+            "errors_per_100": _per_100(s["error_rate"]), "in_text_per_100": _per_100(s["in_text_rate"])}
+
+
+def _speed_points(e: Entry) -> dict[int, dict[str, Any]]:
+    """Per-request decode tok/s, aggregate tok/s, TTFT and ITL by concurrency: c=1 from the decode leg, the
+    levels above from the sweep."""
+    out: dict[int, dict[str, Any]] = {}
+    dec = (e.speed_legs or {}).get("decode") or {}
+    if dec.get("tps_median") is not None:
+        out[1] = {"decode_tps": dec["tps_median"], "aggregate_tps": dec["tps_median"],
+                  "ttft_ms": dec.get("ttft_ms_median"), "itl_ms": dec.get("itl_ms_median")}
+    for c in e.curves[:1]:
+        for p in c["points"]:
+            out.setdefault(p["concurrency"], {"decode_tps": p.get("gen_tps_per_request"),
+                                              "aggregate_tps": p.get("gen_tps_aggregate"),
+                                              "ttft_ms": p.get("ttft_ms_median"), "itl_ms": p.get("itl_ms_median")})
+    return out
+
+
+def _engine(e: Entry) -> str:
+    return str((e.provenance.get("server") or {}).get("kind") or "?")
+
+
+def engine_gap(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Per embedded brain served by more than one engine (the same brain in the server record, different kinds):
+    engine A (llama-server when present) against each other, per pack and overall, the clean rate judged by
+    the compare verdict (A the baseline), and speed by concurrency side by side."""
+    from ..scoring.metrics import separable
+
+    by_brain: defaultdict[str, dict[str, Entry]] = defaultdict(dict)
+    for e in entries:
+        brain = (e.provenance.get("server") or {}).get("brain")
+        if brain:
+            by_brain[brain].setdefault(_engine(e), e)
+    out = []
+    for brain, engines in by_brain.items():
+        if len(engines) < 2:
+            continue
+        a = engines.pop("llama-server", None) or engines.pop(next(iter(engines)))
+        for b in engines.values():
+            packs = []
+            if not (a.speed_only or b.speed_only):
+                for p in sorted(set(a.summary["packs"]) & set(b.summary["packs"])) + ["ALL"]:
+                    sa, sb = (a.summary["overall"], b.summary["overall"]) if p == "ALL" else \
+                        (a.summary["packs"][p], b.summary["packs"][p])
+                    x, y = _engine_side(sa), _engine_side(sb)
+                    packs.append({"pack": p, "a": x, "b": y,
+                                  "delta": {k: (y[k]["rate"] - x[k]["rate"]) if y[k]["rate"] is not None
+                                            and x[k]["rate"] is not None else None
+                                            for k in ("pass", "clean", "strict_pass", "recovered_pass")},
+                                  "verdict": separable(x["clean"], y["clean"], max(x["scenarios"], y["scenarios"]))})
+            sp_a, sp_b = _speed_points(a), _speed_points(b)
+            speed = [{"concurrency": c, "a": sp_a.get(c), "b": sp_b.get(c)} for c in sorted(set(sp_a) | set(sp_b))]
+            out.append({"brain": brain, "packs": packs, "speed": speed,
+                        **{k: {"label": x.label, "run": x.run_name, "engine": _engine(x),
+                               "weights": (x.provenance.get("server") or {}).get("model_file") or "GGUF",
+                               "size_bytes": x.size_bytes, "version": (x.provenance.get("server") or {}).get("version")}
+                           for k, x in (("a", a), ("b", b))}})
+    return out
+
+
 def _match_baseline(e: Entry, base: list[Entry]) -> Entry | None:
     same = [b for b in base if b.model == e.model]
     if same:
@@ -798,6 +867,7 @@ def build_report(run_dirs: list[Path], baseline: Path | None = None, *, at_concu
         failure_classes=[c for c, _ in sorted(classes.items(), key=lambda kv: -kv[1])],
         at_concurrency=at_concurrency, loose_logs=loose_logs, realism=realism_gap(entries + base_entries),
         left_out=left_out,
+        engines=engine_gap(entries),
     )
 
 

@@ -127,6 +127,10 @@ class Report(BaseModel):
     realism: list[Figure] = Field(default_factory=list)
     """Per brain given runs of both harnesses: pass, clean, errors and calls written as text per 100 calls
     under minimal and agent, with 95% intervals, the differences and the compare verdict on the clean rate."""
+    engines: list[Figure] = Field(default_factory=list)
+    """Per embedded brain served by two engines (same weights: llama-server's GGUF, vLLM's bf16 from it): per
+    pack pass, clean, strict and recovered pass, errors and text calls per 100 calls with 95% intervals, the
+    compare verdict on the clean rate, and decode/TTFT/ITL by concurrency side by side."""
 
     @property
     def has_replicas(self) -> bool:

@@ -84,6 +84,14 @@ def harness_verdict(sep: Any) -> str:
 def replica_verdict(sep: Any) -> str:
     """A replica's compare verdict against the other replicas (A = the others, B = this replica)."""
     return separable_text(sep).replace("A better", "the others better").replace("B better", "this replica better")
+def engine_verdict(sep: Any, a: str, b: str) -> str:
+    """An engine-gap verdict (A = the first engine) in the engines' names."""
+    return separable_text(sep).replace("A better", f"{a} better").replace("B better", f"{b} better")
+
+
+def ms(v: Any) -> str:
+    """Milliseconds, or – when not measured."""
+    return "–" if v is None else f"{v:.0f} ms"
 
 
 def per100(v: Any) -> str:
@@ -139,7 +147,7 @@ def jinja_env() -> Environment:
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(pct=pct, num=num, pp=pp, gb=gb, when=when, phk=phk, speed=speed, vclass=verdict_class,
                        gap=pct_gap, mdd=mdd, sep=separable_text,
-                       hv=harness_verdict, rv=replica_verdict, per100=per100)
+                       hv=harness_verdict, rv=replica_verdict, per100=per100, ev=engine_verdict, ms=ms)
     from ..scoring.metrics import CONVENTION
 
     env.globals["convention"] = CONVENTION

@@ -153,6 +153,10 @@ def speed_details(results: list[dict[str, Any]], model: str, single_model: bool)
             legs[r["name"]] = r
     if not legs:
         return None
+    if "decode" not in legs:  # a matrix speed leg holds its decode leg inside (matrix/engine.py)
+        nested = next((r for r in legs.values() if isinstance(_d(r["data"]).get("decode"), dict)), None)
+        if nested is not None:
+            legs["decode"] = {**nested, "data": nested["data"]["decode"]}
     summ = _d(legs.get("summary", {}).get("data"))
     meter = _d(summ.get("energy"))
     gpus = [{"name": g.get("name"), "index": g.get("index"), "power_limit_w": _n(g.get("power_limit_w")),

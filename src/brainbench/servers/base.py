@@ -142,6 +142,12 @@ class ServerKind:
         v = data.get("version")
         return str(v) if v else None
 
+    def record_words(self, cfg: ServerConfig, words: list[str]) -> list[str]:
+        """The command line as the record keeps it: `record_strip` flags (and their values) left out."""
+        from .record import strip_flags
+
+        return strip_flags(words, self.record_strip)
+
     def describe(self, cfg: ServerConfig) -> dict[str, Any]:
         """Fields of the server record beyond the common ones (e.g. the embedded brain and its sha256)."""
         return {}

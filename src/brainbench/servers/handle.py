@@ -27,7 +27,7 @@ import httpx
 from ..client import Endpoint
 from ..core.errors import BrainbenchError
 from .base import ServerConfig, ServerKind, get_kind
-from .record import ServerRecord, mask_env, strip_flags
+from .record import ServerRecord, mask_env
 
 _LIVE: set[RunningServer] = set()
 """Servers started and not yet stopped (stop_all() ends them all, e.g. from a SIGTERM handler)."""
@@ -147,7 +147,7 @@ class RunningServer:
     def record(self, profile_id: str | None = None) -> ServerRecord:
         """The server's configuration as it affects results (the one recorded shape)."""
         c = self.cfg
-        words = strip_flags(self.command(port=1), self.kind.record_strip)
+        words = self.kind.record_words(c, self.command(port=1))
         # {python} is this interpreter, named python, python3 or python3.11 on different machines: one name
         program = "python" if words and words[0] == sys.executable else Path(words[0]).name if words else None
         return ServerRecord(
@@ -207,21 +207,25 @@ class RunningServer:
         _LIVE.add(self)
 
     def _await_ready(self) -> None:
-        deadline = time.monotonic() + self.cfg.ready_timeout_s
+        """Poll the health URL through one client (a new one per poll costs a TLS context: on 2 cores that starved
+        a vLLM compiling for minutes), every 0.1 s at first and every 0.5 s after the first seconds."""
+        t0 = time.monotonic()
+        deadline = t0 + self.cfg.ready_timeout_s
         url = self.health_url()
         last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                _LIVE.discard(self)
-                raise ServerFailed(self._startup_death())
-            try:
-                r = httpx.get(url, timeout=2.0)
-                if r.status_code == 200:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as e:
-                last = type(e).__name__
-            time.sleep(0.1)
+        with httpx.Client(timeout=2.0) as http:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    _LIVE.discard(self)
+                    raise ServerFailed(self._startup_death())
+                try:
+                    r = http.get(url)
+                    if r.status_code == 200:
+                        return
+                    last = f"HTTP {r.status_code}"
+                except httpx.HTTPError as e:
+                    last = type(e).__name__
+                time.sleep(min(0.5, 0.1 + (time.monotonic() - t0) / 20))
         self.stop()
         raise ServerFailed(f"{self.kind.name} not healthy after {self.cfg.ready_timeout_s:.0f}s ({url}: {last}); "
                            f"log: {self.log_path}")

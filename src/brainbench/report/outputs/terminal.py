@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ...scoring.metrics import CONVENTION
 from ..model import Entry, Figure, Report
-from ..render import harness_verdict, mdd, num, pct, per100, phk, pp, separable_text, speed
+from ..render import engine_verdict, harness_verdict, mdd, ms, num, pct, per100, phk, pp, separable_text, speed
 from ..tables import ONE_TRIAL, summary_table
 from . import output
 
@@ -59,6 +59,9 @@ def render_terminal(rep: Report, width: int = 100, styled: bool = False) -> str:
             for x in e.replicas:
                 for why in x["flags"]:
                     con.print(f"[red]flagged[/] {e.label} replica {x['url']}: {why}")
+    for g in rep.engines:
+        for t in engine_tables(g):
+            con.print(t)
     return con.export_text(styles=styled)
 
 
@@ -114,6 +117,31 @@ def _levels_left_out(levels: dict[str, Any]) -> str | None:
     parts = [f"{', '.join(map(str, levels[k]))} (only {who})"
              for k, who in (("only_base", "the baseline"), ("only_cur", "this run")) if levels.get(k)]
     return f"concurrency levels left out: {'; '.join(parts)}" if parts else None
+def engine_tables(g: dict[str, Any]) -> list[Table]:
+    """The same brain on two engines: per pack pass (strict, recovered), clean, errors and text calls per 100
+    calls, the verdict; then speed by concurrency side by side."""
+    a, b = g["a"]["engine"], g["b"]["engine"]
+    t = Table(title=f"same weights, two engines: {g['brain']} on {a} ({g['a']['weights']}) and {b} ({g['b']['weights']})")
+    for col in ("pack", "engine", "attempts", "pass", "strict", "recovered", "clean", "errors / 100 calls",
+                "as text / 100 calls"):
+        t.add_column(col)
+    for row in g["packs"]:
+        for side in ("a", "b"):
+            x = row[side]
+            t.add_row(row["pack"], g[side]["engine"], str(x["attempts"]), pct(x["pass"]), pct(x["strict_pass"]),
+                      pct(x["recovered_pass"]), pct(x["clean"]), per100(x["errors_per_100"]), per100(x["in_text_per_100"]))
+        d = row["delta"]
+        t.add_row(row["pack"], "[bold]difference[/]", "", pp(d["pass"]), pp(d["strict_pass"]), pp(d["recovered_pass"]),
+                  pp(d["clean"]), engine_verdict(row["verdict"], a, b), "")
+    s = Table(title=f"{g['brain']}: speed by concurrency, {a} | {b}")
+    for col in ("concurrency", "decode tok/s", "aggregate tok/s", "TTFT", "ITL"):
+        s.add_column(col)
+    for p in g["speed"]:
+        x, y = p["a"] or {}, p["b"] or {}
+        s.add_row(str(p["concurrency"]), f"{num(x.get('decode_tps'))} | {num(y.get('decode_tps'))}",
+                  f"{num(x.get('aggregate_tps'))} | {num(y.get('aggregate_tps'))}",
+                  f"{ms(x.get('ttft_ms'))} | {ms(y.get('ttft_ms'))}", f"{ms(x.get('itl_ms'))} | {ms(y.get('itl_ms'))}")
+    return [t, s] if g["packs"] else [s]
 
 
 def compare_tables(rep: Report) -> list[Table]:
