@@ -16,7 +16,7 @@ from brainbench.envs import get_env
 from brainbench.packs import Pack, Scenario, select
 from brainbench.profiles.schema import AgenticLeg
 from brainbench.runner.harness import TOOLS_MAX, TOOLS_MIN, plan_config, wrap
-from brainbench.runner.run import RunPlan, _record, execute, prepare
+from brainbench.runner.run import RunPlan, execute, new_record, prepare
 from brainbench.scoring import attempt_rows
 from brainbench.store import RunStore
 from brainbench.testing import ByConversation, Reply
@@ -74,7 +74,7 @@ def test_a_run_without_harness_keeps_today_s_keys():
     plan = RunPlan.of(RunConfig(), packs=[Pack(name="p", scenarios=[sc])], model="fake-model", config=dict(CONFIG))
     # the config hash and key brainbench computed before --harness existed (same config, retries 1)
     assert plan.config_hash == "fa48ea940b1242ea" and plan.config == CONFIG
-    assert _record(plan, sc, 0).key == attempt_key(sc.content_hash(), "fake-model", "fa48ea940b1242ea", 0)
+    assert new_record(plan, sc, 0).key == attempt_key(sc.content_hash(), "fake-model", "fa48ea940b1242ea", 0)
     agent = RunPlan.of(RunConfig(harness="agent"), packs=plan.packs, model="fake-model", config=dict(CONFIG))
     assert agent.config == {**CONFIG, "harness": "agent"} and agent.config_hash != plan.config_hash
     assert plan_config("minimal") == {}
