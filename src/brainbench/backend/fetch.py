@@ -126,6 +126,13 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def known_brain(name: str | None) -> str | None:
+    """A profile's `brain:` check (pydantic turns the ValueError into a one-line validation error)."""
+    if name is not None and name not in MODELS:
+        raise ValueError(f"unknown brain {name!r}; embedded brains: {', '.join(MODELS)}")
+    return name
+
+
 def get_model_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise SetupError(f"unknown brain {name!r}; embedded brains: {', '.join(MODELS)}")

@@ -35,11 +35,9 @@ class LlamaServerConfig(ServerConfig):
     @field_validator("brain")
     @classmethod
     def _known_brain(cls, v: str | None) -> str | None:
-        from ..backend.fetch import MODELS
+        from ..backend.fetch import known_brain
 
-        if v is not None and v not in MODELS:
-            raise ValueError(f"unknown brain {v!r}; embedded brains: {', '.join(MODELS)}")
-        return v
+        return known_brain(v)
 
     @model_validator(mode="after")
     def _has_model(self) -> LlamaServerConfig:

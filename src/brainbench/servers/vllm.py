@@ -48,11 +48,9 @@ class VllmConfig(HubModelConfig):
     @field_validator("brain")
     @classmethod
     def _known_brain(cls, v: str | None) -> str | None:
-        from ..backend.fetch import MODELS
+        from ..backend.fetch import known_brain
 
-        if v is not None and v not in MODELS:
-            raise ValueError(f"unknown brain {v!r}; embedded brains: {', '.join(MODELS)}")
-        return v
+        return known_brain(v)
 
 
 def _embedded_command(cfg: VllmConfig, model: str) -> list[str]:
