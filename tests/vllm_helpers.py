@@ -36,8 +36,8 @@ def counters(srv) -> dict[str, float]:
     """The server's /metrics counters we compare against, summed over their labels."""
     text = httpx.get(srv.metrics_url(), timeout=10).text
     out: dict[str, float] = {}
-    for name, labels, value in prom.parse(text):
-        if name == "vllm:request_success_total" or name in ("vllm:prompt_tokens_total", "vllm:generation_tokens_total"):
+    for name, _labels, value in prom.parse(text):
+        if name in ("vllm:request_success_total", "vllm:prompt_tokens_total", "vllm:generation_tokens_total"):
             out[name] = out.get(name, 0.0) + value
     return out
 
