@@ -172,7 +172,7 @@ def convert(brain: str, step: Callable[[str], Callable[[], None]]) -> Path:
     if sha256_file(gguf) != spec.sha256:
         raise SetupError(f"{gguf}: sha256 does not match its pin; delete it and run `brainbench setup` again")
     done()
-    done = step(f"vllm: convert {brain} to bf16 safetensors (once, ~1 min)")
+    done = step(f"vllm: convert {brain} to bf16 safetensors (once, ~5 min on 2 cores)")
     weights_record(brain).unlink(missing_ok=True)
     _run([str(venv_dir() / "bin" / "python"), str(Path(__file__).with_name("gguf_to_hf.py")), str(gguf), str(out)],
          f"converting {brain}")
