@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from brainbench.tap.proxy import Tap
 from brainbench.tap.rescore import dump_rules
@@ -44,6 +45,19 @@ def running_tap(upstream: str, run_dir: Path, rules: list[str] | None = None, id
         store.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+@contextlib.contextmanager
+def raw_upstream(serve: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A hand-written upstream on a listening socket, for replies exact to the byte; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
 
 
 def sync(tap: Tap) -> None:

@@ -23,7 +23,7 @@ from brainbench.tap.rules import RulesError, load_all, parse_rules
 from brainbench.testing.fakeserver import ByConversation, FakeServer, Reply, ScriptedBrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tap_helpers import KANBAN_TOOLS, WEATHER, agent_loop, ask, running_tap, sync  # noqa: E402
+from tap_helpers import KANBAN_TOOLS, WEATHER, agent_loop, ask, raw_upstream, running_tap, sync  # noqa: E402
 
 STREAMS = [pytest.param(False, id="plain"), pytest.param(True, id="stream")]
 USER = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -461,7 +461,6 @@ def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_pat
     without the brotli module: relayed the same, and an infrastructure event says why it was not scored."""
     import importlib.util
     import socket
-    import threading
     import time as _time
 
     readable = coding != "br" or importlib.util.find_spec("brotli") is not None
@@ -504,20 +503,13 @@ def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_pat
                       b"Content-Length: %d\r\n\r\n%s" % (ctype, coding.encode(), len(data), data))
         c.close()
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    threading.Thread(target=serve, args=(sock,), daemon=True).start()
-    try:
-        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
-            body = {"model": "m", "messages": USER, "tools": [WEATHER], "stream": stream}
-            with httpx.Client(timeout=10, headers={"accept-encoding": coding}) as http, \
-                    http.stream("POST", url + "/chat/completions", json=body) as r:
-                got = b"".join(r.iter_raw())
-                assert r.headers["content-encoding"] == coding
-            sync(tap)
-    finally:
-        sock.close()
+    with raw_upstream(serve) as upstream, running_tap(upstream, tmp_path / "run") as (tap, url):
+        body = {"model": "m", "messages": USER, "tools": [WEATHER], "stream": stream}
+        with httpx.Client(timeout=10, headers={"accept-encoding": coding}) as http, \
+                http.stream("POST", url + "/chat/completions", json=body) as r:
+            got = b"".join(r.iter_raw())
+            assert r.headers["content-encoding"] == coding
+        sync(tap)
     assert accepted == [coding] and got == b"".join(sent)
     [(rec, v)] = stored(tmp_path / "run")
     if not readable:
@@ -533,8 +525,6 @@ def test_a_compressed_reply_is_relayed_untouched_and_decoded_for_scoring(tmp_pat
 def test_a_slow_agent_gets_a_big_stream_whole_while_the_tap_holds_the_server_back(tmp_path, monkeypatch):
     """Megabytes streamed faster than the agent reads: the tap stops reading the server while the agent's side is
     backed up (no unbounded buffer) and resumes; the agent gets every byte, the tap scores the whole reply."""
-    import socket
-    import threading
     import time as _time
     from asyncio import selector_events
 
@@ -556,21 +546,14 @@ def test_a_slow_agent_gets_a_big_stream_whole_while_the_tap_holds_the_server_bac
         c.recv(1)
         c.close()
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    threading.Thread(target=serve, args=(sock,), daemon=True).start()
-    try:
-        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
-            got = bytearray()
-            with httpx.Client(timeout=20) as http, http.stream(
-                    "POST", url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True}) as r:
-                for piece in r.iter_raw(65536):
-                    got += piece
-                    _time.sleep(0.002)
-            sync(tap)
-    finally:
-        sock.close()
+    with raw_upstream(serve) as upstream, running_tap(upstream, tmp_path / "run") as (tap, url):
+        got = bytearray()
+        with httpx.Client(timeout=20) as http, http.stream(
+                "POST", url + "/chat/completions", json={"model": "m", "messages": USER, "stream": True}) as r:
+            for piece in r.iter_raw(65536):
+                got += piece
+                _time.sleep(0.002)
+        sync(tap)
     assert bytes(got) == b"".join(events) and paused  # the server was held back, and nothing was lost
     [(rec, v)] = stored(tmp_path / "run")
     assert len(rec.turns[0].result.content) == 12 * 200_000 and v is not None
@@ -917,8 +900,6 @@ def test_a_continuation_sent_before_the_previous_stream_ended_is_stored_in_order
 def test_a_close_delimited_stream_is_whole_and_a_cut_chunk_is_a_reset(tmp_path, cut):
     """A reply without length or chunking ends where the server closes (HTTP/1.1): relayed whole. A chunked
     reply cut mid-chunk is a reset, for the agent and in the store."""
-    import socket
-    import threading
 
     event = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]})
     sse = f"data: {event}\n\ndata: [DONE]\n\n".encode()
@@ -933,21 +914,14 @@ def test_a_close_delimited_stream_is_whole_and_a_cut_chunk_is_a_reset(tmp_path, 
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + sse)
         c.close()
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    threading.Thread(target=serve, args=(sock,), daemon=True).start()
-    try:
-        with running_tap(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path / "run") as (tap, url):
-            body = {"model": "m", "messages": USER, "stream": True}
-            if cut:
-                with pytest.raises(httpx.HTTPError):
-                    httpx.post(url + "/chat/completions", json=body)
-            else:
-                assert httpx.post(url + "/chat/completions", json=body).content == sse
-            sync(tap)
-    finally:
-        sock.close()
+    with raw_upstream(serve) as upstream, running_tap(upstream, tmp_path / "run") as (tap, url):
+        body = {"model": "m", "messages": USER, "stream": True}
+        if cut:
+            with pytest.raises(httpx.HTTPError):
+                httpx.post(url + "/chat/completions", json=body)
+        else:
+            assert httpx.post(url + "/chat/completions", json=body).content == sse
+        sync(tap)
     [(rec, v)] = stored(tmp_path / "run")
     with RunStore(tmp_path / "run") as st:
         kinds = [e["kind"] for e in st.infra_events()]
