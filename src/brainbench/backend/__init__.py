@@ -13,6 +13,7 @@ import httpx
 
 from ..client import Endpoint, EndpointError
 from ..servers import RunningServer
+from ..servers.vllm import TOOL_CALL_PARSER
 from .build import binary, build
 from .fetch import MODELS, SetupError, assemble_model, get_model_spec
 from .server import LlamaServer
@@ -131,7 +132,7 @@ def open_backend(spec: BackendSpec, run_dir: Path, parallel: int = 1
 
 @contextlib.contextmanager
 def embedded_vllm(brain: str, log_path: Path, extra_args: list[str] | None = None,
-                  tool_call_parser: str | None = "hermes") -> Iterator[RunningServer]:
+                  tool_call_parser: str | None = TOOL_CALL_PARSER) -> Iterator[RunningServer]:
     """brainbench's own vLLM serving `brain` on 127.0.0.1 (a free port), healthy on entry, stopped on exit;
     a start-up failure is a SetupError, as for llama-server."""
     from ..servers import ServerFailed
